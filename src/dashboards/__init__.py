@@ -1,0 +1,1 @@
+"""dashboards: pages, rollback triggers, alerts, review queue, rollout control, and the CLI."""

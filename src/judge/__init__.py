@@ -1,0 +1,1 @@
+"""judge: scores shadow pairs and writes them to ClickHouse."""

@@ -1,0 +1,211 @@
+"""The mirror's sections of `shadowjudge.yaml`: providers, sidecar, capture and bus.
+
+Each package owns the settings of what it runs; `dashboards.settings.Settings` composes them into
+the one model the CLI builds at start. Models forbid unknown keys, so a typo is an error that
+names the key rather than a setting silently ignored. Secrets never appear in the file: a
+provider names the environment variable that holds its key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mirror.events import ProviderKind
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_host_port(value: str, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{key} must be HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class ProviderSettings(Section):
+    """An LLM provider endpoint.
+
+    `base_url` is the origin the API paths (`/v1/...`) are appended to, e.g.
+    `https://api.openai.com` or `https://api.anthropic.com`.
+    """
+
+    kind: ProviderKind
+    base_url: str
+    api_key_env: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def api_key(self) -> str | None:
+        """The key from the environment; read when needed, never stored in settings."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+def default_providers() -> dict[str, ProviderSettings]:
+    return {
+        "openai": ProviderSettings(
+            kind=ProviderKind.OPENAI, base_url="https://api.openai.com", api_key_env="OPENAI_API_KEY"
+        ),
+        "anthropic": ProviderSettings(
+            kind=ProviderKind.ANTHROPIC,
+            base_url="https://api.anthropic.com",
+            api_key_env="ANTHROPIC_API_KEY",
+        ),
+    }
+
+
+class SidecarSettings(Section):
+    listen: str = "127.0.0.1:8700"
+    #: Which provider serves an OpenAI-dialect and an Anthropic-dialect request when the path
+    #: does not name one (`/<provider>/v1/...` names one). Default: the provider of that kind
+    #: named like the kind, else the first of that kind.
+    upstream: dict[ProviderKind, str] = Field(default_factory=dict)
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+    #: No read timeout by default: the app's own client decides how long it waits, and when it
+    #: gives up the sidecar closes the upstream request.
+    read_timeout_s: float | None = Field(default=None, gt=0)
+    max_connections: int = Field(default=1000, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_host_port(value, "listen")
+        return value
+
+
+class RedactionRule(Section):
+    name: str
+    pattern: str
+    replacement: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @property
+    def replacement_text(self) -> str:
+        return self.replacement if self.replacement is not None else f"[REDACTED:{self.name}]"
+
+
+class CaptureSettings(Section):
+    enabled: bool = True
+    #: Request and response bodies past this many bytes are cut in the capture (never on the
+    #: live path) and the event is flagged as truncated.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    #: The publisher queue: past either bound a new event is dropped and counted.
+    queue_max_events: int = Field(default=10_000, gt=0)
+    queue_max_bytes: int = Field(default=256 << 20, gt=0)
+    redact: tuple[RedactionRule, ...] = ()
+    #: Segment labels read from request headers: label -> header name.
+    segment_headers: dict[str, str] = Field(default_factory=dict)
+    #: Segment labels read from the request body: label -> dotted path (`metadata.user_id`).
+    segment_body: dict[str, str] = Field(default_factory=dict)
+    #: Non-secret request headers kept in the event so the runner can replay the call.
+    replay_headers: tuple[str, ...] = ("anthropic-version", "anthropic-beta", "openai-beta")
+    #: Names of environment variables whose values are redacted wherever they appear.
+    secret_envs: tuple[str, ...] = ()
+
+    @field_validator("replay_headers")
+    @classmethod
+    def _no_credentials(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        lowered = tuple(h.lower() for h in value)
+        for header in lowered:
+            if header in CREDENTIAL_HEADERS:
+                raise ValueError(f"{header!r} carries credentials and cannot be kept")
+        return lowered
+
+    @field_validator("segment_headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, header in value.items():
+            if header.lower() in CREDENTIAL_HEADERS:
+                raise ValueError(f"{label}: {header!r} carries credentials")
+        return {label: header.lower() for label, header in value.items()}
+
+
+#: Headers that carry credentials: never copied into an event, a log or a page.
+CREDENTIAL_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "cookie",
+        "set-cookie",
+        "openai-organization",
+        "openai-project",
+    }
+)
+
+
+class TopicSettings(Section):
+    calls: str = "shadow.calls"
+    pairs: str = "shadow.pairs"
+    dlq: str = "shadow.dlq"
+
+
+class KafkaProducerSettings(Section):
+    acks: Literal["all", 1, 0] = "all"
+    compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
+    linger_ms: int = Field(default=5, ge=0)
+    #: Off by default: the test broker (Tansu) does not implement InitProducerId.
+    idempotence: bool = False
+    max_batch_bytes: int = Field(default=1 << 20, gt=0)
+    request_timeout_ms: int = Field(default=30_000, gt=0)
+
+
+class BusSettings(Section):
+    """`memory://` (one process) or `kafka://host:port[,host:port]`."""
+
+    url: str = "memory://"
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    partitions: int = Field(default=6, gt=0)
+    replication_factor: int = Field(default=1, gt=0)
+    producer: KafkaProducerSettings = Field(default_factory=KafkaProducerSettings)
+    #: Capacity of each in-process topic for `memory://`.
+    memory_capacity: int = Field(default=100_000, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"url": data} if isinstance(data, str) else data
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "memory":
+            return value
+        if parts.scheme != "kafka" or not parts.netloc:
+            raise ValueError(f"must be memory:// or kafka://host:port, got {value!r}")
+        for hostport in parts.netloc.split(","):
+            parse_host_port(hostport, "kafka address")
+        return value
+
+    @property
+    def is_memory(self) -> bool:
+        return self.url.startswith("memory:")
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return urlsplit(self.url).netloc
+
+
+Providers = Annotated[dict[str, ProviderSettings], Field(default_factory=default_providers)]

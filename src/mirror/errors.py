@@ -1,0 +1,29 @@
+"""The mirror's error tree. Retry loops ask an error's `retriable` flag, not its type."""
+
+from __future__ import annotations
+
+
+class MirrorError(Exception):
+    """Base of every error the mirror raises on purpose."""
+
+    retriable = False
+
+
+class ConfigError(MirrorError):
+    """The configuration is unusable; the message names the key."""
+
+
+class SerializationError(MirrorError):
+    """A message could not be parsed into (or built from) an event of the contract."""
+
+
+class BusError(MirrorError):
+    """The bus refused or could not take a message; usually passes (broker restarting)."""
+
+    retriable = True
+
+
+class BusClosedError(BusError):
+    """The bus was stopped; nothing more will be accepted."""
+
+    retriable = False

@@ -1,0 +1,242 @@
+"""The event contract between mirror, runner and judge (DESIGN.md, "Contracts").
+
+Every message on the bus is one of these pydantic models serialised as JSON. The judge imports
+this module; nothing here imports judge or dashboards. `schema_version` is bumped on any change
+a reader of an older version could misread; readers refuse versions they do not know (and any
+field they do not know) with a `SerializationError`, so such a message goes to the DLQ with
+its reason instead of being half-understood.
+
+Normalisation lives here because this is where the data first appears: the same vocabulary for
+finish reasons and errors lets the judge compare an OpenAI arm with an Anthropic arm.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import uuid_utils
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mirror.errors import SerializationError
+
+SCHEMA_VERSION: Literal[1] = 1
+
+#: Header the runner puts on its own requests; the sidecar and the in-process transport never
+#: capture a call that carries it, so shadow traffic is never mirrored again.
+SHADOW_TRAFFIC_HEADER = "x-shadowjudge-shadow"
+
+#: Request headers whose name starts with this prefix label the call's segment
+#: (`x-shadow-tenant: acme` gives `segment["tenant"] = "acme"`). They are ours: the sidecar
+#: strips them before forwarding, so the provider never sees them.
+SEGMENT_HEADER_PREFIX = "x-shadow-"
+
+
+class Api(StrEnum):
+    """The provider APIs the mirror understands."""
+
+    OPENAI_CHAT = "openai.chat_completions"
+    OPENAI_RESPONSES = "openai.responses"
+    OPENAI_EMBEDDINGS = "openai.embeddings"
+    ANTHROPIC_MESSAGES = "anthropic.messages"
+
+    @property
+    def provider_kind(self) -> ProviderKind:
+        return ProviderKind.ANTHROPIC if self is Api.ANTHROPIC_MESSAGES else ProviderKind.OPENAI
+
+
+class ProviderKind(StrEnum):
+    """The wire dialect a provider speaks."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+
+
+class FinishReason(StrEnum):
+    """Finish reasons mapped to one vocabulary across providers.
+
+    OpenAI `stop`/`length`/`tool_calls`/`content_filter`, Responses `completed`/`incomplete`,
+    Anthropic `end_turn`/`max_tokens`/`tool_use`/`stop_sequence`/`refusal`/`pause_turn`.
+    The provider's own word is kept beside it in `Output.raw_finish_reason`.
+    """
+
+    STOP = "stop"
+    LENGTH = "length"
+    TOOL_CALLS = "tool_calls"
+    CONTENT_FILTER = "content_filter"
+    ERROR = "error"
+    OTHER = "other"
+
+
+class ErrorKind(StrEnum):
+    """Why an arm produced no (complete) answer."""
+
+    HTTP = "http"  # the provider answered with a non-2xx status
+    STREAM = "stream"  # an error event inside a 200 stream (Anthropic `event: error`)
+    UNREACHABLE = "unreachable"  # no connection to the provider
+    TIMEOUT = "timeout"
+    CLIENT_DISCONNECT = "client_disconnect"  # the app went away before the answer ended
+    INCOMPLETE = "incomplete"  # the stream ended without its terminal event
+    SKIPPED = "skipped"  # the runner did not call the arm (cap, untranslatable, ...)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorInfo(_Model):
+    kind: ErrorKind
+    message: str
+    #: The provider's own error type, e.g. `rate_limit_error`, `overloaded_error`.
+    type: str | None = None
+
+
+class ToolCall(_Model):
+    id: str | None = None
+    name: str
+    #: The arguments exactly as the model produced them (a JSON string, possibly invalid).
+    arguments: str = ""
+
+
+class Usage(_Model):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    #: Input tokens served from the provider's prompt cache (OpenAI `cached_tokens`,
+    #: Anthropic `cache_read_input_tokens`).
+    cached_tokens: int | None = None
+    #: Anthropic `cache_creation_input_tokens`; priced differently from plain input.
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+class EmbeddingSummary(_Model):
+    """Embeddings are summarised, not stored: vectors from different models do not compare."""
+
+    count: int
+    dimensions: int | None = None
+    encoding: Literal["float", "base64"] = "float"
+
+
+class Output(_Model):
+    """A provider answer normalised across APIs."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason | None = None
+    raw_finish_reason: str | None = None
+    #: The text parsed as JSON when it is JSON (bare or inside one markdown fence).
+    parsed_json: Any = None
+    #: OpenAI's explicit `refusal` field, or Anthropic's `refusal` stop reason message.
+    refusal: str | None = None
+    embeddings: EmbeddingSummary | None = None
+
+
+class ArmResult(_Model):
+    """One model's answer to one request: the primary's, a candidate's or the noise arm's."""
+
+    provider: str
+    model: str | None = None
+    status_code: int | None = None
+    error: ErrorInfo | None = None
+    stream: bool = False
+    latency_ms: float
+    #: Time from sending the request to the first content-bearing stream event.
+    ttft_ms: float | None = None
+    output: Output | None = None
+    usage: Usage | None = None
+    #: The response body passed the capture cap; `output` holds what fitted.
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status_code is not None and self.status_code < 300
+
+
+class Truncation(_Model):
+    request: bool = False
+    response: bool = False
+
+
+def new_call_id() -> str:
+    """A time-ordered unique id (UUIDv7): sorts by capture time, spreads across partitions."""
+    return str(uuid_utils.uuid7())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CapturedCall(_Model):
+    """One primary call as the app made it, after redaction."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    call_id: str = Field(default_factory=new_call_id)
+    captured_at: datetime = Field(default_factory=utc_now)
+    api: Api
+    #: Labels such as route, tenant, task (from `x-shadow-*` headers and extractors).
+    segment: dict[str, str] = Field(default_factory=dict)
+    #: The request body as a JSON object, after redaction; None when it was not a JSON object
+    #: or passed the cap (then `request_text` holds what fitted, for display only).
+    request: dict[str, Any] | None = None
+    request_text: str | None = None
+    #: Non-secret request headers needed to replay the call (`anthropic-version`, betas).
+    request_headers: dict[str, str] = Field(default_factory=dict)
+    primary: ArmResult
+    truncated: Truncation = Field(default_factory=Truncation)
+
+
+class ArmKind(StrEnum):
+    CANDIDATE = "candidate"
+    NOISE = "noise"
+
+
+class Arm(_Model):
+    name: str
+    kind: ArmKind = ArmKind.CANDIDATE
+
+
+class ShadowPair(_Model):
+    """A captured call and one arm's answer to the same request."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    call: CapturedCall
+    migration: str
+    arm: Arm
+    result: ArmResult
+
+    @property
+    def key(self) -> str:
+        """The pair's identity on the bus and in the store (with the judge version)."""
+        return f"{self.call.call_id}/{self.migration}/{self.arm.name}"
+
+
+def dump_event(event: CapturedCall | ShadowPair) -> bytes:
+    """Serialise an event for the bus."""
+    return event.model_dump_json(exclude_defaults=False).encode()
+
+
+def parse_captured_call(raw: bytes) -> CapturedCall:
+    """Parse a `shadow.calls` message; raises `SerializationError` with the reason."""
+    try:
+        return CapturedCall.model_validate_json(raw)
+    except ValidationError as exc:
+        raise SerializationError(f"not a CapturedCall: {_first_error(exc)}") from exc
+
+
+def parse_shadow_pair(raw: bytes) -> ShadowPair:
+    """Parse a `shadow.pairs` message; raises `SerializationError` with the reason."""
+    try:
+        return ShadowPair.model_validate_json(raw)
+    except ValidationError as exc:
+        raise SerializationError(f"not a ShadowPair: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "<root>"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
