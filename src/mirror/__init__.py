@@ -1,1 +1,1 @@
-"""mirror: the sidecar, the in-process capture, the event contract, the bus and the shadow runner."""
+"""mirror: the sidecar, in-process capture, event contract, bus and shadow runner."""

@@ -56,7 +56,9 @@ class ProviderSettings(Section):
 def default_providers() -> dict[str, ProviderSettings]:
     return {
         "openai": ProviderSettings(
-            kind=ProviderKind.OPENAI, base_url="https://api.openai.com", api_key_env="OPENAI_API_KEY"
+            kind=ProviderKind.OPENAI,
+            base_url="https://api.openai.com",
+            api_key_env="OPENAI_API_KEY",
         ),
         "anthropic": ProviderSettings(
             kind=ProviderKind.ANTHROPIC,

@@ -27,3 +27,16 @@ class BusClosedError(BusError):
     """The bus was stopped; nothing more will be accepted."""
 
     retriable = False
+
+
+class Untranslatable(MirrorError):
+    """A request uses something the target API cannot express faithfully.
+
+    The runner skips the arm for that call and records `reason` (it names the parameter or the
+    message path, e.g. `messages[3].content[1]: input_audio ...`) instead of sending a request
+    that would differ from the one the app made.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,80 @@
+"""Prometheus metrics of the sidecar itself, served at `GET /metrics`.
+
+Each sidecar owns its registry (no process-global state), so two sidecars in one test process
+do not share counters. Every capture ends in exactly one of `captured_total` (accepted by the
+bus) or `dropped_total{reason}`; the dashboards and the tests rely on that bookkeeping.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+DROP_QUEUE_FULL = "queue_full"
+DROP_PUBLISH_ERROR = "publish_error"
+DROP_CAPTURE_ERROR = "capture_error"
+DROP_SHUTDOWN = "shutdown"
+DROP_REASONS = (DROP_QUEUE_FULL, DROP_PUBLISH_ERROR, DROP_CAPTURE_ERROR, DROP_SHUTDOWN)
+
+#: Upstream latency buckets in seconds: LLM calls run from tens of ms to minutes.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class SidecarMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "shadowjudge_sidecar_requests",
+            "Requests proxied, by API (or 'other') and upstream status class.",
+            ["api", "status"],
+            registry=self.registry,
+        )
+        self.captured = Counter(
+            "shadowjudge_sidecar_captured",
+            "Captured calls accepted by the bus.",
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "shadowjudge_sidecar_dropped",
+            "Captured calls lost, by reason; the app never sees these.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.publish_errors = Counter(
+            "shadowjudge_sidecar_publish_errors",
+            "Bus errors met by the publisher (sends and connection attempts).",
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "shadowjudge_sidecar_queue_depth",
+            "Captured calls waiting to be published.",
+            registry=self.registry,
+        )
+        self.queue_bytes = Gauge(
+            "shadowjudge_sidecar_queue_bytes",
+            "Bytes held by captured calls waiting to be published.",
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "shadowjudge_sidecar_upstream_errors",
+            "Upstream connection failures answered with a 502.",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "shadowjudge_sidecar_upstream_latency_seconds",
+            "Time from sending the request upstream to the end of its answer.",
+            ["api"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)  # present at zero from the start
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def dropped_total(self) -> float:
+        return float(sum(self.dropped.labels(r)._value.get() for r in DROP_REASONS))
