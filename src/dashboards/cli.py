@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="every role in one process (memory bus, embedded store)")
     commands.add_parser("mirror", help="the sidecar proxy alone")
     commands.add_parser("check", help="validate the settings file and print the result")
+    calibrate = commands.add_parser(
+        "calibrate", help="check a detector against labelled data (see `calibrate refusal -h`)"
+    )
+    calibrate.add_argument("detector", choices=["refusal"])
+    calibrate.add_argument("options", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -78,6 +83,10 @@ async def run_all(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "calibrate":  # works on a CSV alone: no settings needed
+        from judge.calibrate import main as calibrate_refusal
+
+        return calibrate_refusal(args.options)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -87,8 +87,8 @@ def make_output(
 
 def http_error(status: int, payload: Any, body: bytes) -> ErrorInfo:
     """The provider's error body (OpenAI or Anthropic shape) as an `ErrorInfo`."""
-    error = payload.get("error") if isinstance(payload, Mapping) else None
-    if isinstance(error, Mapping):
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
         return ErrorInfo(
             kind=ErrorKind.HTTP,
             message=str(error.get("message", ""))[:2000],
@@ -110,7 +110,7 @@ def _int(value: Any) -> int | None:
 
 def _dig(mapping: Any, *keys: str) -> Any:
     for key in keys:
-        if not isinstance(mapping, Mapping):
+        if not isinstance(mapping, dict):
             return None
         mapping = mapping.get(key)
     return mapping
@@ -136,7 +136,7 @@ def _first_int(*values: Any) -> int | None:
 
 
 def openai_usage(usage: Any) -> Usage | None:
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return None
     return Usage(
         input_tokens=_first_int(usage.get("prompt_tokens"), usage.get("input_tokens")),
@@ -154,7 +154,7 @@ def openai_usage(usage: Any) -> Usage | None:
 
 def anthropic_usage(usage: Any, base: Usage | None = None) -> Usage | None:
     """Anthropic usage; a stream's `message_delta` totals are laid over `message_start`'s."""
-    if not isinstance(usage, Mapping):
+    if not isinstance(usage, dict):
         return base
     start = base or Usage()
     return Usage(
@@ -170,7 +170,7 @@ def anthropic_usage(usage: Any, base: Usage | None = None) -> Usage | None:
 def _chat_body(payload: Mapping[str, Any]) -> dict[str, Any]:
     choices = payload.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
-    message = choice.get("message") or {} if isinstance(choice, Mapping) else {}
+    message = choice.get("message") or {} if isinstance(choice, dict) else {}
     calls = [
         ToolCall(
             id=_str_or_none(call.get("id")),
@@ -178,7 +178,7 @@ def _chat_body(payload: Mapping[str, Any]) -> dict[str, Any]:
             arguments=str(_dig(call, "function", "arguments") or ""),
         )
         for call in message.get("tool_calls") or ()
-        if isinstance(call, Mapping)
+        if isinstance(call, dict)
     ]
     content = message.get("content")
     return {
@@ -186,7 +186,7 @@ def _chat_body(payload: Mapping[str, Any]) -> dict[str, Any]:
         "output": make_output(
             content if isinstance(content, str) else "",
             calls,
-            _str_or_none(choice.get("finish_reason")) if isinstance(choice, Mapping) else None,
+            _str_or_none(choice.get("finish_reason")) if isinstance(choice, dict) else None,
             _str_or_none(message.get("refusal")),
         ),
         "usage": openai_usage(payload.get("usage")),
@@ -199,13 +199,13 @@ def responses_body(payload: Mapping[str, Any]) -> dict[str, Any]:
     refusals: list[str] = []
     calls: list[ToolCall] = []
     for item in payload.get("output") or ():
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         if item.get("type") == "message":
             for part in item.get("content") or ():
-                if isinstance(part, Mapping) and part.get("type") == "output_text":
+                if isinstance(part, dict) and part.get("type") == "output_text":
                     texts.append(str(part.get("text", "")))
-                elif isinstance(part, Mapping) and part.get("type") == "refusal":
+                elif isinstance(part, dict) and part.get("type") == "refusal":
                     refusals.append(str(part.get("refusal", "")))
         elif item.get("type") == "function_call":
             calls.append(
@@ -237,7 +237,7 @@ def responses_body(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _embeddings_body(payload: Mapping[str, Any]) -> dict[str, Any]:
-    data = [d for d in payload.get("data") or () if isinstance(d, Mapping)]
+    data = [d for d in payload.get("data") or () if isinstance(d, dict)]
     dims: int | None = None
     encoding: Literal["float", "base64"] = "float"
     if data:
@@ -262,7 +262,7 @@ def _anthropic_body(payload: Mapping[str, Any]) -> dict[str, Any]:
     texts: list[str] = []
     calls: list[ToolCall] = []
     for block in payload.get("content") or ():
-        if not isinstance(block, Mapping):
+        if not isinstance(block, dict):
             continue
         if block.get("type") == "text":
             texts.append(str(block.get("text", "")))

@@ -79,6 +79,9 @@ class SidecarSettings(Section):
     #: gives up the sidecar closes the upstream request.
     read_timeout_s: float | None = Field(default=None, gt=0)
     max_connections: int = Field(default=1000, gt=0)
+    #: How long an idle upstream connection is kept for reuse; keep it below the provider's
+    #: own idle timeout, or a request may meet a connection the provider is closing.
+    upstream_keepalive_s: float = Field(default=15.0, gt=0)
 
     @field_validator("listen")
     @classmethod
@@ -166,7 +169,9 @@ class TopicSettings(Section):
 class KafkaProducerSettings(Section):
     acks: Literal["all", 1, 0] = "all"
     compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
-    linger_ms: int = Field(default=5, ge=0)
+    #: Captures are not latency-sensitive: waiting up to 50 ms fills batches, so one produce
+    #: request (one syscall, one compression) carries many events instead of one.
+    linger_ms: int = Field(default=50, ge=0)
     #: Off by default: the test broker (Tansu) does not implement InitProducerId.
     idempotence: bool = False
     max_batch_bytes: int = Field(default=1 << 20, gt=0)

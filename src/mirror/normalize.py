@@ -11,6 +11,8 @@ latency and an error saying what was wrong), because a broken primary answer is 
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +53,8 @@ def normalize_answer(answer: Answer) -> ArmResult:
         "truncated": answer.truncated,
         "error": answer.error,
     }
-    headers = httpx2.Headers(list(answer.headers))
-    stream = headers.get("content-type", "").lower().startswith("text/event-stream")
+    content_type, encoding = _content_headers(answer.headers)
+    stream = content_type.startswith("text/event-stream")
     base["stream"] = stream
     if answer.status_code is None:
         return ArmResult(**base)
@@ -66,7 +68,7 @@ def normalize_answer(answer: Answer) -> ArmResult:
             **{**base, **merged},
             ttft_ms=None if ttft is None else round((ttft - answer.started) * 1000.0, 3),
         )
-    body = _decode_body(headers, answer.chunks)
+    body = _decode_body(encoding, answer.headers, answer.chunks)
     try:
         payload = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
@@ -83,11 +85,27 @@ def normalize_answer(answer: Answer) -> ArmResult:
     return ArmResult(**{**base, **{k: v for k, v in fields.items() if v is not None}})
 
 
-def _decode_body(headers: httpx2.Headers, chunks: Sequence[bytes]) -> bytes:
+def _content_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[str, str]:
+    content_type = encoding = ""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-type":
+            content_type = value.decode("latin-1").lower()
+        elif lowered == b"content-encoding":
+            encoding = value.decode("latin-1").lower().strip()
+    return content_type, encoding
+
+
+def _decode_body(
+    encoding: str, headers: Sequence[tuple[bytes, bytes]], chunks: Sequence[bytes]
+) -> bytes:
     raw = b"".join(chunks)
-    if not headers.get("content-encoding"):
+    if not encoding or encoding == "identity":
         return raw
     try:
-        return httpx2.Response(200, headers=headers, content=raw).content
-    except httpx2.DecodingError:  # truncated gzip: what fitted is not decodable
-        return b""
+        if encoding == "gzip":  # what providers send; the stdlib is the fast path
+            return gzip.decompress(raw)
+        # Other codings (br, zstd, deflate, chains) through httpx2's decoders.
+        return httpx2.Response(200, headers=list(headers), content=raw).content
+    except (OSError, EOFError, zlib.error, httpx2.DecodingError):
+        return b""  # truncated or corrupt: what fitted is not decodable

@@ -20,6 +20,7 @@ labels) and are not forwarded, nor is the runner's shadow-traffic marker.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from collections.abc import Mapping
@@ -64,6 +65,7 @@ _SEGMENT_PREFIX = SEGMENT_HEADER_PREFIX.encode()
 _SHADOW = SHADOW_TRAFFIC_HEADER.encode()
 _ANTHROPIC_VERSION = b"anthropic-version"
 _AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+_BIG_BODY = 1 << 20
 
 
 _CLIENT_LEFT = ErrorInfo(kind=ErrorKind.CLIENT_DISCONNECT, message="the app closed the connection")
@@ -256,7 +258,9 @@ class Sidecar:
             response = await self._session.request(
                 method,
                 URL(target, encoded=True),
-                data=body,
+                # aiohttp warns that big raw bytes block the loop while they are copied;
+                # a BytesIO view is streamed in chunks instead (same bytes, same length).
+                data=body if len(body) < _BIG_BODY else io.BytesIO(body),
                 headers=headers,
                 skip_auto_headers=_AUTO_HEADERS,
                 allow_redirects=False,

@@ -24,6 +24,8 @@ from mirror.metrics import SidecarMetrics
 from mirror.proxy import Sidecar
 from mirror.publisher import Publisher
 
+KEEP_ALIVE_S = 75
+
 
 class SupervisedServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the process supervisor."""
@@ -42,11 +44,16 @@ def make_server(app: Any, listen: str, *, graceful_timeout_s: float = 30.0) -> S
         loop="none",  # the supervisor's loop (uvloop) is already running
         http="httptools",
         lifespan="on",
+        proxy_headers=False,  # the sidecar forwards headers; it does not interpret them
         access_log=False,
         server_header=False,
         date_header=False,
         log_level="warning",
         timeout_graceful_shutdown=int(graceful_timeout_s),
+        # Longer than the idle expiry of the apps' connection pools (httpx: 5 s, the same as
+        # uvicorn's default, which races: the app reuses a connection the server is closing
+        # and sees an error it would not see from the provider, who keeps connections long).
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     return SupervisedServer(config)
 

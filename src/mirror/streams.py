@@ -13,7 +13,7 @@ A stream that ends without its terminal event is reported as `INCOMPLETE` with w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,9 +73,9 @@ def _chat(events: Any) -> StreamResult:
             done = True
             break
         chunk = _json(event)
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, dict):
             continue
-        if isinstance(chunk.get("error"), Mapping):
+        if isinstance(chunk.get("error"), dict):
             error = chunk["error"]
             result.error = ErrorInfo(
                 kind=ErrorKind.STREAM, message=str(error.get("message", "")), type=error.get("type")
@@ -85,7 +85,7 @@ def _chat(events: Any) -> StreamResult:
         if chunk.get("usage"):
             usage = openai_usage(chunk["usage"])
         for choice in chunk.get("choices") or ():
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
             piece = delta.get("content")
@@ -123,7 +123,7 @@ def _responses(events: Any) -> StreamResult:
     model: str | None = None
     for event in events:
         payload = _json(event)
-        if not isinstance(payload, Mapping):
+        if not isinstance(payload, dict):
             continue
         kind = payload.get("type", event.event)
         if kind in ("response.completed", "response.incomplete", "response.failed"):
@@ -169,7 +169,7 @@ def _anthropic(events: Any) -> StreamResult:
     done = False
     for event in events:
         payload = _json(event)
-        if not isinstance(payload, Mapping):
+        if not isinstance(payload, dict):
             continue
         kind = payload.get("type", event.event)
         if kind == "message_start":
