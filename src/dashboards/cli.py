@@ -1,8 +1,10 @@
-"""The `shadowjudge` command: every role, alone (`mirror`, ...) or together (`run`).
+"""The `shadowjudge` command: every role alone (`mirror`, `runner`, ...) or together (`run`).
 
 Settings are loaded once here and passed down. The supervisor owns the signals: SIGTERM or
-SIGINT asks every server to stop taking requests and every worker to finish what it holds,
-then everything is closed in the reverse order of the data flow's start.
+SIGINT asks every server to stop taking requests and every worker to stop fetching, finish
+what it holds, commit and return; then the shared bus is closed. With `bus: memory://`, `run`
+is one process whose roles share an in-process bus; with `kafka://`, each role has its own
+producer and consumer group, exactly as when the roles run as separate processes.
 """
 
 from __future__ import annotations
@@ -12,17 +14,25 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import uvloop
+from prometheus_client import start_http_server
 
 from dashboards.settings import Settings, load_settings
-from mirror.bus import MemoryBus
+from mirror.bus import Bus, MemoryBus, open_bus, start_with_retry
+from mirror.caller import ArmCaller
+from mirror.config import parse_host_port
 from mirror.errors import ConfigError
+from mirror.metrics import SidecarMetrics
+from mirror.pricing import PriceTable
+from mirror.runner import Runner
 from mirror.server import SupervisedServer, build_sidecar, make_server
 
 log = logging.getLogger("shadowjudge")
+
+Worker = Callable[[asyncio.Event], Awaitable[None]]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="every role in one process (memory bus, embedded store)")
     commands.add_parser("mirror", help="the sidecar proxy alone")
+    commands.add_parser("runner", help="the shadow runner alone (a consumer group member)")
     commands.add_parser("check", help="validate the settings file and print the result")
     calibrate = commands.add_parser(
         "calibrate", help="check a detector against labelled data (see `calibrate refusal -h`)"
@@ -47,38 +58,87 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def supervise(servers: Sequence[SupervisedServer]) -> None:
-    """Run servers until SIGTERM/SIGINT, then stop them together."""
+async def supervise(servers: Sequence[SupervisedServer], workers: Sequence[Worker]) -> None:
+    """Run servers and workers until SIGTERM/SIGINT, then stop them all."""
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
 
-    def stop() -> None:
+    def shutdown() -> None:
+        stop.set()
         for server in servers:
             server.should_exit = True
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
-    await asyncio.gather(*(server.serve() for server in servers))
-
-
-async def run_mirror(settings: Settings) -> None:
-    sidecar = build_sidecar(settings.sidecar, settings.providers, settings.capture, settings.bus)
-    log.info("sidecar listening on %s, bus %s", settings.sidecar.listen, settings.bus.url)
-    await supervise([make_server(sidecar, settings.sidecar.listen)])
-
-
-async def run_all(settings: Settings) -> None:
-    bus = MemoryBus(settings.bus.memory_capacity) if settings.bus.is_memory else None
-    if bus is not None:
-        await bus.start()
-    sidecar = build_sidecar(
-        settings.sidecar, settings.providers, settings.capture, settings.bus, bus=bus
-    )
-    log.info("sidecar listening on %s, bus %s", settings.sidecar.listen, settings.bus.url)
+        loop.add_signal_handler(sig, shutdown)
     try:
-        await supervise([make_server(sidecar, settings.sidecar.listen)])
+        await asyncio.gather(
+            *(server.serve() for server in servers), *(worker(stop) for worker in workers)
+        )
     finally:
-        if bus is not None:
-            await bus.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def runner_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[Runner, Worker]:
+    runner = Runner(
+        bus=bus,
+        topics=settings.bus.topics,
+        migrations=settings.migrations,
+        providers=settings.providers,
+        prices=PriceTable(settings.prices),
+        settings=settings.runner,
+        caller=ArmCaller(
+            timeout_s=settings.runner.timeout_s, max_attempts=settings.runner.max_attempts
+        ),
+    )
+
+    async def work(stop: asyncio.Event) -> None:
+        if own_bus and not await start_with_retry(bus, stop, "runner"):
+            return
+        try:
+            await runner.run(stop)
+        finally:
+            await runner.close()
+            if own_bus:
+                await bus.stop()
+
+    return runner, work
+
+
+async def run_roles(settings: Settings, roles: set[str]) -> None:
+    shared: Bus | None = None
+    if settings.bus.is_memory:
+        shared = MemoryBus(settings.bus.memory_capacity)
+        await shared.start()
+    servers: list[SupervisedServer] = []
+    workers: list[Worker] = []
+    sidecar_metrics = SidecarMetrics()
+    if "runner" in roles:
+        bus = shared or open_bus(settings.bus, client_id="shadowjudge-runner")
+        runner, work = runner_worker(settings, bus, own_bus=shared is None)
+        workers.append(work)
+        if "mirror" in roles:
+            sidecar_metrics.also.append(runner.metrics.registry)
+        elif settings.runner.metrics_listen:
+            host, port = parse_host_port(settings.runner.metrics_listen, "metrics_listen")
+            start_http_server(port, host, registry=runner.metrics.registry)
+    if "mirror" in roles:
+        sidecar = build_sidecar(
+            settings.sidecar,
+            settings.providers,
+            settings.capture,
+            settings.bus,
+            bus=shared,
+            metrics=sidecar_metrics,
+        )
+        servers.append(make_server(sidecar, settings.sidecar.listen))
+        log.info("sidecar listening on %s", settings.sidecar.listen)
+    log.info("roles %s, bus %s", ", ".join(sorted(roles)), settings.bus.url)
+    try:
+        await supervise(servers, workers)
+    finally:
+        if shared is not None:
+            await shared.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,10 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         print(settings.model_dump_json(indent=2))  # noqa: T201 - secrets are env names only
         return 0
-    if args.command == "mirror":
-        uvloop.run(run_mirror(settings))
-    elif args.command == "run":
-        uvloop.run(run_all(settings))
+    roles = {"run": {"mirror", "runner"}, "mirror": {"mirror"}, "runner": {"runner"}}
+    uvloop.run(run_roles(settings, roles[args.command]))
     return 0
 
 

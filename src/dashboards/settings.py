@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from judge.config import StoreSettings
 from mirror.config import (
@@ -24,6 +31,8 @@ from mirror.config import (
     parse_host_port,
 )
 from mirror.errors import ConfigError
+from mirror.migrations import MigrationSettings, RunnerSettings
+from mirror.pricing import Price, PriceTable
 
 DEFAULT_PATH = Path("shadowjudge.yaml")
 
@@ -49,6 +58,10 @@ class Settings(BaseModel):
     bus: BusSettings = Field(default_factory=BusSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     dashboards: DashboardSettings = Field(default_factory=DashboardSettings)
+    #: Dollars per million tokens, over the built-in list prices (`mirror.pricing`).
+    prices: dict[str, Price] = Field(default_factory=dict)
+    migrations: tuple[MigrationSettings, ...] = ()
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
     #: Hash of the file's content: recorded beside decisions so an audit knows the rules.
     config_hash: str = ""
 
@@ -63,6 +76,32 @@ class Settings(BaseModel):
                 raise ValueError(f"upstream.{kind.value}: provider {name!r} is not of that kind")
         return value
 
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        problems = []
+        names = [m.name for m in self.migrations]
+        table = PriceTable(self.prices)
+        for i, migration in enumerate(self.migrations):
+            where = f"migrations[{i}]"
+            if names.count(migration.name) > 1:
+                problems.append(f"{where}.name: duplicate migration name {migration.name!r}")
+            for j, arm in enumerate(migration.arms):
+                if arm.provider not in self.providers:
+                    problems.append(
+                        f"{where}.arms[{j}].provider: no provider named {arm.provider!r}"
+                    )
+                if migration.daily_spend_usd and table.price(arm.model) is None:
+                    problems.append(
+                        f"{where}.arms[{j}].model: no price for {arm.model!r} under a spend cap;"
+                        " add it under prices"
+                    )
+        for name in self.runner.limits:
+            if name not in self.providers:
+                problems.append(f"runner.limits.{name}: no provider named {name!r}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = []
@@ -73,7 +112,10 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"{source}: {key or '<root>'}: {message}")
+        if key:
+            lines.append(f"{source}: {key}: {message}")
+        else:  # cross-section checks name their keys themselves, one per line
+            lines.extend(f"{source}: {line}" for line in message.splitlines())
     return "\n".join(lines)
 
 

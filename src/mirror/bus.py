@@ -14,6 +14,7 @@ below the lowest committed position of its groups, and a sender waits while the 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from types import TracebackType
 from typing import Any, NamedTuple, Protocol, Self
 
 from mirror.config import BusSettings
-from mirror.errors import BusClosedError
+from mirror.errors import BusClosedError, MirrorError
+
+log = logging.getLogger(__name__)
 
 
 class TopicPartition(NamedTuple):
@@ -244,6 +247,25 @@ class MemoryConsumer(BusContext):
                 topic.committed[self._group] = max(topic.committed.get(self._group, 0), offset)
                 topic.trim()
                 topic.changed.notify_all()
+
+
+async def start_with_retry(bus: Bus, stop: asyncio.Event, what: str) -> bool:
+    """Start `bus`, retrying retriable failures with backoff; False if `stop` came first."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await bus.start()
+            return True
+        except MirrorError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("%s: bus unavailable (%s); retrying in %.1fs", what, exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 10.0)
+    return False
 
 
 def open_bus(settings: BusSettings, *, client_id: str = "shadowjudge") -> Bus:

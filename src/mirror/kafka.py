@@ -101,7 +101,7 @@ class KafkaBus(BusContext):
             )
         except KafkaError as exc:
             raise bus_error(exc, "send") from exc
-        return future
+        return _translated(future)
 
     def consumer(
         self,
@@ -112,6 +112,24 @@ class KafkaBus(BusContext):
         max_poll_interval_ms: int = 300_000,
     ) -> KafkaConsumer:
         return KafkaConsumer(self.bootstrap, list(topics), group, listener, max_poll_interval_ms)
+
+
+def _translated(delivery: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """The delivery future with aiokafka's errors translated into `BusError`."""
+    out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def settle(done: asyncio.Future[Any]) -> None:
+        if out.done():
+            return
+        if done.cancelled():
+            out.cancel()
+        elif (exc := done.exception()) is not None:
+            out.set_exception(bus_error(exc, "delivery"))
+        else:
+            out.set_result(None)
+
+    delivery.add_done_callback(settle)
+    return out
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

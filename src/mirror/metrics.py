@@ -73,8 +73,11 @@ class SidecarMetrics:
         for reason in DROP_REASONS:
             self.dropped.labels(reason)  # present at zero from the start
 
+        #: Other roles' registries served on the same endpoint (one-process `run`).
+        self.also: list[CollectorRegistry] = []
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return b"".join(generate_latest(r) for r in (self.registry, *self.also))
 
     def dropped_total(self) -> float:
         return float(sum(self.dropped.labels(r)._value.get() for r in DROP_REASONS))

@@ -90,9 +90,76 @@ def test_cli_calibrate_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str
     labels = tmp_path / "labels.csv"
     labels.write_text(
         "completion,final_label,model\n"
-        '"I\'m sorry, but I can\'t help with that.",2_full_refusal,a\n'
+        "\"I'm sorry, but I can't help with that.\",2_full_refusal,a\n"
         '"Use kill -9 with the process id.",1_full_compliance,a\n'
     )
     assert main(["calibrate", "refusal", "--labels", str(labels), "--by", "model"]) == 0
     out = capsys.readouterr().out
     assert "model=a" in out and "1.000" in out
+
+
+MIGRATION = """
+migrations:
+  - name: m1
+    match: {api: [openai.chat_completions], model: ["gpt-4o*"], segment: {route: support}}
+    sampling: {rate: 0.2, sticky: segment.user}
+    noise_rate: 0.1
+    daily_spend_usd: 5
+    arms:
+      - name: sonnet
+        provider: anthropic
+        model: claude-sonnet-4-5
+        system_prompt: {text: "Be brief.", mode: append}
+        params: {max_tokens: 512}
+runner: {limits: {anthropic: {concurrency: 4, requests_per_s: 10}}}
+prices: {my-model: {input: 1.0, output: 2.0}}
+"""
+
+
+def test_migrations_load(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MIGRATION))
+    (migration,) = settings.migrations
+    assert migration.match.segment == {"route": ("support",)}
+    assert migration.arms[0].system_prompt is not None
+    assert settings.runner.limits["anthropic"].concurrency == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("provider: anthropic", "provider: gemini"),
+            "migrations[0].arms[0].provider: no provider named 'gemini'",
+        ),
+        (
+            ("model: claude-sonnet-4-5", "model: claude-unknown"),
+            "migrations[0].arms[0].model: no price for 'claude-unknown' under a spend cap",
+        ),
+        (("name: sonnet", "name: noise"), "migrations[0].arms[0].name: Value error"),
+        (("params: {max_tokens: 512}", "params: {model: x}"), "migrations[0].arms[0].params"),
+        (("rate: 0.2", "rate: 2"), "migrations[0].sampling.rate"),
+        (("sticky: segment.user", "sticky: header.user"), "migrations[0].sampling.sticky"),
+        (
+            ("{anthropic: {concurrency", "{nobody: {concurrency"),
+            "runner.limits.nobody: no provider named",
+        ),
+    ],
+)
+def test_bad_migrations_name_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, MIGRATION.replace(*change)))
+    assert message.replace(": Value error", "") in str(caught.value)
+
+
+def test_duplicate_migrations(tmp_path: Path) -> None:
+    entry = MIGRATION.split("migrations:\n", 1)[1].split("runner:")[0]
+    text = MIGRATION.replace("runner:", entry + "runner:", 1)
+    with pytest.raises(ConfigError, match=r"migrations\[1\].name: duplicate migration name"):
+        load_settings(write(tmp_path, text))
+
+
+def test_the_example_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "shadowjudge.example.yaml"
+    settings = load_settings(example)
+    assert settings.migrations[0].arms[0].provider == "anthropic"
+    assert settings.capture.redact[0].name == "email"
