@@ -249,6 +249,48 @@ class MemoryConsumer(BusContext):
                 topic.changed.notify_all()
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = ()
+
+
+def dead_letter(topic: str, record: Record, reason: str) -> Message:
+    """The DLQ message for `record`: its bytes and key as they came, the reason in a header."""
+    return Message(
+        topic,
+        record.value,
+        record.key,
+        (
+            ("error", reason.encode()[:1000]),
+            ("source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
+        ),
+    )
+
+
+async def deliver(bus: Bus, messages: Sequence[Message], on_retry: Any = None) -> None:
+    """Send and wait for the bus's acknowledgement of every message, retrying while the bus
+    is away (work already done is not thrown away because a broker restarts)."""
+    delay = 0.2
+    while True:
+        try:
+            deliveries = [
+                await bus.send(m.topic, m.value, key=m.key, headers=m.headers) for m in messages
+            ]
+            await asyncio.gather(*deliveries)
+            return
+        except MirrorError as exc:
+            if not exc.retriable:
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+            log.warning("bus send failed (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 async def start_with_retry(bus: Bus, stop: asyncio.Event, what: str) -> bool:
     """Start `bus`, retrying retriable failures with backoff; False if `stop` came first."""
     delay = 0.2

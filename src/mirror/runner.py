@@ -26,7 +26,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mirror.bus import Bus, BusConsumer, Headers, Record, TopicPartition
+from mirror.bus import (
+    Bus,
+    BusConsumer,
+    Message,
+    Record,
+    TopicPartition,
+    dead_letter,
+    deliver,
+)
 from mirror.caller import ArmCaller
 from mirror.config import ProviderSettings, TopicSettings
 from mirror.errors import BusError, SerializationError, Untranslatable
@@ -179,9 +187,10 @@ class Runner:
             await self._dead_letter(record, f"runner failed: {type(exc).__name__}: {exc}")
             return
         if pairs:
-            await self._deliver(
-                [(self._topics.pairs, dump_event(p), p.call.call_id.encode(), ()) for p in pairs]
-            )
+            messages = [
+                Message(self._topics.pairs, dump_event(p), p.call.call_id.encode()) for p in pairs
+            ]
+            await deliver(self._bus, messages, self._retried)
         self._offsets.done(record.tp, record.offset)
 
     def plan(self, call: CapturedCall) -> list[PlannedArm]:
@@ -295,32 +304,14 @@ class Runner:
             error=ErrorInfo(kind=ErrorKind.SKIPPED, message=reason),
         )
 
-    async def _deliver(self, messages: Sequence[tuple[str, bytes, bytes | None, Headers]]) -> None:
-        """Send and wait for the bus's acknowledgement, retrying while the bus is away."""
-        delay = 0.2
-        while True:
-            try:
-                deliveries = [
-                    await self._bus.send(topic, value, key=key, headers=headers)
-                    for topic, value, key, headers in messages
-                ]
-                await asyncio.gather(*deliveries)
-                return
-            except BusError as exc:
-                self.metrics.publish_retries.inc()
-                log.warning("publishing pairs failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
     async def _dead_letter(self, record: Record, reason: str) -> None:
         self.metrics.dead_letters.inc()
         log.warning("dead letter %s:%s: %s", record.tp, record.offset, reason)
-        headers = (
-            ("error", reason.encode()[:1000]),
-            ("source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
-        )
-        await self._deliver([(self._topics.dlq, record.value, record.key, headers)])
+        await deliver(self._bus, [dead_letter(self._topics.dlq, record, reason)], self._retried)
         self._offsets.done(record.tp, record.offset)
+
+    def _retried(self, _: Exception) -> None:
+        self.metrics.publish_retries.inc()
 
 
 async def _first(*waits: Any) -> None:
