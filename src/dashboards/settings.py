@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from judge.config import StoreSettings
+from judge.config import JudgeSettings, StoreSettings
 from mirror.config import (
     BusSettings,
     CaptureSettings,
@@ -57,6 +57,7 @@ class Settings(BaseModel):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     bus: BusSettings = Field(default_factory=BusSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
     dashboards: DashboardSettings = Field(default_factory=DashboardSettings)
     #: Dollars per million tokens, over the built-in list prices (`mirror.pricing`).
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -95,6 +96,11 @@ class Settings(BaseModel):
                         f"{where}.arms[{j}].model: no price for {arm.model!r} under a spend cap;"
                         " add it under prices"
                     )
+        if self.judge.provider is not None:
+            if self.judge.provider not in self.providers:
+                problems.append(f"judge.provider: no provider named {self.judge.provider!r}")
+            if not self.judge.model:
+                problems.append("judge.model: required when judge.provider is set")
         for name in self.runner.limits:
             if name not in self.providers:
                 problems.append(f"runner.limits.{name}: no provider named {name!r}")

@@ -1,0 +1,94 @@
+"""The judge's error tree. Retry loops ask an error's `retriable` flag, not its type.
+
+ClickHouse (clickhouse-connect over HTTP, or chDB in-process) errors are translated here, at
+the store's boundary, by `store_error()`: a caller never sees a clickhouse-connect or chDB
+exception, only a `StoreError` whose `__cause__` is the original.
+"""
+
+from __future__ import annotations
+
+from mirror.errors import SerializationError
+
+__all__ = [
+    "JudgeError",
+    "SerializationError",
+    "StoreClosedError",
+    "StoreError",
+    "StoreUnavailableError",
+    "store_error",
+]
+
+
+class JudgeError(Exception):
+    """Base of every error the judge raises on purpose."""
+
+    retriable = False
+
+
+class StoreError(JudgeError):
+    """The store refused a statement: bad SQL, a type mismatch, a missing table. Not retriable:
+    the same statement would fail again (fix the code or run `shadowjudge migrate`)."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        #: The ClickHouse error code, when the store gave one (e.g. 62 SYNTAX_ERROR).
+        self.code = code
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached or is overloaded for now (connection refused, timeout,
+    too many parts, memory limit); the same write may succeed later."""
+
+    retriable = True
+
+
+class StoreClosedError(StoreError):
+    """The store was closed; nothing more will be read or written through it."""
+
+
+#: ClickHouse error codes that describe a passing condition of the server, not the statement.
+RETRIABLE_CODES = frozenset(
+    {
+        159,  # TIMEOUT_EXCEEDED
+        160,  # TOO_SLOW
+        173,  # CANNOT_ALLOCATE_MEMORY
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        203,  # NO_FREE_CONNECTION
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY (replica lost its Keeper session)
+        252,  # TOO_MANY_PARTS
+        279,  # ALL_CONNECTION_TRIES_FAILED
+        285,  # TOO_FEW_LIVE_REPLICAS
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        394,  # QUERY_WAS_CANCELLED
+        425,  # SYSTEM_ERROR
+        439,  # CANNOT_SCHEDULE_TASK
+        999,  # KEEPER_EXCEPTION
+    }
+)
+
+
+def store_error(exc: BaseException, doing: str) -> StoreError:
+    """The `StoreError` for a third-party exception; the caller raises it `from exc`.
+
+    `doing` says what the store was doing ("insert into comparisons"), for the message.
+    """
+    # Imported here: clickhouse_connect pulls in numpy & co; the error tree stays light.
+    from clickhouse_connect.driver.exceptions import Error, OperationalError
+
+    code = getattr(exc, "code", None)
+    code = code if isinstance(code, int) else None
+    message = f"{doing}: {exc}"
+    if isinstance(exc, OperationalError) or code in RETRIABLE_CODES:
+        # OperationalError is clickhouse-connect's transport failure (refused, reset, timeout).
+        return StoreUnavailableError(message, code=code)
+    if isinstance(exc, Error):
+        if "has been closed" in str(exc):
+            return StoreClosedError(message, code=code)
+        return StoreError(message, code=code)
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return StoreUnavailableError(message)
+    return StoreError(message, code=code)
