@@ -1,8 +1,14 @@
-"""Session-wide real parts: the Tansu Kafka broker."""
+"""Session-wide real parts: the Tansu Kafka broker and a chDB directory.
+
+chDB allows one data directory per process while any client is open, so every test that
+needs a store uses this session's directory, each with a database of its own
+(`chdb:///dir?database=t_...`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +31,8 @@ def own_kafka() -> Iterator[TansuBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chdb")
