@@ -15,12 +15,20 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import uvloop
 from prometheus_client import start_http_server
 
 from dashboards.settings import Settings, load_settings
+from judge.errors import StoreError
+from judge.pairwise import PairwiseJudge
+from judge.rejudge import rejudge
+from judge.scoring import Scorer
+from judge.store import AsyncStore
+from judge.worker import JudgeMetrics, JudgeWorker
 from mirror.bus import Bus, MemoryBus, open_bus, start_with_retry
 from mirror.caller import ArmCaller
 from mirror.config import parse_host_port
@@ -33,6 +41,14 @@ from mirror.server import SupervisedServer, build_sidecar, make_server
 log = logging.getLogger("shadowjudge")
 
 Worker = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="every role in one process (memory bus, embedded store)")
     commands.add_parser("mirror", help="the sidecar proxy alone")
     commands.add_parser("runner", help="the shadow runner alone (a consumer group member)")
+    commands.add_parser("judge", help="the judge worker alone (a consumer group member)")
+    commands.add_parser("migrate", help="apply the ClickHouse DDL (idempotent)")
+    rejudge = commands.add_parser(
+        "rejudge", help="score stored pairs again with the current judge version"
+    )
+    rejudge.add_argument("--migration", required=True)
+    rejudge.add_argument("--since", required=True, type=_moment, help="ISO time, UTC if no zone")
+    rejudge.add_argument("--until", type=_moment, default=None)
     commands.add_parser("check", help="validate the settings file and print the result")
     calibrate = commands.add_parser(
         "calibrate", help="check a detector against labelled data (see `calibrate refusal -h`)"
@@ -105,6 +129,91 @@ def runner_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[Runne
     return runner, work
 
 
+async def open_store(settings: Settings, stop: asyncio.Event) -> AsyncStore | None:
+    """The store, migrated; retried while it is unavailable. None if stopped first."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            store = await AsyncStore.open(settings.store)
+            await store.migrate()
+            rebuilt = await store.run(store.store.recover)
+            if rebuilt:
+                log.warning(
+                    "rebuilt the aggregates of %d hour(s) a cut-off write left", len(rebuilt)
+                )
+            return store
+        except StoreError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 10.0)
+    return None
+
+
+def scorer_for(settings: Settings) -> Scorer:
+    judge = PairwiseJudge.from_settings(settings.judge, settings.providers)
+    return Scorer(settings.judge, settings.providers, PriceTable(settings.prices), judge)
+
+
+def judge_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[JudgeMetrics, Worker]:
+    metrics = JudgeMetrics()
+
+    async def work(stop: asyncio.Event) -> None:
+        store = await open_store(settings, stop)
+        if store is None:
+            return
+        try:
+            async with scorer_for(settings) as scorer:
+                if own_bus and not await start_with_retry(bus, stop, "judge"):
+                    return
+                log.info("judge version %s", scorer.version)
+                worker = JudgeWorker(
+                    bus=bus,
+                    topics=settings.bus.topics,
+                    scorer=scorer,
+                    store=store,
+                    batch_rows=settings.store.batch_rows,
+                    batch_seconds=settings.store.batch_seconds,
+                    group=settings.judge.group,
+                    metrics=metrics,
+                )
+                try:
+                    await worker.run(stop)
+                finally:
+                    if own_bus:
+                        await bus.stop()
+        finally:
+            await store.close()
+
+    return metrics, work
+
+
+async def migrate(settings: Settings) -> None:
+    async with await AsyncStore.open(settings.store) as store:
+        applied = await store.migrate()
+    print(f"schema up to date (applied now: {applied or 'nothing'})")  # noqa: T201
+
+
+async def run_rejudge(settings: Settings, args: argparse.Namespace) -> None:
+    async with await AsyncStore.open(settings.store) as store, scorer_for(settings) as scorer:
+        await store.migrate()
+        report = await rejudge(store, scorer, args.migration, args.since, args.until)
+    print(  # noqa: T201
+        f"rejudged {report.scored} pairs of {args.migration} at {scorer.version}: "
+        f"{report.written} new rows"
+    )
+
+
+def _serve_metrics(listen: str | None, registry: Any) -> None:
+    if listen:
+        host, port = parse_host_port(listen, "metrics_listen")
+        start_http_server(port, host, registry=registry)
+
+
 async def run_roles(settings: Settings, roles: set[str]) -> None:
     shared: Bus | None = None
     if settings.bus.is_memory:
@@ -119,9 +228,16 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
         workers.append(work)
         if "mirror" in roles:
             sidecar_metrics.also.append(runner.metrics.registry)
-        elif settings.runner.metrics_listen:
-            host, port = parse_host_port(settings.runner.metrics_listen, "metrics_listen")
-            start_http_server(port, host, registry=runner.metrics.registry)
+        else:
+            _serve_metrics(settings.runner.metrics_listen, runner.metrics.registry)
+    if "judge" in roles:
+        bus = shared or open_bus(settings.bus, client_id="shadowjudge-judge")
+        judge_metrics, judging = judge_worker(settings, bus, own_bus=shared is None)
+        workers.append(judging)
+        if "mirror" in roles:
+            sidecar_metrics.also.append(judge_metrics.registry)
+        else:
+            _serve_metrics(settings.judge.metrics_listen, judge_metrics.registry)
     if "mirror" in roles:
         sidecar = build_sidecar(
             settings.sidecar,
@@ -158,8 +274,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         print(settings.model_dump_json(indent=2))  # noqa: T201 - secrets are env names only
         return 0
-    roles = {"run": {"mirror", "runner"}, "mirror": {"mirror"}, "runner": {"runner"}}
-    uvloop.run(run_roles(settings, roles[args.command]))
+    try:
+        if args.command == "migrate":
+            uvloop.run(migrate(settings))
+        elif args.command == "rejudge":
+            uvloop.run(run_rejudge(settings, args))
+        else:
+            roles = {
+                "run": {"mirror", "runner", "judge"},
+                "mirror": {"mirror"},
+                "runner": {"runner"},
+                "judge": {"judge"},
+            }
+            uvloop.run(run_roles(settings, roles[args.command]))
+    except (StoreError, ConfigError) as exc:
+        print(f"shadowjudge: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
     return 0
 
 

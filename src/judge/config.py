@@ -49,6 +49,10 @@ class JudgeSettings(BaseModel):
 
     provider: str | None = None
     model: str = ""
+    #: The consumer group of `shadow.pairs`; judges in one group share the partitions.
+    group: str = "shadowjudge-judge"
+    #: Prometheus metrics of a judge running alone (`run` serves them on the sidecar).
+    metrics_listen: str | None = "127.0.0.1:8703"
     rubric_version: str = "v1"
     #: Per request to the judge; the SDK's own retries each get this much.
     timeout_s: float = Field(default=60.0, gt=0)

@@ -292,6 +292,12 @@ REBUILD_STATS_SQL = (
     ),
 )
 
+#: Batches that started writing and never finished, with the hours (micro-epoch) they touched.
+UNFINISHED_WRITES_SQL = (
+    "SELECT token, groupUniqArrayArray(hours) FROM write_journal"
+    " GROUP BY token HAVING max(state) = 'started'"
+)
+
 # -- migrations ------------------------------------------------------------------------------
 
 

@@ -152,3 +152,15 @@ CREATE TABLE IF NOT EXISTS rollout (
     changed_at DateTime64(3, 'UTC') DEFAULT now64(3)
 ) ENGINE = MergeTree
 ORDER BY (migration, arm, changed_at);
+
+-- migration 2: write journal
+-- One row when a batch starts writing and one when it is written (ReplacingMergeTree keeps the
+-- later). A batch left "started" was cut off, perhaps between a `comparisons` part and its
+-- view's part; `Store.recover` re-checks the hours it touched and rebuilds what disagrees.
+CREATE TABLE IF NOT EXISTS write_journal (
+    token String,
+    hours Array(Int64),
+    state Enum8('started' = 1, 'done' = 2),
+    at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(at)
+ORDER BY token;

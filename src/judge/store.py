@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, ParamSpec, Self, TypeVar
@@ -35,6 +35,7 @@ from judge.errors import JudgeError, StoreClosedError, store_error
 from judge.schema import (
     REBUILD_STATS_SQL,
     STATS_COLUMNS,
+    UNFINISHED_WRITES_SQL,
     VERIFY_STATS_SQL,
     apply_migrations,
     existing_keys_sql,
@@ -172,12 +173,39 @@ class Store:
             call_rows = [_call_row(c) for c in calls.values()]
             rows = [_comparison_row(c) for c in new]
             token = uuid.uuid4().hex
+            hours = sorted({_micros(c.captured_at) // _HOUR * _HOUR for c in new})
             with self._call("insert batch") as ch:
+                if rows:  # journalled: a crash inside the next inserts is found by `recover`
+                    _journal(ch, token, hours, "started")
                 # Comparisons last: a comparison row marks its call and pair as written.
                 _insert(ch, "calls", _CALL_COLUMNS, call_rows, token)
                 _insert(ch, "pairs", _PAIR_COLUMNS, pair_rows, token)
                 _insert(ch, "comparisons", _COMPARISON_FIELDS, rows, token)
+                if rows:
+                    _journal(ch, token, hours, "done")
             return len(new)
+
+    def recover(self) -> list[datetime]:
+        """Repair what a writer killed mid-batch may have left: the aggregates of the hours an
+        unfinished batch touched are checked against `comparisons` and rebuilt where they
+        disagree (a `comparisons` part written without its view's part). Run it at start,
+        before consuming; returns the hours rebuilt."""
+        with self._lock, self._call("recover unfinished writes") as ch:
+            unfinished = ch.query(UNFINISHED_WRITES_SQL).result_rows
+            hours = sorted({hour for _, touched in unfinished for hour in touched})
+            rebuilt: list[datetime] = []
+            for hour in hours:
+                since = datetime.fromtimestamp(hour / 1_000_000, UTC)
+                until = since + timedelta(hours=1)
+                params = _hours(since, until)
+                if ch.query(VERIFY_STATS_SQL, parameters=params).result_rows:
+                    delete, insert = REBUILD_STATS_SQL
+                    ch.command(delete, parameters=params, settings={"mutations_sync": 2})
+                    ch.command(insert, parameters=params, settings={"insert_deduplicate": 0})
+                    rebuilt.append(since)
+            for token, touched in unfinished:
+                _journal(ch, token, list(touched), "done")
+            return rebuilt
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -380,6 +408,13 @@ def _micros(moment: datetime) -> int:
         raise ValueError(f"a timezone-aware datetime is needed, got {moment!r}")
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_HOUR = 3_600_000_000  # microseconds
+
+
+def _journal(ch: Any, token: str, hours: list[int], state: str) -> None:
+    ch.insert("write_journal", [[token, hours, state]], column_names=["token", "hours", "state"])
 
 
 def _hours(since: datetime, until: datetime) -> dict[str, int]:

@@ -225,6 +225,7 @@ def test_migrate_twice_is_a_no_op(settings: StoreSettings) -> None:
         "comparison_stats_hourly": "AggregatingMergeTree",
         "comparison_stats_hourly_mv": "MaterializedView",
         "schema_versions": "ReplacingMergeTree",
+        "write_journal": "ReplacingMergeTree",
     }
 
 
@@ -558,3 +559,26 @@ def test_real_server_round_trip() -> None:
         finally:
             with store._call("drop test database") as ch:
                 ch.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+def test_recover_rebuilds_hours_a_cut_off_write_left(store: Store) -> None:
+    # A batch cut off after its comparisons part but before its view's part: simulate by
+    # writing, then deleting that hour's aggregates and leaving the journal "started".
+    pairs = [make_pair(i) for i in range(12)]
+    store.insert_pairs(pairs, [make_comparison(p, i) for i, p in enumerate(pairs)])
+    first = pairs[0].call.captured_at.replace(minute=0, second=0, microsecond=0)
+    with store._call("test") as ch:  # noqa: SLF001
+        ch.command(
+            "ALTER TABLE comparison_stats_hourly DELETE WHERE hour = {h:DateTime64(6, 'UTC')}",
+            parameters={"h": first},
+            settings={"mutations_sync": 2},
+        )
+        ch.insert(
+            "write_journal",
+            [["cut", [int(first.timestamp()) * 1_000_000], "started"]],
+            column_names=["token", "hours", "state"],
+        )
+    assert store.aggregate_counts("m1")["pairs"] < 12
+    assert store.recover() == [first]
+    assert store.aggregate_counts("m1")["pairs"] == 12
+    assert store.recover() == []  # the journal entry is closed

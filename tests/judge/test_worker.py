@@ -1,0 +1,138 @@
+"""The judge worker in one process: memory bus, chDB, the deterministic scorers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from judge.config import JudgeSettings, StoreSettings
+from judge.errors import StoreUnavailableError
+from judge.rejudge import rejudge
+from judge.scoring import Scorer
+from judge.store import AsyncStore
+from judge.worker import JudgeWorker
+from mirror.bus import MemoryBus
+from mirror.config import TopicSettings
+from mirror.events import dump_event
+from mirror.pricing import PriceTable
+from tests.judge.test_store import T0, make_pair
+
+TOPICS = TopicSettings()
+
+
+@pytest.fixture
+async def store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
+    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=w_{uuid.uuid4().hex[:12]}")
+    opened = await AsyncStore.open(settings)
+    await opened.migrate()
+    yield opened
+    await opened.close()
+
+
+def scorer(**judge: Any) -> Scorer:
+    return Scorer(JudgeSettings(**judge), {}, PriceTable(), None)
+
+
+async def run_worker(
+    bus: MemoryBus, store: AsyncStore, scorer: Scorer, records: int, **options: Any
+) -> JudgeWorker:
+    worker = JudgeWorker(
+        bus=bus,
+        topics=TOPICS,
+        scorer=scorer,
+        store=store,
+        batch_rows=options.pop("batch_rows", 50),
+        batch_seconds=0.05,
+        **options,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    log = bus.topic(TOPICS.pairs)
+    for _ in range(1000):
+        if log.committed.get("shadowjudge-judge", 0) >= records:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    return worker
+
+
+async def test_writes_every_pair_once_and_dead_letters_poison(store: AsyncStore) -> None:
+    bus = MemoryBus()
+    pairs = [make_pair(i) for i in range(120)]
+    for i, pair in enumerate(pairs):
+        await bus.send(TOPICS.pairs, dump_event(pair))
+        if i == 60:
+            await bus.send(TOPICS.pairs, b'{"schema_version": 1, "call": 3}')
+    for pair in pairs[:30]:  # a replay: the same pairs again
+        await bus.send(TOPICS.pairs, dump_event(pair))
+    worker = await run_worker(bus, store, scorer(), records=151)
+    version = scorer().version
+    assert await store.run(store.store.count_comparisons, "m1", version) == 120
+    counts = await store.run(store.store.aggregate_counts, "m1", judge_version=version)
+    assert counts["pairs"] == 120
+    assert counts["candidate_errors"] == sum(1 for p in pairs if p.result.error)
+    (dead,) = bus.topic(TOPICS.dlq).log
+    assert dict(dead.headers)["error"].startswith(b"not a ShadowPair")
+    samples = worker.metrics.registry.get_sample_value
+    assert samples("shadowjudge_judge_written_total") == 120
+    assert samples("shadowjudge_judge_duplicates_total") == 30
+    assert samples("shadowjudge_judge_dead_letters_total", {"reason": "poison"}) == 1
+
+
+async def test_store_unavailable_holds_the_batch_and_commits_nothing(
+    store: AsyncStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = MemoryBus()
+    for i in range(20):
+        await bus.send(TOPICS.pairs, dump_event(make_pair(i)))
+    real = store.insert_pairs
+    failures = 0
+    committed_while_failing: list[int] = []
+
+    async def flaky(*args: Any, **kwargs: Any) -> int:
+        nonlocal failures
+        if failures < 3:
+            failures += 1
+            committed_while_failing.append(
+                bus.topic(TOPICS.pairs).committed.get("shadowjudge-judge", 0)
+            )
+            raise StoreUnavailableError("connection refused")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "insert_pairs", flaky)
+    worker = await run_worker(bus, store, scorer(), records=20, batch_rows=100)
+    assert failures == 3 and committed_while_failing == [0, 0, 0]
+    assert await store.run(store.store.count_comparisons, "m1") == 20
+    assert (
+        worker.metrics.registry.get_sample_value(
+            "shadowjudge_judge_store_errors_total", {"retriable": "true"}
+        )
+        == 3
+    )
+    assert bus.topic(TOPICS.pairs).committed["shadowjudge-judge"] == 20
+
+
+async def test_rejudge_writes_beside_the_old_verdicts(store: AsyncStore) -> None:
+    bus = MemoryBus()
+    for i in range(40):
+        await bus.send(TOPICS.pairs, dump_event(make_pair(i)))
+    old = scorer()
+    await run_worker(bus, store, old, records=40)
+    new = scorer(length_ratio_bounds=(0.25, 4.0))
+    assert new.version != old.version
+    report = await rejudge(store, new, "m1", T0 - timedelta(hours=1))
+    assert (report.scored, report.written) == (40, 40)
+    again = await rejudge(store, new, "m1", T0 - timedelta(hours=1))
+    assert again.written == 0  # idempotent at a version
+    assert await store.run(store.store.count_comparisons, "m1", old.version) == 40
+    assert await store.run(store.store.count_comparisons, "m1", new.version) == 40
+    assert (await store.run(store.store.aggregate_counts, "m1", judge_version=new.version))[
+        "pairs"
+    ] == 40
