@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -257,6 +258,19 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
             await shared.stop()
 
 
+def tune_gc() -> None:
+    """Collect cycles rarely, and never scan what start-up loaded.
+
+    The roles make many short-lived objects that reference counting frees; the cyclic
+    collector, run every 700 allocations by default, rescanned a heap grown by caches and
+    batches: it cost the judge 2-3x its own parsing time (measured: 18 µs to parse a pair
+    alone, 110-180 µs inside the judge). A high threshold keeps cycles collected, just rarely.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "calibrate":  # works on a CSV alone: no settings needed
@@ -274,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         print(settings.model_dump_json(indent=2))  # noqa: T201 - secrets are env names only
         return 0
+    tune_gc()
     try:
         if args.command == "migrate":
             uvloop.run(migrate(settings))

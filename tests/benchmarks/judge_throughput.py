@@ -1,0 +1,150 @@
+"""Judge throughput: pairs scored and stored per second, from Kafka to chDB, one process.
+
+    .venv/bin/python -m tests.benchmarks.judge_throughput [--pairs 50000] [--demo 10000]
+
+A Tansu broker, one `shadowjudge judge` process on a fresh chDB directory, and a fake OpenAI
+provider as the LLM judge (answering at once, always "same"). Two runs:
+1. structured traffic the exact and JSON tiers decide (`tests.demo_mix.deterministic_pairs`):
+   the deterministic path, the issue's 5,000 pairs/s target;
+2. the demo traffic mix (`tests.demo_mix`), where what the cheap tiers cannot decide goes to the
+   LLM judge, asked in both orders: the share decided without an LLM call is read back from
+   the store's aggregates.
+Each figure is pairs written per second from the first write to the last (start-up and group
+join excluded), with the judge process's CPU over that span.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+
+from judge.config import StoreSettings
+from judge.store import Store
+from mirror.config import BusSettings, TopicSettings
+from mirror.events import ShadowPair, dump_event
+from mirror.kafka import KafkaBus
+from tests.benchmarks.runner_throughput import cpu_seconds
+from tests.broker import TansuBroker, free_port
+from tests.demo_mix import MIGRATION, demo_pairs, deterministic_pairs
+from tests.fakes import FakeReply, openai_app, serve
+
+CONFIG = """
+providers:
+  judge-llm: {{kind: openai, base_url: "{llm}", api_key_env: SJ_BENCH_KEY}}
+bus: {{url: "{bus}", topics: {{pairs: "{topic}"}}}}
+store: {{url: "chdb://{store}", batch_rows: 5000, batch_seconds: 0.5}}
+judge:
+  provider: judge-llm
+  model: gpt-4.1
+  max_concurrency: 64
+  metrics_listen: "127.0.0.1:{port}"
+"""
+
+
+def written(port: int) -> float:
+    try:
+        text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx2.HTTPError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("shadowjudge_judge_written_total "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def run(
+    broker: TansuBroker, llm: str, pairs: Iterator[ShadowPair], n: int, name: str, tmp: Path
+) -> tuple[float, float, dict[str, float]]:
+    topic = f"bench.{name}"
+    settings = BusSettings(url=broker.url, topics=TopicSettings(pairs=topic))
+    bus = KafkaBus(settings)
+    await bus.start()
+    sends = [await bus.send(topic, dump_event(p), key=p.call.call_id.encode()) for p in pairs]
+    await asyncio.gather(*sends)
+    await bus.stop()
+    port, store = free_port(), tmp / name
+    config = tmp / f"{name}.yaml"
+    config.write_text(CONFIG.format(llm=llm, bus=broker.url, topic=topic, store=store, port=port))
+    judge = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dashboards.cli",
+        "-c",
+        str(config),
+        "--log-level",
+        "WARNING",
+        "judge",
+        env={**os.environ, "SJ_BENCH_KEY": "sk-bench"},
+    )
+    first = last = cpu_first = cpu_last = 0.0
+    done = at_first = 0.0
+    try:
+        while done < n:
+            await asyncio.sleep(0.05)
+            now = await asyncio.to_thread(written, port)
+            if now and not first:  # the first batch is written: measure from here
+                first, cpu_first, at_first = time.perf_counter(), cpu_seconds(judge.pid), now
+            if now > done:
+                done, last, cpu_last = now, time.perf_counter(), cpu_seconds(judge.pid)
+    finally:
+        judge.terminate()
+        await judge.wait()
+    with Store.open(StoreSettings(url=f"chdb://{store}")) as opened:
+        counts = opened.aggregate_counts(MIGRATION)
+    span = last - first
+    return (done - at_first) / span, (cpu_last - cpu_first) / span, counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=50_000)
+    parser.add_argument("--demo", type=int, default=10_000)
+    args = parser.parse_args()
+    verdict = FakeReply(text='{"verdict": "same", "reason": "both answer the question"}')
+    llm_app = openai_app(responder=lambda body, headers: verdict)
+    broker = TansuBroker()
+    broker.start()
+    try:
+        with serve(llm_app, timeout_keep_alive=75) as llm, tempfile.TemporaryDirectory() as tmp:
+            rate, cpu, _ = asyncio.run(
+                run(
+                    broker,
+                    llm.url,
+                    deterministic_pairs(args.pairs),
+                    args.pairs,
+                    "deterministic",
+                    Path(tmp),
+                )
+            )
+            print(  # noqa: T201
+                f"judge {rate:,.0f} pairs/s scored and stored, Kafka to chDB, deterministic tiers"
+                f" ({args.pairs:,} pairs, judge CPU {cpu:.0%} of a core)"
+            )
+            asked_before = len(llm_app.requests)
+            rate, cpu, counts = asyncio.run(
+                run(broker, llm.url, demo_pairs(args.demo), args.demo, "demo", Path(tmp))
+            )
+            llm_calls = len(llm_app.requests) - asked_before
+            decided = counts["tier_exact"] + counts["tier_json"]
+            print(  # noqa: T201
+                f"demo mix: {rate:,.0f} pairs/s with the LLM tier (judge CPU {cpu:.0%}); "
+                f"{decided / counts['pairs']:.1%} decided without an LLM call "
+                f"(exact {counts['tier_exact']:.0f}, json {counts['tier_json']:.0f}, "
+                f"llm {counts['tier_llm']:.0f}, not judged {counts['tier_none']:.0f} of "
+                f"{counts['pairs']:.0f}; {llm_calls:,} judge requests, "
+                f"{counts['cached_verdicts']:.0f} verdicts from the cache)"
+            )
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
