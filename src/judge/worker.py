@@ -57,6 +57,11 @@ class JudgeMetrics:
         self.store_errors = Counter(
             "shadowjudge_judge_store_errors", "Failed store writes.", ["retriable"], registry=r
         )
+        self.lag = Gauge(
+            "shadowjudge_judge_lag",
+            "Pairs on this judge's partitions not yet read, after the last commit (-1: unknown).",
+            registry=r,
+        )
         self.batch_seconds = Gauge(
             "shadowjudge_judge_last_batch_seconds",
             "Time to score and write the last batch.",
@@ -92,12 +97,17 @@ class JudgeWorker:
         self._consumer = consumer
         await consumer.start()
         try:
+            self.metrics.lag.set(-1)
             while not stop.is_set():
                 batch = await self._collect(consumer, stop)
                 if not batch:
+                    lag = await consumer.lag()
+                    self.metrics.lag.set(-1 if lag is None else lag)
                     continue
                 if await self._handle(batch, stop):
                     await self._commit(consumer, batch)
+                    lag = await consumer.lag()
+                    self.metrics.lag.set(-1 if lag is None else lag)
         finally:
             self._consumer = None
             await consumer.stop()

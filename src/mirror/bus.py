@@ -68,6 +68,10 @@ class BusConsumer(Protocol):
 
     def assignment(self) -> set[TopicPartition]: ...
 
+    async def lag(self) -> int | None:
+        """Records on the assigned partitions not yet read (None: not known yet)."""
+        ...
+
 
 class Bus(Protocol):
     async def start(self) -> None: ...
@@ -210,6 +214,9 @@ class MemoryConsumer(BusContext):
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(t.name, 0) for t in self._topics}
+
+    async def lag(self) -> int | None:
+        return sum(max(t.end - self._position[t.name], 0) for t in self._topics)
 
     def _ready(self, max_records: int) -> list[Record]:
         batch: list[Record] = []

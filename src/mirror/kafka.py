@@ -183,6 +183,22 @@ class KafkaConsumer(BusContext):
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
+    async def lag(self) -> int | None:
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return None
+        total = 0
+        for tp in assigned:
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                return None
+            try:
+                position = await self._consumer.position(tp)
+            except KafkaError:
+                return None
+            total += max(highwater - position, 0)
+        return total
+
     async def getmany(self, timeout_ms: int, max_records: int) -> list[Record]:
         try:
             batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)

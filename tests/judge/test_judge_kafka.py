@@ -27,18 +27,20 @@ from tests.judge.test_store import make_pair
 PAIRS = 5000
 WRITTEN = "shadowjudge_judge_written_total"
 READ = "shadowjudge_judge_pairs_total"
+LAG = "shadowjudge_judge_lag"
 CONFIG = """
 bus: {bus}
-store: {{url: "chdb://{store}", batch_rows: 250, batch_seconds: 0.2}}
+store: {{url: "chdb://{store}", batch_rows: 100, batch_seconds: 0.2}}
 judge: {{metrics_listen: "127.0.0.1:{port}"}}
 """
 
 
 def metric(port: int, name: str) -> float:
+    """The metric's value; -1 while the judge's metrics endpoint is not up."""
     try:
         text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
     except httpx2.HTTPError:
-        return 0.0
+        return -1.0
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
@@ -86,20 +88,14 @@ async def test_sigkill_mid_stream_counts_every_pair_once(
     config.write_text(CONFIG.format(bus=own_kafka.url, store=store_dir, port=port))
     judge = await start_judge(config)
     try:
-        await wait_for(lambda: metric(port, WRITTEN) >= 500, 60)
+        await wait_for(lambda: metric(port, WRITTEN) >= 1000, 60)
         assert metric(port, WRITTEN) < PAIRS, "finished before the kill; use smaller batches"
         judge.send_signal(signal.SIGKILL)
         await judge.wait()
         judge = await start_judge(config)
-        await wait_for(lambda: metric(port, READ) > 0, 60)
         # The restarted judge redoes the uncommitted batches (skipping what the store has) and
-        # the rest; it is done when it has read nothing new for a few seconds.
-        last, still = -1.0, 0
-        while still < 6:
-            await asyncio.sleep(0.5)
-            now = await asyncio.to_thread(metric, port, READ)
-            still = still + 1 if now == last else 0
-            last = now
+        # the rest; it is done when it has read something and has nothing left to read.
+        await wait_for(lambda: metric(port, READ) > 0 and metric(port, LAG) == 0, 100)
         judge.terminate()
         assert await asyncio.wait_for(judge.wait(), 30) == 0
     finally:
