@@ -30,7 +30,7 @@ from judge.rejudge import rejudge
 from judge.scoring import Scorer
 from judge.store import AsyncStore
 from judge.worker import JudgeMetrics, JudgeWorker
-from mirror.bus import Bus, MemoryBus, open_bus, start_with_retry
+from mirror.bus import Bus, MemoryBus, open_bus, start_with_retry, until_stopped
 from mirror.caller import ArmCaller
 from mirror.config import parse_host_port
 from mirror.errors import ConfigError
@@ -131,28 +131,17 @@ def runner_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[Runne
 
 
 async def open_store(settings: Settings, stop: asyncio.Event) -> AsyncStore | None:
-    """The store, migrated; retried while it is unavailable. None if stopped first."""
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            store = await AsyncStore.open(settings.store)
-            await store.migrate()
-            rebuilt = await store.run(store.store.recover)
-            if rebuilt:
-                log.warning(
-                    "rebuilt the aggregates of %d hour(s) a cut-off write left", len(rebuilt)
-                )
-            return store
-        except StoreError as exc:
-            if not exc.retriable:
-                raise
-            log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
-            delay = min(delay * 2, 10.0)
-    return None
+    """The store, migrated and repaired; retried while it is unavailable."""
+
+    async def attempt() -> AsyncStore:
+        store = await AsyncStore.open(settings.store)
+        await store.migrate()
+        rebuilt = await store.run(store.store.recover)
+        if rebuilt:
+            log.warning("rebuilt the aggregates of %d hour(s) a cut-off write left", len(rebuilt))
+        return store
+
+    return await until_stopped(attempt, stop, "store")
 
 
 def scorer_for(settings: Settings) -> Scorer:

@@ -16,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self, TypeVar
 
 from mirror.config import BusSettings
 from mirror.errors import BusClosedError, MirrorError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class TopicPartition(NamedTuple):
@@ -298,23 +300,35 @@ async def deliver(bus: Bus, messages: Sequence[Message], on_retry: Any = None) -
             delay = min(delay * 2, 10.0)
 
 
-async def start_with_retry(bus: Bus, stop: asyncio.Event, what: str) -> bool:
-    """Start `bus`, retrying retriable failures with backoff; False if `stop` came first."""
+async def until_stopped(
+    attempt: Callable[[], Awaitable[T]], stop: asyncio.Event, what: str
+) -> T | None:
+    """`attempt()` retried with backoff while it raises an error flagged `retriable` (a broker
+    or a store still away at start); None if `stop` is set first. Other errors propagate."""
     delay = 0.2
     while not stop.is_set():
         try:
-            await bus.start()
-            return True
-        except MirrorError as exc:
-            if not exc.retriable:
+            return await attempt()
+        except Exception as exc:
+            if not getattr(exc, "retriable", False):
                 raise
-            log.warning("%s: bus unavailable (%s); retrying in %.1fs", what, exc, delay)
+            log.warning("%s unavailable (%s); retrying in %.1fs", what, exc, delay)
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except TimeoutError:
                 pass
             delay = min(delay * 2, 10.0)
-    return False
+    return None
+
+
+async def start_with_retry(bus: Bus, stop: asyncio.Event, what: str) -> bool:
+    """Start `bus`, retrying while the brokers are away; False if `stop` came first."""
+
+    async def start() -> bool:
+        await bus.start()
+        return True
+
+    return await until_stopped(start, stop, f"{what}: bus") is not None
 
 
 def open_bus(settings: BusSettings, *, client_id: str = "shadowjudge") -> Bus:
