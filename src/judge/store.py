@@ -13,9 +13,6 @@ created; `?database=x` picks a database; `chdb://memory` keeps nothing), or
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
-import operator
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -32,6 +29,19 @@ import orjson
 from judge.comparison import Comparison
 from judge.config import StoreSettings
 from judge.errors import JudgeError, StoreClosedError, store_error
+from judge.rows import (
+    CALL_COLUMNS,
+    COMPARISON_FIELDS,
+    HOUR,
+    PAIR_COLUMNS,
+    call_row,
+    comparison_row,
+    hour_span,
+    insert,
+    journal,
+    micros,
+    where_clause,
+)
 from judge.schema import (
     REBUILD_STATS_SQL,
     STATS_COLUMNS,
@@ -53,18 +63,6 @@ P = ParamSpec("P")
 _CLIENT_SETTINGS = {"max_query_size": 64 * 1024 * 1024}
 #: DateTime64's last day: an open `until`.
 _END_OF_DATETIME64 = 10_413_791_999_000_000  # 2299-12-31 23:59:59 UTC
-_COMPARISON_FIELDS = tuple(field.name for field in dataclasses.fields(Comparison))
-_comparison_row = operator.attrgetter(*_COMPARISON_FIELDS)
-_CALL_COLUMNS = (
-    "call_id", "captured_at", "api", "segment", "primary_provider", "primary_model", "stream",
-    "primary_status", "primary_error", "primary_error_message", "primary_finish_reason",
-    "primary_latency_ms", "primary_ttft_ms", "primary_input_tokens", "primary_output_tokens",
-    "primary_cached_tokens", "request_truncated", "response_truncated", "request_body",
-    "primary_output",
-)  # fmt: skip
-_PAIR_COLUMNS = (
-    "call_id", "migration", "arm", "arm_kind", "captured_at", "schema_version", "pair_json"
-)  # fmt: skip
 
 
 class Store:
@@ -170,19 +168,19 @@ class Store:
                 pair_rows.append(
                     (*pair_key, pair.arm.kind, call.captured_at, pair.schema_version, raw)
                 )
-            call_rows = [_call_row(c) for c in calls.values()]
-            rows = [_comparison_row(c) for c in new]
+            call_rows = [call_row(c) for c in calls.values()]
+            rows = [comparison_row(c) for c in new]
             token = uuid.uuid4().hex
-            hours = sorted({_micros(c.captured_at) // _HOUR * _HOUR for c in new})
+            hours = sorted({micros(c.captured_at) // HOUR * HOUR for c in new})
             with self._call("insert batch") as ch:
                 if rows:  # journalled: a crash inside the next inserts is found by `recover`
-                    _journal(ch, token, hours, "started")
+                    journal(ch, token, hours, "started")
                 # Comparisons last: a comparison row marks its call and pair as written.
-                _insert(ch, "calls", _CALL_COLUMNS, call_rows, token)
-                _insert(ch, "pairs", _PAIR_COLUMNS, pair_rows, token)
-                _insert(ch, "comparisons", _COMPARISON_FIELDS, rows, token)
+                insert(ch, "calls", CALL_COLUMNS, call_rows, token)
+                insert(ch, "pairs", PAIR_COLUMNS, pair_rows, token)
+                insert(ch, "comparisons", COMPARISON_FIELDS, rows, token)
                 if rows:
-                    _journal(ch, token, hours, "done")
+                    journal(ch, token, hours, "done")
             return len(new)
 
     def recover(self) -> list[datetime]:
@@ -197,14 +195,14 @@ class Store:
             for hour in hours:
                 since = datetime.fromtimestamp(hour / 1_000_000, UTC)
                 until = since + timedelta(hours=1)
-                params = _hours(since, until)
+                params = hour_span(since, until)
                 if ch.query(VERIFY_STATS_SQL, parameters=params).result_rows:
                     delete, insert = REBUILD_STATS_SQL
                     ch.command(delete, parameters=params, settings={"mutations_sync": 2})
                     ch.command(insert, parameters=params, settings={"insert_deduplicate": 0})
                     rebuilt.append(since)
             for token, touched in unfinished:
-                _journal(ch, token, list(touched), "done")
+                journal(ch, token, list(touched), "done")
             return rebuilt
 
     # -- reads --------------------------------------------------------------------------------
@@ -257,8 +255,8 @@ class Store:
         rows: int,
     ) -> list[tuple[str, str, ShadowPair]]:
         """One page of `read_pairs`: (call_id, arm, pair) after the (call_id, arm) `after`."""
-        params = {"m": migration, "lo": _micros(since), "a_call": after[0], "a_arm": after[1]}
-        params["hi"] = _micros(until) if until is not None else _END_OF_DATETIME64
+        params = {"m": migration, "lo": micros(since), "a_call": after[0], "a_arm": after[1]}
+        params["hi"] = micros(until) if until is not None else _END_OF_DATETIME64
         with self._call("read pairs") as ch:
             result = ch.query(
                 read_pairs_sql(rows), parameters=params, column_formats={"pair_json": "bytes"}
@@ -271,7 +269,7 @@ class Store:
     ) -> int:
         """Distinct comparison keys stored (duplicates not yet merged away count once). A scan
         of the raw rows: for tests and checks, not for dashboards."""
-        where, params = _where(migration=migration, judge_version=judge_version)
+        where, params = where_clause(migration=migration, judge_version=judge_version)
         with self._call("count comparisons") as ch:
             return int(
                 ch.command(
@@ -291,7 +289,7 @@ class Store:
     ) -> dict[str, Any]:
         """Every stats column, read over all hours: counts and sums as numbers, latency as
         quantile lists (0.5, 0.9, 0.95, 0.99), label counters as dicts."""
-        where, params = _where(
+        where, params = where_clause(
             migration=migration, arm=arm, segment=segment, judge_version=judge_version
         )
         reads = ", ".join(f"{stats_read(n, t)} AS {n}" for n, t, _ in STATS_COLUMNS)
@@ -303,14 +301,14 @@ class Store:
         """Hours (of those touching [since, until)) whose aggregate pair count differs from the
         distinct keys in `comparisons`: (migration, arm, judge_version, hour, keys, counted)."""
         with self._call("verify comparison stats") as ch:
-            return list(ch.query(VERIFY_STATS_SQL, parameters=_hours(since, until)).result_rows)
+            return list(ch.query(VERIFY_STATS_SQL, parameters=hour_span(since, until)).result_rows)
 
     def rebuild_stats(self, since: datetime, until: datetime) -> None:
         """Recompute the aggregates of the hours touching [since, until) from
         `comparisons FINAL` (the view's own SELECT). Meant for closed hours: a pair written to
         those hours while this runs may be counted twice or not at all."""
         delete, insert = REBUILD_STATS_SQL
-        params = _hours(since, until)
+        params = hour_span(since, until)
         with self._call("rebuild comparison stats") as ch:
             ch.command(delete, parameters=params, settings={"mutations_sync": 2})
             # No block deduplication: the recomputed rows may equal a block inserted before.
@@ -400,71 +398,3 @@ class AsyncStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-def _micros(moment: datetime) -> int:
-    """Microseconds since the epoch, for `fromUnixTimestamp64Micro`."""
-    if moment.tzinfo is None:
-        raise ValueError(f"a timezone-aware datetime is needed, got {moment!r}")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-_HOUR = 3_600_000_000  # microseconds
-
-
-def _journal(ch: Any, token: str, hours: list[int], state: str) -> None:
-    ch.insert("write_journal", [[token, hours, state]], column_names=["token", "hours", "state"])
-
-
-def _hours(since: datetime, until: datetime) -> dict[str, int]:
-    """Query parameters `lo`, `hi`: the whole hours that touch [since, until)."""
-    hour = 3_600_000_000
-    lo, hi = _micros(since) // hour * hour, -(-_micros(until) // hour) * hour
-    return {"lo": lo, "hi": max(hi, lo + hour)}
-
-
-def _where(**filters: str | None) -> tuple[str, dict[str, str]]:
-    given = {name: value for name, value in filters.items() if value is not None}
-    clause = " AND ".join(f"{name} = {{{name}:String}}" for name in given)
-    return (f" WHERE {clause}" if clause else ""), given
-
-
-def _insert(
-    ch: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], token: str
-) -> None:
-    if not rows:
-        return
-    ch.insert(
-        table,
-        list(zip(*rows, strict=True)),
-        column_names=list(columns),
-        column_oriented=True,
-        settings={
-            "insert_deduplication_token": f"{token}-{table}",
-            "deduplicate_blocks_in_dependent_materialized_views": 1,
-        },
-    )
-
-
-def _json(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # orjson refuses integers past 64 bits; JSON does not
-        return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _call_row(call: CapturedCall) -> tuple[Any, ...]:
-    # Enum members go in as they are (StrEnum: already str); `.value` costs a call per row.
-    primary = call.primary
-    output, usage, error = primary.output, primary.usage, primary.error
-    body = _json(call.request) if call.request is not None else (call.request_text or "").encode()
-    return (
-        call.call_id, call.captured_at, call.api, call.segment, primary.provider,
-        primary.model or "", primary.stream, primary.status_code or 0,
-        error.kind if error else "", error.message if error else "",
-        output.finish_reason or "" if output else "", primary.latency_ms, primary.ttft_ms,
-        usage.input_tokens if usage else None, usage.output_tokens if usage else None,
-        usage.cached_tokens if usage else None, call.truncated.request, call.truncated.response,
-        body, (output.text if output else "").encode(),
-    )  # fmt: skip

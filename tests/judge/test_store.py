@@ -23,6 +23,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
 from judge.config import StoreSettings
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError, store_error
+from judge.rows import COMPARISON_FIELDS, comparison_row, insert
 from judge.schema import MIGRATIONS
 from judge.store import AsyncStore, Store
 from mirror.events import (
@@ -347,13 +348,11 @@ def test_distinct_batches_with_identical_aggregates_both_count(store: Store) -> 
 
 def test_a_resent_insert_is_dropped_views_included(store: Store) -> None:
     # What the HTTP client does after a dropped connection: the same insert, same token.
-    from judge.store import _COMPARISON_FIELDS, _comparison_row, _insert
-
     pairs, comparisons = batch(6)
-    rows = [_comparison_row(c) for c in comparisons]
+    rows = [comparison_row(c) for c in comparisons]
     with store._call("resend") as ch:
-        _insert(ch, "comparisons", _COMPARISON_FIELDS, rows, "token-1")
-        _insert(ch, "comparisons", _COMPARISON_FIELDS, rows, "token-1")
+        insert(ch, "comparisons", COMPARISON_FIELDS, rows, "token-1")
+        insert(ch, "comparisons", COMPARISON_FIELDS, rows, "token-1")
     assert _sql(store, "SELECT count() FROM comparisons") == [(6,)]
     assert store.aggregate_counts("m1")["pairs"] == 6
 
@@ -374,13 +373,11 @@ def test_rebuild_repairs_double_counted_hours(store: Store) -> None:
     store.insert_pairs(pairs, comparisons)
     # Two writers racing (the rebalance case) both insert the same rows past the filter.
     with store._call("racing writer") as ch:
-        from judge.store import _COMPARISON_FIELDS, _comparison_row, _insert
-
-        _insert(
+        insert(
             ch,
             "comparisons",
-            _COMPARISON_FIELDS,
-            [_comparison_row(c) for c in comparisons[:4]],
+            COMPARISON_FIELDS,
+            [comparison_row(c) for c in comparisons[:4]],
             "racer",
         )
     span = (T0 - timedelta(hours=2), T0 + timedelta(days=1))
