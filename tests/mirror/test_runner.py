@@ -153,7 +153,13 @@ async def test_openai_call_replayed_to_anthropic_with_tools_and_system(world: Wo
     assert runner_request.header("authorization") == "Bearer sk-runner-openai-1234"
 
 
-async def test_anthropic_stream_replayed_to_openai_streams_too(world: World) -> None:
+async def test_anthropic_stream_with_tools_replayed_to_openai_streams_too(world: World) -> None:
+    tool = {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+
     def make() -> None:
         with (
             anthropic.Anthropic(
@@ -163,7 +169,8 @@ async def test_anthropic_stream_replayed_to_openai_streams_too(world: World) -> 
                 model="claude-sonnet-4-6",
                 max_tokens=100,
                 system="Be kind.",
-                messages=[{"role": "user", "content": "Say hello"}],
+                tools=[tool],  # type: ignore[list-item]
+                messages=[{"role": "user", "content": "Weather in Lima? use get_weather"}],
             ) as stream,
         ):
             stream.get_final_message()
@@ -174,9 +181,13 @@ async def test_anthropic_stream_replayed_to_openai_streams_too(world: World) -> 
     (pair,) = pairs
     asked = world.oai.requests[-1].json()
     assert asked["messages"][0] == {"role": "system", "content": "Be kind."}
+    assert asked["tools"][0]["function"]["name"] == "get_weather"
     assert asked["stream"] is True and asked["stream_options"] == {"include_usage": True}
     assert pair.result.ok and pair.result.stream and pair.result.ttft_ms is not None
-    assert pair.result.output is not None and pair.result.output.text.startswith("Echo: Say hello")
+    assert pair.result.output is not None
+    assert pair.result.output.tool_calls[0].name == "get_weather"
+    primary = pair.call.primary.output
+    assert primary is not None and primary.tool_calls[0].name == "get_weather"
 
 
 async def test_skips_are_published_with_their_reason(world: World) -> None:
