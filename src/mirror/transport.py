@@ -204,80 +204,81 @@ def _teed(lib: Any, tee_type: type, response: Any, exchange: Exchange, publisher
     )
 
 
-class _Wrapper:
+class _SyncWrapper:
+    """One sync transport body for both libraries: `_lib` and `_tee` name the library's own."""
+
+    _lib: Any
+    _tee: type
+
     def __init__(self, inner: Any, publisher: Publisher, provider: str) -> None:
         self._inner, self._publisher, self._provider = inner, publisher, provider
 
-    def _begin(self, request: Any, body: bytes) -> Exchange | None:
-        return _begin(
-            self._publisher,
-            self._provider,
-            request.method,
-            request.url.path,
-            request.headers,
-            body,
-        )
+    def _handle(self, request: Any) -> Any:
+        exchange = _begin(
+            self._publisher, self._provider, request.method, request.url.path,
+            request.headers, request.read(),
+        )  # fmt: skip
+        if exchange is None:
+            return self._inner.handle_request(request)
+        try:
+            response = self._inner.handle_request(request)
+        except Exception as exc:
+            _unreachable(exchange, self._publisher, exc)
+            raise
+        return _teed(self._lib, self._tee, response, exchange, self._publisher)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
-class CaptureTransport(_Wrapper, httpx2.BaseTransport):
+class _AsyncWrapper:
+    _lib: Any
+    _tee: type
+
+    def __init__(self, inner: Any, publisher: Publisher, provider: str) -> None:
+        self._inner, self._publisher, self._provider = inner, publisher, provider
+
+    async def _handle(self, request: Any) -> Any:
+        exchange = _begin(
+            self._publisher, self._provider, request.method, request.url.path,
+            request.headers, await request.aread(),
+        )  # fmt: skip
+        if exchange is None:
+            return await self._inner.handle_async_request(request)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except Exception as exc:
+            _unreachable(exchange, self._publisher, exc)
+            raise
+        return _teed(self._lib, self._tee, response, exchange, self._publisher)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class CaptureTransport(_SyncWrapper, httpx2.BaseTransport):
+    _lib, _tee = httpx2, _Httpx2SyncTee
+
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        exchange = self._begin(request, request.read())
-        if exchange is None:
-            return self._inner.handle_request(request)  # type: ignore[no-any-return]
-        try:
-            response = self._inner.handle_request(request)
-        except Exception as exc:
-            _unreachable(exchange, self._publisher, exc)
-            raise
-        return _teed(httpx2, _Httpx2SyncTee, response, exchange, self._publisher)  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self._inner.close()
+        return self._handle(request)  # type: ignore[no-any-return]
 
 
-class AsyncCaptureTransport(_Wrapper, httpx2.AsyncBaseTransport):
+class AsyncCaptureTransport(_AsyncWrapper, httpx2.AsyncBaseTransport):
+    _lib, _tee = httpx2, _Httpx2AsyncTee
+
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        exchange = self._begin(request, await request.aread())
-        if exchange is None:
-            return await self._inner.handle_async_request(request)  # type: ignore[no-any-return]
-        try:
-            response = await self._inner.handle_async_request(request)
-        except Exception as exc:
-            _unreachable(exchange, self._publisher, exc)
-            raise
-        return _teed(httpx2, _Httpx2AsyncTee, response, exchange, self._publisher)  # type: ignore[no-any-return]
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        return await self._handle(request)  # type: ignore[no-any-return]
 
 
-class HttpxCaptureTransport(_Wrapper, httpx.BaseTransport):
+class HttpxCaptureTransport(_SyncWrapper, httpx.BaseTransport):
+    _lib, _tee = httpx, _HttpxSyncTee
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        exchange = self._begin(request, request.read())
-        if exchange is None:
-            return self._inner.handle_request(request)  # type: ignore[no-any-return]
-        try:
-            response = self._inner.handle_request(request)
-        except Exception as exc:
-            _unreachable(exchange, self._publisher, exc)
-            raise
-        return _teed(httpx, _HttpxSyncTee, response, exchange, self._publisher)  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self._inner.close()
+        return self._handle(request)  # type: ignore[no-any-return]
 
 
-class HttpxAsyncCaptureTransport(_Wrapper, httpx.AsyncBaseTransport):
+class HttpxAsyncCaptureTransport(_AsyncWrapper, httpx.AsyncBaseTransport):
+    _lib, _tee = httpx, _HttpxAsyncTee
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        exchange = self._begin(request, await request.aread())
-        if exchange is None:
-            return await self._inner.handle_async_request(request)  # type: ignore[no-any-return]
-        try:
-            response = await self._inner.handle_async_request(request)
-        except Exception as exc:
-            _unreachable(exchange, self._publisher, exc)
-            raise
-        return _teed(httpx, _HttpxAsyncTee, response, exchange, self._publisher)  # type: ignore[no-any-return]
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        return await self._handle(request)  # type: ignore[no-any-return]
