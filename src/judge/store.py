@@ -188,21 +188,19 @@ class Store:
         unfinished batch touched are checked against `comparisons` and rebuilt where they
         disagree (a `comparisons` part written without its view's part). Run it at start,
         before consuming; returns the hours rebuilt."""
-        with self._lock, self._call("recover unfinished writes") as ch:
-            unfinished = ch.query(UNFINISHED_WRITES_SQL).result_rows
-            hours = sorted({hour for _, touched in unfinished for hour in touched})
+        with self._lock:  # re-entrant: the checks below take it again
+            with self._call("read the write journal") as ch:
+                unfinished = ch.query(UNFINISHED_WRITES_SQL).result_rows
             rebuilt: list[datetime] = []
-            for hour in hours:
+            for hour in sorted({hour for _, touched in unfinished for hour in touched}):
                 since = datetime.fromtimestamp(hour / 1_000_000, UTC)
                 until = since + timedelta(hours=1)
-                params = hour_span(since, until)
-                if ch.query(VERIFY_STATS_SQL, parameters=params).result_rows:
-                    delete, insert = REBUILD_STATS_SQL
-                    ch.command(delete, parameters=params, settings={"mutations_sync": 2})
-                    ch.command(insert, parameters=params, settings={"insert_deduplicate": 0})
+                if self.verify_stats(since, until):
+                    self.rebuild_stats(since, until)
                     rebuilt.append(since)
-            for token, touched in unfinished:
-                journal(ch, token, list(touched), "done")
+            with self._call("close the write journal") as ch:
+                for token, touched in unfinished:
+                    journal(ch, token, list(touched), "done")
             return rebuilt
 
     # -- reads --------------------------------------------------------------------------------

@@ -80,4 +80,7 @@ class SidecarMetrics:
         return b"".join(generate_latest(r) for r in (self.registry, *self.also))
 
     def dropped_total(self) -> float:
-        return float(sum(self.dropped.labels(r)._value.get() for r in DROP_REASONS))
+        sample = self.registry.get_sample_value
+        return sum(
+            sample("shadowjudge_sidecar_dropped_total", {"reason": r}) or 0.0 for r in DROP_REASONS
+        )

@@ -26,9 +26,6 @@ class OffsetTracker:
         if working is not None:
             working.discard(offset)
 
-    def in_work(self) -> int:
-        return sum(len(w) for w in self._working.values())
-
     def committable(self) -> dict[TopicPartition, int]:
         """Commit points that moved since the last call to `committed()`."""
         points: dict[TopicPartition, int] = {}
