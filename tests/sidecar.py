@@ -1,4 +1,4 @@
-"""A real sidecar (uvicorn, aiohttp, the publisher) on a loopback port, on its own thread.
+"""A real sidecar (its server, the publisher) on a loopback port, on its own thread.
 
 The SDK clients under test run on the test's thread, as an app would; the sidecar's event loop
 runs beside them. With a memory bus, `calls()` reads what was published.
@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+
+import uvloop
 
 from mirror.bus import Bus, MemoryBus
 from mirror.config import (
@@ -83,9 +85,13 @@ def run_sidecar(
     sidecar: SidecarSettings | None = None,
 ) -> Iterator[RunningSidecar]:
     port = free_port()
-    settings = (sidecar or SidecarSettings()).model_copy(update={"listen": f"127.0.0.1:{port}"})
+    # Idle upstream connections expire before the fakes' (uvicorn: 5 s), as the settings tell
+    # operators to do with their provider: else a call can meet a connection being closed.
+    settings = (sidecar or SidecarSettings(upstream_keepalive_s=2)).model_copy(
+        update={"listen": f"127.0.0.1:{port}"}
+    )
     bus_settings = bus_settings or BusSettings()
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()  # the loop the CLI runs the sidecar on
     bus: Bus | None = MemoryBus() if memory_bus else None
     metrics = SidecarMetrics()
     app = build_sidecar(

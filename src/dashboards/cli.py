@@ -37,7 +37,7 @@ from mirror.errors import ConfigError
 from mirror.metrics import SidecarMetrics
 from mirror.pricing import PriceTable
 from mirror.runner import Runner
-from mirror.server import SupervisedServer, build_sidecar, make_server
+from mirror.server import SidecarServer, build_sidecar, make_server
 
 log = logging.getLogger("shadowjudge")
 
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def supervise(servers: Sequence[SupervisedServer], workers: Sequence[Worker]) -> None:
+async def supervise(servers: Sequence[SidecarServer], workers: Sequence[Worker]) -> None:
     """Run servers and workers until SIGTERM/SIGINT, then stop them all."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -209,7 +209,7 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
     if settings.bus.is_memory:
         shared = MemoryBus(settings.bus.memory_capacity)
         await shared.start()
-    servers: list[SupervisedServer] = []
+    servers: list[SidecarServer] = []
     workers: list[Worker] = []
     sidecar_metrics = SidecarMetrics()
     if "runner" in roles:

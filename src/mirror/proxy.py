@@ -1,34 +1,39 @@
 """The sidecar: a transparent reverse proxy for the provider APIs that captures as it forwards.
 
-Plain ASGI (a framework adds nothing here), served by uvicorn; upstream calls through one
-aiohttp session, which measured the cheapest per-request cost of the Python HTTP clients on
-this path. What the app sees is what the provider sent: status, headers (less the hop-by-hop
-ones, which belong to each connection) and body bytes as they arrive, compressed or not, JSON
-or not; no timeout shorter than the provider's own; no re-serialisation; a stream chunk is
-forwarded before it is looked at.
+It speaks HTTP/1.1 on asyncio protocols (`mirror.wire`, which says why: an ASGI server and an
+HTTP client cost the live path more than a millisecond per call on this machine). What the
+app sees is what the provider sent, byte for byte: status line, headers in their case,
+framing and body, compressed or not, JSON or not, each piece forwarded before it is looked at;
+no timeout shorter than the provider's own.
+
+The request goes upstream re-framed: the body read whole (capture needs it whole), then sent
+with a Content-Length; hop-by-hop headers, `Host` and our own headers dropped (`x-shadow-*`
+segment labels and the runner's shadow-traffic marker), `Host` set to the upstream's; the
+method, path, query, HTTP version and every other header as the app sent them.
 
 Routing: `/<provider>/v1/...` goes to that configured provider; any other path goes to the
 default provider of its dialect — Anthropic when the path is `/v1/messages...` or the request
 carries `anthropic-version`, OpenAI otherwise. Unreachable upstream: a 502 in that provider's
-own error shape. When the app goes away, the upstream request is closed at once.
+own error shape. When the app goes away, the upstream connection is closed at once. An upstream
+that breaks mid-answer has the app's connection cut the same way. Protocol upgrades
+(WebSocket) are not proxied: the provider APIs it mirrors do not use them over HTTP/1.1.
 
-Capture costs the live path a list append per chunk and one `Publisher.submit` at the end; all
-parsing happens later in the publisher's task. Headers named `x-shadow-*` are ours (segment
-labels) and are not forwarded, nor is the runner's shadow-traffic marker.
+Capture costs the live path a list append per body chunk and one `Publisher.submit` at the end;
+all parsing happens later in the publisher's task. Any failure in that bookkeeping drops the
+capture (counted), never the call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from mirror.capture import Exchange, api_for, new_exchange
 from mirror.config import ProviderSettings, SidecarSettings
@@ -39,13 +44,11 @@ from mirror.events import (
     ErrorKind,
     ProviderKind,
 )
-from mirror.metrics import CONTENT_TYPE, SidecarMetrics
+from mirror.metrics import CONTENT_TYPE, DROP_CAPTURE_ERROR, SidecarMetrics
 from mirror.publisher import Publisher
+from mirror.wire import AppConnection, Origin, Request, UpstreamPool, simple_response
 
 log = logging.getLogger(__name__)
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
 
 HOP_BY_HOP = frozenset(
     {
@@ -60,28 +63,13 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", SHADOW_TRAFFIC_HEADER.encode()}
-_SEGMENT_PREFIX = SEGMENT_HEADER_PREFIX.encode()
 _SHADOW = SHADOW_TRAFFIC_HEADER.encode()
+_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", _SHADOW}
+_SEGMENT_PREFIX = SEGMENT_HEADER_PREFIX.encode()
 _ANTHROPIC_VERSION = b"anthropic-version"
-_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
-_BIG_BODY = 1 << 20
-
+_LOCAL = {b"/metrics", b"/healthz"}
 
 _CLIENT_LEFT = ErrorInfo(kind=ErrorKind.CLIENT_DISCONNECT, message="the app closed the connection")
-
-
-def _went_away(watcher: asyncio.Future[bool]) -> bool:
-    return (
-        watcher.done()
-        and not watcher.cancelled()
-        and watcher.exception() is None
-        and (watcher.result())
-    )
-
-
-class UpstreamBroken(Exception):
-    """The upstream connection broke mid-answer: the app's connection is cut the same way."""
 
 
 def default_upstreams(
@@ -109,8 +97,135 @@ def error_body(kind: ProviderKind, message: str) -> bytes:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A provider as the wire sees it: where to connect and what to put in the request head."""
+
+    name: str
+    kind: ProviderKind
+    origin: Origin
+    host: bytes  # the Host header
+    base_path: bytes  # prefixed to the app's path
+
+    @classmethod
+    def of(cls, name: str, provider: ProviderSettings) -> Upstream:
+        parts = urlsplit(provider.base_url)
+        tls = parts.scheme == "https"
+        host = parts.hostname or ""
+        port = parts.port or (443 if tls else 80)
+        return cls(
+            name=name,
+            kind=provider.kind,
+            origin=Origin(parts.scheme, host, port),
+            host=parts.netloc.rpartition("@")[2].encode("idna"),
+            base_path=parts.path.rstrip("/").encode(),
+        )
+
+
+class Forward:
+    """One request on its way: reports from the upstream connection, the answer's bookkeeping."""
+
+    __slots__ = (
+        "api",
+        "app",
+        "cap",
+        "exchange",
+        "keep_alive",
+        "sidecar",
+        "started",
+        "status",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        sidecar: Sidecar,
+        app: AppConnection,
+        upstream: Upstream,
+        api: str,
+        exchange: Exchange | None,
+        keep_alive: bool,
+    ) -> None:
+        self.sidecar = sidecar
+        self.app = app
+        self.upstream = upstream
+        self.api = api
+        self.exchange = exchange
+        self.keep_alive = keep_alive
+        self.cap = sidecar.max_body_bytes
+        self.started = time.perf_counter()
+        self.status = 0
+
+    # --- wire.Listener -----------------------------------------------------------------------
+
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.status = status
+            exchange.response_headers = headers
+
+    def response_body(self, data: bytes, arrived: float) -> None:
+        exchange = self.exchange
+        if exchange is None or exchange.response_truncated:
+            return
+        try:
+            room = self.cap - exchange.captured_bytes
+            if len(data) > room:
+                data = data[:room]
+                exchange.response_truncated = True
+            exchange.chunks.append(data)
+            exchange.chunk_times.append(arrived)
+            exchange.captured_bytes += len(data)
+        except Exception:  # noqa: BLE001 - capture may fail; the call may not
+            self.drop_capture()
+
+    def response_done(self, keep_alive: bool) -> None:
+        self.end(None)
+        self.app.done(self.keep_alive and keep_alive)
+
+    def response_failed(self, reason: str, answered: bool) -> None:
+        self.sidecar.metrics.upstream_errors.labels(self.upstream.name).inc()
+        if answered:
+            log.warning("upstream %s broke mid-answer: %s", self.upstream.name, reason)
+            self.end(ErrorInfo(kind=ErrorKind.INCOMPLETE, message=f"upstream broke: {reason}"))
+            self.app.cut()
+            self.app.done(keep_alive=False)
+        else:
+            self.unreachable(reason)
+
+    def app_left(self) -> None:
+        self.end(_CLIENT_LEFT)
+        self.app.done(keep_alive=False)
+
+    # --- ends --------------------------------------------------------------------------------
+
+    def unreachable(self, reason: str) -> None:
+        message = f"shadowjudge sidecar: upstream {self.upstream.name} unreachable: {reason}"
+        self.status = 502
+        self.sidecar.bad_gateway(self.app, self.upstream.kind, message, self.keep_alive)
+        self.end(ErrorInfo(kind=ErrorKind.UNREACHABLE, message=message))
+
+    def end(self, error: ErrorInfo | None) -> None:
+        sidecar = self.sidecar
+        sidecar.observe(self.api, self.status, self.started)
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.exchange = None
+        exchange.ended = time.perf_counter()
+        exchange.error = error
+        if sidecar.publisher is not None:
+            sidecar.publisher.submit(exchange)
+
+    def drop_capture(self) -> None:
+        log.exception("capture failed on the live path; the call goes on uncaptured")
+        self.exchange = None
+        self.sidecar.metrics.dropped.labels(DROP_CAPTURE_ERROR).inc()
+
+
 class Sidecar:
-    """The ASGI app. `publisher` None means pass-through only."""
+    """Answers the app's requests (a `wire.Handler`). `publisher` None means pass-through only."""
 
     def __init__(
         self,
@@ -120,272 +235,163 @@ class Sidecar:
         metrics: SidecarMetrics,
     ) -> None:
         self._settings = settings
-        self._providers = dict(providers)
+        self._upstreams = {name: Upstream.of(name, p) for name, p in providers.items()}
         self._defaults = default_upstreams(providers, settings.upstream)
-        self._publisher = publisher
-        self._metrics = metrics
-        self._session: aiohttp.ClientSession | None = None
+        self.publisher = publisher
+        self.metrics = metrics
+        self.max_body_bytes = publisher.max_body_bytes if publisher is not None else 0
+        self.pool = UpstreamPool(
+            max_connections=settings.max_connections,
+            keepalive_s=settings.upstream_keepalive_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+        )
+        self.connections: set[AppConnection] = set()
         self._request_counters: dict[tuple[str, str], Any] = {}
         self._latency: dict[str, Any] = {}
+        self._connecting: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._settings.max_connections, ttl_dns_cache=300),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=self._settings.connect_timeout_s,
-                sock_read=self._settings.read_timeout_s,
-            ),
-        )
-        if self._publisher is not None:
-            await self._publisher.start()
+        if self.publisher is not None:
+            await self.publisher.start()
 
     async def shutdown(self) -> None:
-        if self._publisher is not None:
-            await self._publisher.stop()
-        if self._session is not None:
-            await self._session.close()
+        self.pool.close()
+        if self.publisher is not None:
+            await self.publisher.stop()
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+    def connection(self) -> AppConnection:
+        """A protocol for a new app connection (the `loop.create_server` factory)."""
+        return AppConnection(self, self.connections)
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    # --- requests (wire.Handler) -----------------------------------------------------------
 
-    # --- requests --------------------------------------------------------------------------
-
-    async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
-        path: str = scope["path"]
-        method: str = scope["method"]
-        if method == "GET" and path in ("/metrics", "/healthz"):
-            await self._local(path, send)
+    def handle(self, app: AppConnection, request: Request) -> None:
+        target = request.target
+        path, _, query = target.partition(b"?")
+        if request.method == b"GET" and path in _LOCAL:
+            self._local(app, path, request.keep_alive)
             return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-        forward: list[tuple[str, str]] = []
+        lines = [b""]  # the request line goes first, once the route is known
         anthropic_hint = False
         shadow_traffic = False
-        for name, value in scope["headers"]:
-            if name in _NOT_FORWARDED or name.startswith(_SEGMENT_PREFIX):
-                shadow_traffic = shadow_traffic or name == _SHADOW
+        for name, value in request.headers:
+            lower = name.lower()
+            if lower in _NOT_FORWARDED or lower.startswith(_SEGMENT_PREFIX):
+                shadow_traffic = shadow_traffic or lower == _SHADOW
                 continue
-            anthropic_hint = anthropic_hint or name == _ANTHROPIC_VERSION
-            forward.append((name.decode("latin-1"), value.decode("latin-1")))
+            anthropic_hint = anthropic_hint or lower == _ANTHROPIC_VERSION
+            lines.append(b"%s: %s\r\n" % (name, value))
 
-        raw_path: bytes = scope.get("raw_path") or path.encode()
-        provider_name, upstream_path = self._route(path, raw_path, anthropic_hint)
-        provider = self._providers.get(provider_name) if provider_name else None
-        if provider is None:
-            await self._reply(send, 502, ProviderKind.OPENAI, "no upstream provider configured")
+        upstream, upstream_path = self._route(path, anthropic_hint)
+        if upstream is None:
+            self.bad_gateway(
+                app, ProviderKind.OPENAI, "no upstream provider configured", request.keep_alive
+            )
             return
-        query: bytes = scope.get("query_string", b"")
-        target = provider.base_url + upstream_path.decode("latin-1")
-        if query:
-            target += "?" + query.decode("latin-1")
+        body = request.body
+        lines[0] = b"%s %s%s%s%s HTTP/%s\r\nHost: %s\r\n" % (
+            request.method,
+            upstream.base_path,
+            upstream_path,
+            b"?" if query or target.endswith(b"?") else b"",
+            query,
+            request.version.encode(),
+            upstream.host,
+        )
+        if body or request.method not in (b"GET", b"HEAD", b"DELETE", b"OPTIONS"):
+            lines.append(b"Content-Length: %d\r\n" % len(body))
+        lines.append(b"\r\n")
+        if body:
+            lines.append(body)
+        data = b"".join(lines)
 
+        method = request.method.decode("latin-1")
         api = api_for(method, upstream_path.decode("latin-1"))
         exchange: Exchange | None = None
-        if api is not None and self._publisher is not None and not shadow_traffic:
-            exchange = new_exchange(api, provider_name, scope["headers"], body)
-        api_label = api.value if api is not None else "other"
-        started = time.perf_counter()
-        await self._forward(
-            method,
-            target,
-            forward,
-            body,
-            provider,
-            provider_name,
+        if api is not None and self.publisher is not None and not shadow_traffic:
+            try:
+                exchange = new_exchange(api, upstream.name, request.headers, body)
+            except Exception:  # noqa: BLE001 - capture may fail; the call may not
+                log.exception("capture failed on the live path; the call goes on uncaptured")
+                self.metrics.dropped.labels(DROP_CAPTURE_ERROR).inc()
+        forward = Forward(
+            self,
+            app,
+            upstream,
+            api.value if api is not None else "other",
             exchange,
-            api_label,
-            receive,
-            send,
+            request.keep_alive,
         )
-        self._observe(api_label, started)
+        head_only = request.method == b"HEAD"
+        connection = self.pool.take(upstream.origin)
+        if connection is not None:
+            connection.send(app, forward, data, head_only)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._connect_and_send(app, forward, data, head_only)
+        )
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
 
-    def _route(self, path: str, raw_path: bytes, anthropic_hint: bool) -> tuple[str, bytes]:
-        first = path.split("/", 2)[1] if path.count("/") >= 2 else ""
-        if first in self._providers:
-            return first, raw_path[len(first) + 1 :]
-        if path.startswith("/v1/messages") or anthropic_hint:
+    async def _connect_and_send(
+        self, app: AppConnection, forward: Forward, data: bytes, head_only: bool
+    ) -> None:
+        upstream = forward.upstream
+        try:
+            connection = await self.pool.acquire(upstream.origin)
+        except (OSError, TimeoutError) as exc:
+            self.metrics.upstream_errors.labels(upstream.name).inc()
+            if app.closed:
+                forward.app_left()
+            else:
+                forward.unreachable(type(exc).__name__)
+            return
+        if app.closed:
+            self.pool.give_back(connection)
+            forward.app_left()
+            return
+        if forward.exchange is not None:
+            forward.exchange.started = forward.started = time.perf_counter()
+        connection.send(app, forward, data, head_only)
+
+    def bad_request(self, app: AppConnection, reason: str) -> None:
+        body = error_body(ProviderKind.OPENAI, f"shadowjudge sidecar: {reason}")
+        app.write(simple_response(400, b"Bad Request", b"application/json", body))
+        app.done(keep_alive=False)
+
+    def _route(self, path: bytes, anthropic_hint: bool) -> tuple[Upstream | None, bytes]:
+        first, _, rest = path[1:].partition(b"/")
+        if rest and first:
+            named = self._upstreams.get(first.decode("latin-1"))
+            if named is not None:
+                return named, path[len(first) + 1 :]
+        if path.startswith(b"/v1/messages") or anthropic_hint:
             kind = ProviderKind.ANTHROPIC
         else:
             kind = ProviderKind.OPENAI
-        return self._defaults.get(kind, ""), raw_path
+        name = self._defaults.get(kind)
+        return (self._upstreams[name] if name in self._upstreams else None), path
 
-    async def _forward(
-        self,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        provider: ProviderSettings,
-        provider_name: str,
-        exchange: Exchange | None,
-        api_label: str,
-        receive: Any,
-        send: Any,
+    # --- the sidecar's own answers -----------------------------------------------------------
+
+    def bad_gateway(
+        self, app: AppConnection, kind: ProviderKind, message: str, keep_alive: bool
     ) -> None:
-        assert self._session is not None
-        try:
-            response = await self._session.request(
-                method,
-                URL(target, encoded=True),
-                # aiohttp warns that big raw bytes block the loop while they are copied;
-                # a BytesIO view is streamed in chunks instead (same bytes, same length).
-                data=body if len(body) < _BIG_BODY else io.BytesIO(body),
-                headers=headers,
-                skip_auto_headers=_AUTO_HEADERS,
-                allow_redirects=False,
-            )
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            self._metrics.upstream_errors.labels(provider_name).inc()
-            message = (
-                f"shadowjudge sidecar: upstream {provider_name} unreachable: {type(exc).__name__}"
-            )
-            await self._reply(send, 502, provider.kind, message)
-            self._count(api_label, "5xx")
-            if exchange is not None:
-                exchange.ended = time.perf_counter()
-                exchange.error = ErrorInfo(kind=ErrorKind.UNREACHABLE, message=message)
-                self._finish(exchange)
-            return
-
-        watcher = asyncio.ensure_future(self._watch_disconnect(receive, response))
-        error: ErrorInfo | None = None
-        broken: BaseException | None = None
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status,
-                    "headers": [
-                        (k, v) for k, v in response.raw_headers if k.lower() not in HOP_BY_HOP
-                    ],
-                }
-            )
-            if exchange is not None:
-                exchange.status = response.status
-                exchange.response_headers = response.raw_headers
-                await self._stream_captured(response, exchange, send)
-            else:
-                async for chunk in response.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if _went_away(watcher):
-                error = _CLIENT_LEFT
-            else:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            if _went_away(watcher):
-                error = _CLIENT_LEFT
-            else:
-                broken = exc
-                error = ErrorInfo(
-                    kind=ErrorKind.INCOMPLETE, message=f"upstream broke: {type(exc).__name__}"
-                )
-        finally:
-            watcher.cancel()
-            response.release()
-            self._count(api_label, f"{response.status // 100}xx")
-        if exchange is not None:
-            exchange.ended = exchange.ended or time.perf_counter()
-            exchange.error = error
-            self._finish(exchange)
-        if broken is not None:
-            raise UpstreamBroken(f"upstream {provider_name} broke mid-answer") from broken
-
-    async def _stream_captured(
-        self, response: aiohttp.ClientResponse, exchange: Exchange, send: Any
-    ) -> None:
-        assert self._publisher is not None
-        cap = self._publisher.max_body_bytes
-        chunks = exchange.chunks
-        times = exchange.chunk_times
-        async for chunk in response.content.iter_any():
-            arrived = time.perf_counter()
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if not exchange.response_truncated:
-                room = cap - exchange.captured_bytes
-                if len(chunk) > room:
-                    chunk = chunk[:room]
-                    exchange.response_truncated = True
-                chunks.append(chunk)
-                times.append(arrived)
-                exchange.captured_bytes += len(chunk)
-        exchange.ended = time.perf_counter()
-
-    async def _watch_disconnect(self, receive: Any, response: aiohttp.ClientResponse) -> bool:
-        """Wait for the app to go away; then close the upstream answer. True if it went."""
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            response.close()
-            return True
-        return False
-
-    def _finish(self, exchange: Exchange) -> None:
-        if self._publisher is not None:
-            self._publisher.submit(exchange)
-
-    def _count(self, api: str, status_class: str) -> None:
-        key = (api, status_class)
-        counter = self._request_counters.get(key)
-        if counter is None:
-            counter = self._request_counters[key] = self._metrics.requests.labels(*key)
-        counter.inc()
-
-    def _observe(self, api: str, started: float) -> None:
-        histogram = self._latency.get(api)
-        if histogram is None:
-            histogram = self._latency[api] = self._metrics.upstream_latency.labels(api)
-        histogram.observe(time.perf_counter() - started)
-
-    async def _reply(self, send: Any, status: int, kind: ProviderKind, message: str) -> None:
-        body = error_body(kind, message)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        app.write(
+            simple_response(502, b"Bad Gateway", b"application/json", error_body(kind, message))
         )
-        await send({"type": "http.response.body", "body": body})
+        app.done(keep_alive)
 
-    async def _local(self, path: str, send: Any) -> None:
-        if path == "/metrics":
-            body = self._metrics.render()
+    def _local(self, app: AppConnection, path: bytes, keep_alive: bool) -> None:
+        if path == b"/metrics":
+            body = self.metrics.render()
             content_type = CONTENT_TYPE.encode()
         else:
-            publisher = self._publisher
+            publisher = self.publisher
             body = orjson.dumps(
                 {
                     "status": "ok",
@@ -395,14 +401,19 @@ class Sidecar:
                 }
             )
             content_type = b"application/json"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        app.write(simple_response(200, b"OK", content_type, body))
+        app.done(keep_alive)
+
+    # --- metrics -----------------------------------------------------------------------------
+
+    def observe(self, api: str, status: int, started: float) -> None:
+        status_class = f"{status // 100}xx" if status else "none"
+        key = (api, status_class)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = self._request_counters[key] = self.metrics.requests.labels(*key)
+        counter.inc()
+        histogram = self._latency.get(api)
+        if histogram is None:
+            histogram = self._latency[api] = self.metrics.upstream_latency.labels(api)
+        histogram.observe(time.perf_counter() - started)

@@ -1,16 +1,16 @@
-"""Serving the sidecar: the uvicorn server and the assembly of sidecar, publisher and bus.
+"""Serving the sidecar: its listening socket, graceful stop, and the assembly of sidecar,
+publisher and bus.
 
 The process's supervisor (the CLI) owns signals, so one process can run several servers and
-workers and stop them in order; uvicorn's own signal capture is turned off for that reason.
+workers and stop them in order: a server runs until its `should_exit` is set.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Generator, Mapping
-from typing import Any
-
-import uvicorn
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
 
 from mirror.bus import Bus, open_bus
 from mirror.config import (
@@ -24,38 +24,59 @@ from mirror.metrics import SidecarMetrics
 from mirror.proxy import Sidecar
 from mirror.publisher import Publisher
 
-KEEP_ALIVE_S = 75
+log = logging.getLogger(__name__)
+
+#: How often a running server looks at `should_exit`.
+_POLL_S = 0.1
 
 
-class SupervisedServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the process supervisor."""
+class SidecarServer:
+    """Serves one `Sidecar` on `listen` until `should_exit`, then drains for a bounded time."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+    def __init__(self, sidecar: Sidecar, listen: str, *, graceful_timeout_s: float = 30.0) -> None:
+        self.sidecar = sidecar
+        self.host, self.port = parse_host_port(listen, "listen")
+        self.graceful_timeout_s = graceful_timeout_s
+        self.should_exit = False
+
+    async def serve(self) -> None:
+        sidecar = self.sidecar
+        await sidecar.startup()
+        try:
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(
+                sidecar.connection, self.host, self.port, reuse_address=True, backlog=2048
+            )
+        except BaseException:
+            await sidecar.shutdown()
+            raise
+        try:
+            # A flag, not an Event: it is set from signal handlers and from other threads.
+            while not self.should_exit:  # noqa: ASYNC110
+                await asyncio.sleep(_POLL_S)
+        finally:
+            server.close()
+            await self._drain()
+            await sidecar.shutdown()
+
+    async def _drain(self) -> None:
+        """Let answers in flight finish (up to the graceful timeout); close idle connections."""
+        deadline = time.monotonic() + self.graceful_timeout_s
+        connections = self.sidecar.connections
+        while True:
+            for connection in list(connections):
+                connection.close_if_idle()
+            if not any(c.busy for c in connections) or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(_POLL_S / 2)
+        for connection in list(connections):
+            if connection.busy:
+                log.warning("sidecar stopping: cutting a call still in flight")
+            connection.cut()
 
 
-def make_server(app: Any, listen: str, *, graceful_timeout_s: float = 30.0) -> SupervisedServer:
-    host, port = parse_host_port(listen, "listen")
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="none",  # the supervisor's loop (uvloop) is already running
-        http="httptools",
-        lifespan="on",
-        proxy_headers=False,  # the sidecar forwards headers; it does not interpret them
-        access_log=False,
-        server_header=False,
-        date_header=False,
-        log_level="warning",
-        timeout_graceful_shutdown=int(graceful_timeout_s),
-        # Longer than the idle expiry of the apps' connection pools (httpx: 5 s, the same as
-        # uvicorn's default, which races: the app reuses a connection the server is closing
-        # and sees an error it would not see from the provider, who keeps connections long).
-        timeout_keep_alive=KEEP_ALIVE_S,
-    )
-    return SupervisedServer(config)
+def make_server(app: Sidecar, listen: str, *, graceful_timeout_s: float = 30.0) -> SidecarServer:
+    return SidecarServer(app, listen, graceful_timeout_s=graceful_timeout_s)
 
 
 def build_sidecar(
