@@ -354,8 +354,6 @@ class Sidecar:
             self.pool.give_back(connection)
             forward.app_left()
             return
-        if forward.exchange is not None:
-            forward.exchange.started = forward.started = time.perf_counter()
         connection.send(app, forward, data, head_only)
 
     def bad_request(self, app: AppConnection, reason: str) -> None:

@@ -190,7 +190,11 @@ class AppConnection(asyncio.Protocol):
             self._idle.cancel()
             self._idle = None
         self.busy = True
-        self._handler.handle(self, request)
+        try:
+            self._handler.handle(self, request)
+        except Exception:  # noqa: BLE001 - a bug of ours: the app sees a cut, we see why
+            log.exception("sidecar failed to forward a request; cutting the app's connection")
+            self.cut()
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
@@ -455,7 +459,9 @@ class UpstreamPool:
         expired = time.monotonic() - self._keepalive_s
         while idle:
             connection = idle.pop()
-            if connection.closed or connection.idle_since < expired:
+            transport = connection.transport
+            closing = transport is None or transport.is_closing()
+            if connection.closed or closing or connection.idle_since < expired:
                 connection.close()
                 continue
             self._in_use += 1

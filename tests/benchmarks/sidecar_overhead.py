@@ -152,6 +152,11 @@ def main() -> None:
         action="store_true",
         help="diagnostic: the sidecar as a bare proxy, capture off",
     )
+    parser.add_argument(
+        "--memory-bus",
+        action="store_true",
+        help="diagnostic: capture on, published to the in-process bus instead of Kafka",
+    )
     args = parser.parse_args()
 
     broker = TansuBroker()
@@ -165,7 +170,7 @@ def main() -> None:
         config.write_text(
             f"providers:\n  openai: {{kind: openai, base_url: '{fake.url}'}}\n"
             f"sidecar: {{listen: '127.0.0.1:{port}'}}\n"
-            f"bus: {broker.url}\n"
+            f"bus: {'memory://' if args.memory_bus else broker.url}\n"
             f"capture: {{enabled: {'false' if args.no_capture else 'true'}}}\n"
         )
         sidecar = subprocess.Popen(

@@ -176,9 +176,13 @@ def read_until(conn: socket.socket, ending: bytes, got: bytes = b"") -> bytes:
 
 
 def read_all(conn: socket.socket) -> bytes:
+    """Everything up to the end of the connection, whether closed or cut (reset)."""
     got = b""
-    while data := conn.recv(65536):
-        got += data
+    try:
+        while data := conn.recv(65536):
+            got += data
+    except ConnectionResetError:
+        pass
     return got
 
 
@@ -422,3 +426,16 @@ def test_https_upstreams_are_verified_and_reused(
     assert answer.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
     assert b"SSLCertVerificationError" in answer
     assert untrusted.received == []
+
+
+def test_a_forwarding_bug_cuts_the_connection_and_says_why(
+    sidecar: RunningSidecar, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in routing")
+
+    monkeypatch.setattr("mirror.proxy.Sidecar._route", broken)
+    with connect(sidecar) as conn:
+        conn.sendall(post(b"/v1/chat/completions", REQUEST))
+        assert read_all(conn) == b""
+    assert "a bug in routing" in caplog.text
