@@ -78,6 +78,7 @@ class SidecarSettings(Section):
     #: No read timeout by default: the app's own client decides how long it waits, and when it
     #: gives up the sidecar closes the upstream request.
     read_timeout_s: float | None = Field(default=None, gt=0)
+    #: Upstream connections in use at once (all providers); past it, calls wait their turn.
     max_connections: int = Field(default=1000, gt=0)
     #: How long an idle upstream connection is kept for reuse; keep it below the provider's
     #: own idle timeout, or a request may meet a connection the provider is closing.
