@@ -234,7 +234,6 @@ class Sidecar:
         publisher: Publisher | None,
         metrics: SidecarMetrics,
     ) -> None:
-        self._settings = settings
         self._upstreams = {name: Upstream.of(name, p) for name, p in providers.items()}
         self._defaults = default_upstreams(providers, settings.upstream)
         self.publisher = publisher
@@ -258,6 +257,8 @@ class Sidecar:
             await self.publisher.start()
 
     async def shutdown(self) -> None:
+        for task in list(self._connecting):
+            task.cancel()
         self.pool.close()
         if self.publisher is not None:
             await self.publisher.stop()
