@@ -24,7 +24,7 @@ from mirror.config import (
 )
 from mirror.events import CapturedCall, ProviderKind, parse_captured_call
 from mirror.metrics import SidecarMetrics
-from mirror.server import build_sidecar, make_server
+from mirror.server import SidecarServer, build_sidecar
 from tests.broker import free_port, wait_for_port
 
 
@@ -97,7 +97,7 @@ def run_sidecar(
     app = build_sidecar(
         settings, providers, capture or CaptureSettings(), bus_settings, bus=bus, metrics=metrics
     )
-    server = make_server(app, settings.listen, graceful_timeout_s=2)
+    server = SidecarServer(app, settings.listen, graceful_timeout_s=2)
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
     thread.start()
     wait_for_port(port)

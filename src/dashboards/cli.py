@@ -37,7 +37,7 @@ from mirror.errors import ConfigError
 from mirror.metrics import SidecarMetrics
 from mirror.pricing import PriceTable
 from mirror.runner import Runner
-from mirror.server import SidecarServer, build_sidecar, make_server
+from mirror.server import SidecarServer, build_sidecar
 
 log = logging.getLogger("shadowjudge")
 
@@ -237,7 +237,7 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
             bus=shared,
             metrics=sidecar_metrics,
         )
-        servers.append(make_server(sidecar, settings.sidecar.listen))
+        servers.append(SidecarServer(sidecar, settings.sidecar.listen))
         log.info("sidecar listening on %s", settings.sidecar.listen)
     log.info("roles %s, bus %s", ", ".join(sorted(roles)), settings.bus.url)
     try:

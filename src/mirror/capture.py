@@ -73,6 +73,18 @@ class Exchange:
         """Bytes this exchange holds on to while queued."""
         return len(self.request_body) + self.captured_bytes
 
+    def record(self, chunk: bytes, arrived: float, cap: int) -> None:
+        """Keep a response chunk the app was given, up to `cap` bytes in all."""
+        if self.response_truncated:
+            return
+        room = cap - self.captured_bytes
+        if len(chunk) > room:
+            chunk = chunk[:room]
+            self.response_truncated = True
+        self.chunks.append(chunk)
+        self.chunk_times.append(arrived)
+        self.captured_bytes += len(chunk)
+
 
 def new_exchange(
     api: Api, provider: str, headers: Sequence[tuple[bytes, bytes]], body: bytes

@@ -128,7 +128,6 @@ class Forward:
     __slots__ = (
         "api",
         "app",
-        "cap",
         "exchange",
         "keep_alive",
         "sidecar",
@@ -152,7 +151,6 @@ class Forward:
         self.api = api
         self.exchange = exchange
         self.keep_alive = keep_alive
-        self.cap = sidecar.max_body_bytes
         self.started = time.perf_counter()
         self.status = 0
 
@@ -167,18 +165,13 @@ class Forward:
 
     def response_body(self, data: bytes, arrived: float) -> None:
         exchange = self.exchange
-        if exchange is None or exchange.response_truncated:
+        if exchange is None:
             return
         try:
-            room = self.cap - exchange.captured_bytes
-            if len(data) > room:
-                data = data[:room]
-                exchange.response_truncated = True
-            exchange.chunks.append(data)
-            exchange.chunk_times.append(arrived)
-            exchange.captured_bytes += len(data)
+            exchange.record(data, arrived, self.sidecar.max_body_bytes)
         except Exception:  # noqa: BLE001 - capture may fail; the call may not
-            self.drop_capture()
+            self.exchange = None
+            self.sidecar.capture_failed()
 
     def response_done(self, keep_alive: bool) -> None:
         self.end(None)
@@ -217,11 +210,6 @@ class Forward:
         exchange.error = error
         if sidecar.publisher is not None:
             sidecar.publisher.submit(exchange)
-
-    def drop_capture(self) -> None:
-        log.exception("capture failed on the live path; the call goes on uncaptured")
-        self.exchange = None
-        self.sidecar.metrics.dropped.labels(DROP_CAPTURE_ERROR).inc()
 
 
 class Sidecar:
@@ -317,8 +305,7 @@ class Sidecar:
             try:
                 exchange = new_exchange(api, upstream.name, request.headers, body)
             except Exception:  # noqa: BLE001 - capture may fail; the call may not
-                log.exception("capture failed on the live path; the call goes on uncaptured")
-                self.metrics.dropped.labels(DROP_CAPTURE_ERROR).inc()
+                self.capture_failed()
         forward = Forward(
             self,
             app,
@@ -352,15 +339,19 @@ class Sidecar:
                 forward.unreachable(type(exc).__name__)
             return
         if app.closed:
-            self.pool.give_back(connection)
+            self.pool.release(connection, keep_alive=True)  # unused, still good
             forward.app_left()
             return
         connection.send(app, forward, data, head_only)
 
     def bad_request(self, app: AppConnection, reason: str) -> None:
         body = error_body(ProviderKind.OPENAI, f"shadowjudge sidecar: {reason}")
-        app.write(simple_response(400, b"Bad Request", b"application/json", body))
-        app.done(keep_alive=False)
+        _answer(app, 400, b"Bad Request", b"application/json", body, keep_alive=False)
+
+    def capture_failed(self) -> None:
+        """A capture step raised on the live path: log it, count it, let the call go on."""
+        log.exception("capture failed on the live path; the call goes on uncaptured")
+        self.metrics.dropped.labels(DROP_CAPTURE_ERROR).inc()
 
     def _route(self, path: bytes, anthropic_hint: bool) -> tuple[Upstream | None, bytes]:
         first, _, rest = path[1:].partition(b"/")
@@ -380,10 +371,8 @@ class Sidecar:
     def bad_gateway(
         self, app: AppConnection, kind: ProviderKind, message: str, keep_alive: bool
     ) -> None:
-        app.write(
-            simple_response(502, b"Bad Gateway", b"application/json", error_body(kind, message))
-        )
-        app.done(keep_alive)
+        body = error_body(kind, message)
+        _answer(app, 502, b"Bad Gateway", b"application/json", body, keep_alive)
 
     def _local(self, app: AppConnection, path: bytes, keep_alive: bool) -> None:
         if path == b"/metrics":
@@ -400,8 +389,7 @@ class Sidecar:
                 }
             )
             content_type = b"application/json"
-        app.write(simple_response(200, b"OK", content_type, body))
-        app.done(keep_alive)
+        _answer(app, 200, b"OK", content_type, body, keep_alive)
 
     # --- metrics -----------------------------------------------------------------------------
 
@@ -416,3 +404,16 @@ class Sidecar:
         if histogram is None:
             histogram = self._latency[api] = self.metrics.upstream_latency.labels(api)
         histogram.observe(time.perf_counter() - started)
+
+
+def _answer(
+    app: AppConnection,
+    status: int,
+    reason: bytes,
+    content_type: bytes,
+    body: bytes,
+    keep_alive: bool,
+) -> None:
+    """One of the sidecar's own answers, whole, ending the request."""
+    app.write(simple_response(status, reason, content_type, body))
+    app.done(keep_alive)

@@ -75,10 +75,6 @@ class SidecarServer:
             connection.cut()
 
 
-def make_server(app: Sidecar, listen: str, *, graceful_timeout_s: float = 30.0) -> SidecarServer:
-    return SidecarServer(app, listen, graceful_timeout_s=graceful_timeout_s)
-
-
 def build_sidecar(
     sidecar: SidecarSettings,
     providers: Mapping[str, ProviderSettings],

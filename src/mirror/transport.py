@@ -107,16 +107,7 @@ class _Tee:
         self.submitted = False
 
     def record(self, chunk: bytes) -> None:
-        exchange = self.exchange
-        if exchange.response_truncated:
-            return
-        room = self.cap - exchange.captured_bytes
-        if len(chunk) > room:
-            chunk = chunk[:room]
-            exchange.response_truncated = True
-        exchange.chunks.append(chunk)
-        exchange.chunk_times.append(time.perf_counter())
-        exchange.captured_bytes += len(chunk)
+        self.exchange.record(chunk, time.perf_counter(), self.cap)
 
     def finish(self) -> None:
         if self.submitted:

@@ -312,7 +312,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def app_left(self) -> None:
         """The app closed its connection mid-answer: stop the upstream answer at once."""
-        _, listener = self._release_request()
+        listener = self._release_request()
         self._pool.release(self, keep_alive=False)
         if listener is not None:
             listener.app_left()
@@ -393,7 +393,7 @@ class UpstreamConnection(asyncio.Protocol):
                 return False
         return not self._head_only and self._status not in (204, 304)
 
-    def _release_request(self) -> tuple[AppConnection | None, Listener | None]:
+    def _release_request(self) -> Listener | None:
         app, listener = self._app, self._listener
         self._app = None
         self._listener = None
@@ -402,10 +402,10 @@ class UpstreamConnection(asyncio.Protocol):
         if self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
-        return app, listener
+        return listener
 
     def _finish(self, keep_alive: bool) -> None:
-        _, listener = self._release_request()
+        listener = self._release_request()
         self.resume()
         # After a HEAD answer the parser still waits for the body its length announced, so
         # that connection is not reused (the app's connection goes on).
@@ -414,7 +414,7 @@ class UpstreamConnection(asyncio.Protocol):
             listener.response_done(keep_alive)
 
     def _fail(self, reason: str) -> None:
-        _, listener = self._release_request()
+        listener = self._release_request()
         self._pool.release(self, keep_alive=False)
         if listener is not None:
             listener.response_failed(reason, self._answered)
@@ -505,10 +505,6 @@ class UpstreamPool:
         idle = self._idle.get(connection.origin)
         if idle and connection in idle:
             idle.remove(connection)
-
-    def give_back(self, connection: UpstreamConnection) -> None:
-        """A connection taken but never used (the app left while it was being had)."""
-        self.release(connection, keep_alive=True)
 
     def close(self) -> None:
         for idle in self._idle.values():
