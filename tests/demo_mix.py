@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
-from mirror.bodies import make_output
+from mirror.answers.bodies import make_output
 from mirror.events import (
     Api,
     Arm,

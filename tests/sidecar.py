@@ -15,7 +15,8 @@ from typing import Any
 
 import uvloop
 
-from mirror.bus import Bus, MemoryBus
+from mirror.bus.base import Bus
+from mirror.bus.memory import MemoryBus
 from mirror.config import (
     BusSettings,
     CaptureSettings,
@@ -23,8 +24,8 @@ from mirror.config import (
     SidecarSettings,
 )
 from mirror.events import CapturedCall, ProviderKind, parse_captured_call
-from mirror.metrics import SidecarMetrics
-from mirror.server import SidecarServer, build_sidecar
+from mirror.sidecar.metrics import SidecarMetrics
+from mirror.sidecar.server import SidecarServer, build_sidecar
 from tests.broker import free_port, wait_for_port
 
 

@@ -1,13 +1,13 @@
--- shadowjudge on a ClickHouse cluster: the schema of judge/schema.sql (+ the stats table and view
--- that judge/schema.py generates), as Replicated tables per shard behind Distributed tables that
+-- shadowjudge on a ClickHouse cluster: the schema of judge/store/schema.sql (+ the stats table and view
+-- that judge/store/schema.py generates), as Replicated tables per shard behind Distributed tables that
 -- carry the names the store uses. Apply once, e.g.
 --     clickhouse-client --database shadowjudge --multiquery < deploy/clickhouse/cluster.sql
 -- with a cluster named in the server's `remote_servers` and `{shard}`/`{replica}` macros (the
 -- Replicated engines take their default paths). Then `shadowjudge migrate` finds every table
 -- and version 1 recorded, and does nothing. Not exercised by the test suite (no cluster here);
--- tests/judge/test_store.py checks that its columns match the single-node schema.
+-- tests/judge/store/test_store.py checks that its columns match the single-node schema.
 --
--- Why it stays exactly once (judge/schema.py, "Exactly once"):
+-- Why it stays exactly once (judge/store/schema.py, "Exactly once"):
 -- * calls, pairs and comparisons are sharded by cityHash64(call_id): every copy of a key lands
 --   on one shard, where ReplacingMergeTree, the replicated block deduplication (the store's
 --   per-insert token) and the view all see it;

@@ -27,10 +27,10 @@ from pathlib import Path
 import httpx2
 
 from judge.config import StoreSettings
-from judge.store import Store
+from judge.store.store import Store
+from mirror.bus.kafka import KafkaBus
 from mirror.config import BusSettings, TopicSettings
 from mirror.events import ShadowPair, dump_event
-from mirror.kafka import KafkaBus
 from tests.benchmarks.runner_throughput import cpu_seconds
 from tests.broker import TansuBroker, free_port
 from tests.demo_mix import MIGRATION, demo_pairs, deterministic_pairs
@@ -76,7 +76,7 @@ async def run(
     judge = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "dashboards.cli",
+        "dashboards.command",
         "-c",
         str(config),
         "--log-level",

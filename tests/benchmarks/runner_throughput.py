@@ -22,10 +22,10 @@ from pathlib import Path
 
 import aiohttp
 
-from mirror.bus import Record
+from mirror.bus.base import Record
+from mirror.bus.kafka import KafkaBus
 from mirror.config import BusSettings
 from mirror.events import Api, ArmResult, CapturedCall, Output, dump_event
-from mirror.kafka import KafkaBus
 from tests.broker import TansuBroker
 from tests.fakes import serve_subprocess
 
@@ -99,7 +99,7 @@ async def measure(broker: TansuBroker, fake_url: str, calls: int, in_flight: int
         runner = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "dashboards.cli",
+            "dashboards.command",
             "-c",
             str(config),
             "--log-level",

@@ -177,7 +177,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "dashboards.cli",
+                "dashboards.command",
                 "-c",
                 str(config),
                 "--log-level",

@@ -18,9 +18,9 @@ import tempfile
 import time
 
 from judge.config import StoreSettings
-from judge.store import Store
+from judge.store.store import Store
 from mirror.events import dump_event
-from tests.judge.test_store import make_comparison, make_pair
+from tests.judge.store.test_store import make_comparison, make_pair
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.cli import main
+from dashboards.command.main import main
 from dashboards.settings import load_settings, parse_settings
 from mirror.errors import ConfigError
 from mirror.events import ProviderKind

@@ -17,12 +17,12 @@ import clickhouse_connect
 import httpx2
 
 from judge.config import StoreSettings
-from judge.store import Store
+from judge.store.store import Store
+from mirror.bus.kafka import KafkaBus
 from mirror.config import BusSettings
 from mirror.events import dump_event
-from mirror.kafka import KafkaBus
 from tests.broker import TansuBroker, free_port
-from tests.judge.test_store import make_pair
+from tests.judge.store.test_store import make_pair
 
 PAIRS = 5000
 WRITTEN = "shadowjudge_judge_written_total"
@@ -51,7 +51,7 @@ async def start_judge(config: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "dashboards.cli",
+        "dashboards.command",
         "-c",
         str(config),
         "--log-level",

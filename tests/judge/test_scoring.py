@@ -19,11 +19,11 @@ import pytest
 
 from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
 from judge.config import JudgeSettings
-from judge.equivalence import NO_JUDGE_REASON
-from judge.pairwise import PairwiseJudge
-from judge.rubrics import RUBRICS, Rubric
+from judge.scorers.equivalence import NO_JUDGE_REASON
+from judge.scorers.pairwise import PairwiseJudge
+from judge.scorers.rubrics import RUBRICS, Rubric
 from judge.scoring import Scorer, judge_version
-from mirror.bodies import parse_json_text
+from mirror.answers.bodies import parse_json_text
 from mirror.config import ProviderSettings, default_providers
 from mirror.events import (
     Api,

@@ -15,13 +15,13 @@ from judge.config import JudgeSettings, StoreSettings
 from judge.errors import StoreUnavailableError
 from judge.rejudge import rejudge
 from judge.scoring import Scorer
-from judge.store import AsyncStore
+from judge.store.store import AsyncStore
 from judge.worker import JudgeWorker
-from mirror.bus import MemoryBus
+from mirror.bus.memory import MemoryBus
 from mirror.config import TopicSettings
 from mirror.events import dump_event
 from mirror.pricing import PriceTable
-from tests.judge.test_store import T0, make_pair
+from tests.judge.store.test_store import T0, make_pair
 
 TOPICS = TopicSettings()
 

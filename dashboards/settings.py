@@ -1,0 +1,155 @@
+"""`shadowjudge.yaml`: the one settings model, built once by the CLI and passed down.
+
+Each package owns its sections (`mirror.config`, `judge.config`); this module, at the top of
+the import flow, composes them. Loading fails at start with a `ConfigError` whose message names
+the file and the key (`capture.redact[1].pattern: not a valid regular expression`), never with a
+traceback, and unknown keys are errors so a typo is not a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from judge.config import JudgeSettings, StoreSettings
+from mirror.config import (
+    BusSettings,
+    CaptureSettings,
+    Providers,
+    SidecarSettings,
+    parse_host_port,
+)
+from mirror.errors import ConfigError
+from mirror.pricing import Price, PriceTable
+from mirror.runner.migrations import MigrationSettings, RunnerSettings
+
+DEFAULT_PATH = Path("shadowjudge.yaml")
+
+
+class DashboardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = "127.0.0.1:8701"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_host_port(value, "listen")
+        return value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    providers: Providers
+    sidecar: SidecarSettings = Field(default_factory=SidecarSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    dashboards: DashboardSettings = Field(default_factory=DashboardSettings)
+    #: Dollars per million tokens, over the built-in list prices (`mirror.pricing`).
+    prices: dict[str, Price] = Field(default_factory=dict)
+    migrations: tuple[MigrationSettings, ...] = ()
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    #: Hash of the file's content: recorded beside decisions so an audit knows the rules.
+    config_hash: str = ""
+
+    @field_validator("sidecar")
+    @classmethod
+    def _upstreams_exist(cls, value: SidecarSettings, info: Any) -> SidecarSettings:
+        providers = info.data.get("providers") or {}
+        for kind, name in value.upstream.items():
+            if name not in providers:
+                raise ValueError(f"upstream.{kind.value}: no provider named {name!r}")
+            if providers[name].kind is not kind:
+                raise ValueError(f"upstream.{kind.value}: provider {name!r} is not of that kind")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        problems = []
+        names = [m.name for m in self.migrations]
+        table = PriceTable(self.prices)
+        for i, migration in enumerate(self.migrations):
+            where = f"migrations[{i}]"
+            if names.count(migration.name) > 1:
+                problems.append(f"{where}.name: duplicate migration name {migration.name!r}")
+            for j, arm in enumerate(migration.arms):
+                if arm.provider not in self.providers:
+                    problems.append(
+                        f"{where}.arms[{j}].provider: no provider named {arm.provider!r}"
+                    )
+                if migration.daily_spend_usd and table.price(arm.model) is None:
+                    problems.append(
+                        f"{where}.arms[{j}].model: no price for {arm.model!r} under a spend cap;"
+                        " add it under prices"
+                    )
+        if self.judge.provider is not None:
+            if self.judge.provider not in self.providers:
+                problems.append(f"judge.provider: no provider named {self.judge.provider!r}")
+            if not self.judge.model:
+                problems.append("judge.model: required when judge.provider is set")
+        for name in self.runner.limits:
+            if name not in self.providers:
+                problems.append(f"runner.limits.{name}: no provider named {name!r}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ""
+        for part in error["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        if key:
+            lines.append(f"{source}: {key}: {message}")
+        else:  # cross-section checks name their keys themselves, one per line
+            lines.extend(f"{source}: {line}" for line in message.splitlines())
+    return "\n".join(lines)
+
+
+def parse_settings(data: Any, source: str = "settings", config_hash: str = "") -> Settings:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return Settings.model_validate({**data, "config_hash": config_hash})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from exc
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Settings from `path`; with None, from ./shadowjudge.yaml if it exists, else defaults."""
+    if path is None:
+        if not DEFAULT_PATH.exists():
+            return parse_settings({}, "defaults")
+        path = DEFAULT_PATH
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+    return parse_settings(data, str(path), hashlib.sha256(raw).hexdigest()[:16])

@@ -1,0 +1,266 @@
+"""The scorer: one `ShadowPair` in, one `Comparison` row out.
+
+`Scorer.score` fills every field of `judge.comparison.Comparison`: refusals per side and the
+disagreement finding, format drift, semantic equivalence (through `EquivalenceCascade`),
+latency and time to first token, tokens and cost per side, statuses and errors. Everything but
+the LLM tier is synchronous and cheap (well under 200 µs a pair: the judge worker's budget is
+5,000 pairs/s on one core including the ClickHouse writes), so `score_many` runs the
+deterministic work inline and only the pairs that need the LLM judge wait, concurrently.
+
+Judge version
+-------------
+`Scorer.version` names everything that can change a row, so the store keeps one row per
+(`call_id`, migration, arm, judge version) and a replay under the same version is a no-op::
+
+    v1|openai/gpt-4.1|refusal-rules-1|format-1|cascade-1|len=0.5-2
+
+rubric version | judge provider/model (``none`` without a judge) | refusal `DETECTOR_VERSION` |
+`FORMAT_DRIFT_VERSION` | `CASCADE_VERSION` | length-ratio bounds. Changing any of them changes
+the version; the verdict cache is keyed by it too.
+
+Refusals
+--------
+A side refused when OpenAI's explicit `refusal` field is set, when it finished with
+`content_filter` (OpenAI's filter, Anthropic's `refusal` stop reason), or when
+`judge.scorers.refusal.detect_refusal` says so from its text. The finding (`candidate_only`,
+`primary_only`, `both`, `none`) needs an answer on both sides: a failed call did not refuse,
+and it did not comply either, so a pair with an error on either side has finding `none` (the
+per-side flags stay, for per-side rates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+
+from judge.comparison import Comparison, RefusalFinding
+from judge.config import JudgeSettings
+from judge.scorers.equivalence import (
+    CASCADE_VERSION,
+    Equivalence,
+    EquivalenceCascade,
+    PairwiseJudge,
+    unusable_reason,
+)
+from judge.scorers.format_drift import FORMAT_DRIFT_VERSION, NO_DRIFT, FormatDrift, format_drift
+from judge.scorers.refusal import DETECTOR_VERSION, detect_refusal
+from mirror.config import ProviderSettings
+from mirror.events import ArmResult, FinishReason, ShadowPair
+from mirror.pricing import PriceTable
+
+_EVIDENCE_CHARS = 160
+#: Primary-side refusal verdicts remembered by call_id: every arm of a call (candidates and the
+#: noise arm) shares the primary's answer, so the detector runs on it once, not once per arm.
+_PRIMARY_MEMO = 4096
+
+
+def judge_version(settings: JudgeSettings, judge: PairwiseJudge | None) -> str:
+    """The version string of rows scored with these settings and this judge."""
+    rubric = judge.rubric_version if judge is not None else settings.rubric_version
+    llm = judge.identity if judge is not None else "none"
+    low, high = settings.length_ratio_bounds
+    return "|".join(
+        (
+            rubric,
+            llm,
+            DETECTOR_VERSION,
+            FORMAT_DRIFT_VERSION,
+            CASCADE_VERSION,
+            f"len={low:g}-{high:g}",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SideRefusal:
+    refused: bool
+    score: float
+    evidence: str
+
+
+NOT_REFUSED = SideRefusal(refused=False, score=0.0, evidence="")
+
+
+def side_refusal(result: ArmResult) -> SideRefusal:
+    """Whether one side's answer is a refusal, and the words that show it."""
+    output = result.output
+    if output is None or output.embeddings is not None:
+        return NOT_REFUSED
+    if output.refusal:
+        return SideRefusal(True, 1.0, output.refusal[:_EVIDENCE_CHARS])
+    if output.finish_reason is FinishReason.CONTENT_FILTER:
+        return SideRefusal(True, 1.0, f"finish reason {output.raw_finish_reason or 'filter'}")
+    if not output.text:
+        return NOT_REFUSED
+    verdict = detect_refusal(output.text)
+    evidence = (verdict.evidence or "") if verdict.refused else ""
+    return SideRefusal(verdict.refused, verdict.score, evidence)
+
+
+def refusal_finding(primary: SideRefusal, candidate: SideRefusal) -> RefusalFinding:
+    if primary.refused:
+        return RefusalFinding.BOTH if candidate.refused else RefusalFinding.PRIMARY_ONLY
+    return RefusalFinding.CANDIDATE_ONLY if candidate.refused else RefusalFinding.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """The deterministic part of a pair's score; `equivalence` is None until the LLM decides."""
+
+    pair: ShadowPair
+    primary: SideRefusal
+    candidate: SideRefusal
+    finding: RefusalFinding
+    drift: FormatDrift
+    equivalence: Equivalence | None
+
+
+class Scorer:
+    """Scores shadow pairs; an async context manager that closes the judge it was given.
+
+    `providers` tells the candidate's provider kind (for pricing; an arm may be translated to
+    another dialect than the captured call's). `judge` None turns the LLM tier off.
+    """
+
+    def __init__(
+        self,
+        settings: JudgeSettings,
+        providers: Mapping[str, ProviderSettings],
+        prices: PriceTable,
+        judge: PairwiseJudge | None,
+    ) -> None:
+        self.settings = settings
+        self.judge = judge
+        self.version = judge_version(settings, judge)
+        self.cascade = EquivalenceCascade(
+            judge, version=self.version, cache_size=settings.cache_size
+        )
+        self._kinds = {name: provider.kind for name, provider in providers.items()}
+        self._prices = prices
+        self._bounds = settings.length_ratio_bounds
+        self._primary_refusals: dict[str, SideRefusal] = {}
+
+    async def score(self, pair: ShadowPair) -> Comparison:
+        prepared = self._prepare(pair)
+        equivalence = prepared.equivalence
+        if equivalence is None:
+            equivalence = await self.cascade.decide_llm(pair.call, pair.result)
+        return self._build(prepared, equivalence)
+
+    async def score_many(self, pairs: Sequence[ShadowPair]) -> list[Comparison]:
+        """Score a batch: deterministic tiers inline, LLM calls concurrently; order kept."""
+        prepared = [self._prepare(pair) for pair in pairs]
+        waiting = [i for i, p in enumerate(prepared) if p.equivalence is None]
+        decided = await asyncio.gather(
+            *(self.cascade.decide_llm(pairs[i].call, pairs[i].result) for i in waiting)
+        )
+        verdicts = [p.equivalence for p in prepared]
+        for i, equivalence in zip(waiting, decided, strict=True):
+            verdicts[i] = equivalence
+        rows: list[Comparison] = []
+        for p, e in zip(prepared, verdicts, strict=True):
+            assert e is not None
+            rows.append(self._build(p, e))
+        return rows
+
+    def _prepare(self, pair: ShadowPair) -> _Prepared:
+        call, result = pair.call, pair.result
+        primary, candidate = self._primary_refusal(pair), side_refusal(result)
+        comparable = (
+            unusable_reason(call.primary, "primary") is None
+            and unusable_reason(result, "candidate") is None
+        )
+        drift = NO_DRIFT
+        finding = RefusalFinding.NONE
+        if comparable:
+            assert call.primary.output is not None and result.output is not None
+            drift = format_drift(call.primary.output, result.output, length_bounds=self._bounds)
+        if _answered(call.primary) and _answered(result):
+            finding = refusal_finding(primary, candidate)
+        equivalence = self.cascade.decide_cheap(call, result)
+        return _Prepared(pair, primary, candidate, finding, drift, equivalence)
+
+    def _primary_refusal(self, pair: ShadowPair) -> SideRefusal:
+        memo = self._primary_refusals
+        found = memo.get(pair.call.call_id)
+        if found is None:
+            found = memo[pair.call.call_id] = side_refusal(pair.call.primary)
+            if len(memo) > _PRIMARY_MEMO:
+                del memo[next(iter(memo))]  # the oldest: dicts keep insertion order
+        return found
+
+    def _build(self, prepared: _Prepared, equivalence: Equivalence) -> Comparison:
+        pair = prepared.pair
+        call, primary, candidate = pair.call, pair.call.primary, pair.result
+        primary_kind = call.api.provider_kind
+        candidate_kind = self._kinds.get(candidate.provider, primary_kind)
+        p_usage, c_usage = primary.usage, candidate.usage
+        refused = prepared.candidate if prepared.candidate.refused else prepared.primary
+        return Comparison(
+            call_id=call.call_id,
+            migration=pair.migration,
+            arm=pair.arm.name,
+            arm_kind=pair.arm.kind.value,
+            judge_version=self.version,
+            captured_at=call.captured_at,
+            judged_at=datetime.now(UTC),
+            api=call.api.value,
+            segment=dict(call.segment),
+            primary_provider=primary.provider,
+            primary_model=primary.model or "",
+            candidate_provider=candidate.provider,
+            candidate_model=candidate.model or "",
+            stream=primary.stream,
+            primary_status=primary.status_code or 0,
+            candidate_status=candidate.status_code or 0,
+            primary_error=primary.error.kind.value if primary.error else "",
+            candidate_error=candidate.error.kind.value if candidate.error else "",
+            candidate_error_message=candidate.error.message if candidate.error else "",
+            verdict=equivalence.verdict,
+            tier=equivalence.tier,
+            verdict_reason=equivalence.reason,
+            judge_orders_agree=equivalence.orders_agree,
+            judge_cached=equivalence.cached,
+            refusal_primary=prepared.primary.refused,
+            refusal_candidate=prepared.candidate.refused,
+            refusal_primary_score=prepared.primary.score,
+            refusal_candidate_score=prepared.candidate.score,
+            refusal_finding=prepared.finding,
+            refusal_evidence=refused.evidence,
+            format_drift=prepared.drift.drift,
+            format_findings=prepared.drift.findings,
+            length_ratio=prepared.drift.length_ratio,
+            primary_latency_ms=primary.latency_ms,
+            candidate_latency_ms=candidate.latency_ms,
+            primary_ttft_ms=primary.ttft_ms,
+            candidate_ttft_ms=candidate.ttft_ms,
+            primary_input_tokens=p_usage.input_tokens if p_usage else None,
+            primary_output_tokens=p_usage.output_tokens if p_usage else None,
+            candidate_input_tokens=c_usage.input_tokens if c_usage else None,
+            candidate_output_tokens=c_usage.output_tokens if c_usage else None,
+            primary_cost_usd=self._prices.cost(primary.model, p_usage, primary_kind),
+            candidate_cost_usd=self._prices.cost(candidate.model, c_usage, candidate_kind),
+        )
+
+    async def aclose(self) -> None:
+        if self.judge is not None:
+            await self.judge.aclose()
+
+    async def __aenter__(self) -> Scorer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _answered(result: ArmResult) -> bool:
+    """An answer came back (possibly cut at the capture cap): refusal can be told from it."""
+    return result.ok and result.output is not None and result.output.embeddings is None

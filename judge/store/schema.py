@@ -1,0 +1,402 @@
+"""The ClickHouse schema: tables, the aggregate views, and how it is applied and evolved.
+
+The static tables are in `schema.sql` (package data); the stats table and its view are generated
+here from `STATS_COLUMNS`, so the view, the table and their readers cannot drift apart. The
+same DDL runs on chDB and on a single ClickHouse server (MergeTree family); a cluster uses
+`deploy/clickhouse/cluster.sql` (Replicated tables with the same columns).
+
+Tables
+------
+- `calls` — one row per captured primary call, `ReplacingMergeTree` ordered by `call_id`:
+  labels, primary status/latency/tokens, and two ZSTD-compressed body columns (`request_body`,
+  `primary_output`) that a column TTL of `body_ttl_days` empties (the row stays; the TTL also
+  applies at insert, so a call older than the TTL is stored without its bodies).
+- `pairs` — the ShadowPair JSON per (call_id, migration, arm), compressed, body TTL as above,
+  so `rejudge` can score stored pairs again. `ReplacingMergeTree`.
+- `comparisons` — one row per (call_id, migration, arm, judge_version), a column per
+  `Comparison` field. `ReplacingMergeTree` ordered by that key (call_id first: UUIDv7, so
+  time-ordered); a minmax index on `captured_at` and a set index on `migration` let time-range
+  and per-migration reads skip granules.
+- `reviews` (human labels), `trigger_decisions` (the triggers' audit trail), `rollout` (weight
+  history; the latest row per (migration, arm) is current: `argMax(weight, changed_at)`). Plain
+  `MergeTree`: they keep history.
+- `comparison_stats_hourly` — `AggregatingMergeTree` filled by `comparison_stats_hourly_mv`
+  from every insert into `comparisons`. One row per (migration, arm, judge_version, segment,
+  hour, arm_kind) where `segment` is `*` (all traffic) or `label=value` (the MV ARRAY JOINs the
+  call's labels, so "refusal rate for tenant=acme" is `WHERE segment = 'tenant=acme'`), `hour`
+  is the capture hour. `judge_version` is part of the key: a rejudge writes a second, complete
+  set of rows beside the first, and a dashboard picks the version it shows.
+
+Review labels (`reviews.label`): `equivalent`, `candidate_better`, `candidate_worse`,
+`different` — the reviewer's own verdict, in the judge's vocabulary, so judge accuracy is a
+join; `refusal_wrong` — the refusal finding on the pair is wrong (the detector misread a side);
+`format_ok` — the reported format drift does no harm; `skip` — cannot tell.
+
+Reading the aggregates
+----------------------
+Rows with the same key are merged in the background at an unknown time, so a reader always
+aggregates, never reads a row as final: counts and sums with `sum(col)`, label counters with
+`sumMap(col)`, latency with `quantilesTDigestMerge(0.5, 0.99)(col)` (any levels). E.g.::
+
+    SELECT arm, sum(refusals_candidate) / sum(pairs) AS refusal_rate,
+           quantilesTDigestMerge(0.99)(candidate_latency_ms_q)[1] AS p99
+    FROM comparison_stats_hourly
+    WHERE migration = 'm' AND judge_version = 'v3' AND segment = 'tenant=acme'
+      AND hour >= now() - INTERVAL 1 DAY
+    GROUP BY arm
+
+Latency states only take the sides that answered (`*_error = ''`), so fast 429s and skipped
+arms do not flatter a p99; errors are counted in `primary_errors` / `candidate_errors`.
+
+Exactly once
+------------
+A materialized view fires on every insert, so a row inserted twice counts twice in the
+aggregates even though `ReplacingMergeTree` will eventually drop it from `comparisons`. The
+store (`judge.store.store.Store.insert_pairs`) therefore inserts each comparison key once:
+
+1. it deduplicates the batch by key (first wins);
+2. it asks which keys `comparisons` already holds — one query per batch, a range on the first
+   key column (`call_id` between the batch's smallest and largest: UUIDv7, so a live batch spans
+   the seconds to minutes between capture and judging) plus an `IN` set, both served by the
+   primary index (1 granule of 13 in `EXPLAIN indexes = 1` on a 100k-row table) — and drops
+   those rows. `calls`
+   and `pairs` rows are dropped when any comparison of their call / pair exists; they are
+   written before `comparisons`, so a crash between the inserts leaves at worst a duplicate
+   there, which `ReplacingMergeTree` and the readers (`LIMIT 1 BY`) absorb;
+3. every insert carries a fresh `insert_deduplication_token`, with
+   `deduplicate_blocks_in_dependent_materialized_views = 1` and a deduplication window on the
+   written tables and the stats table: a transport-level resend of the same insert (the HTTP
+   client retries after a dropped connection; a Replicated insert whose ack was lost) is
+   dropped by the server, views included. The token is fresh per `insert_pairs` call, not
+   derived from the keys, so a deliberate re-insert after rows were deleted is never dropped.
+
+Counting distinct keys in the view instead (`uniqExact` states over the key) would make
+duplicates harmless but keeps every key of every hour in memory and on disk — a copy of the
+table's key column per segment — and approximate `uniq` would make the headline counts
+approximate; filtering before the insert keeps the aggregates plain sums.
+
+Residual risk. (a) Two writers inserting the same keys at once both pass the filter (one
+`Store` serialises its own calls, so this needs two). With Kafka that means two judges owning
+one partition: a judge that lost its partition (session or poll timeout) still writing its
+in-flight batch while the new owner re-reads it. The double count is bounded by that batch
+(at most `store.batch_rows` pairs) per such event, and it does not happen when the revoke
+callback finishes the in-flight batch before giving the partition up; with chDB one process
+owns the directory, so there is one writer. (b) An insert whose `comparisons` part committed
+but whose view insert failed (process killed between the two) under-counts that batch: the
+retry finds the keys present. Both show as a difference between `uniqExact` over
+`comparisons` and `sum(pairs)` for an hour (`Store.verify_stats`), repaired by recomputing the
+hour from `comparisons FINAL` (`Store.rebuild_stats`, the same SELECT as the view).
+
+Evolving the schema
+-------------------
+`MIGRATIONS` is append-only; `schema_versions` records the versions applied. Each statement is
+idempotent on its own (`IF NOT EXISTS`, `ADD COLUMN IF NOT EXISTS`), so two processes migrating
+at once, or a migration interrupted half-way, are harmless. To change the schema, append a
+`-- migration N: name` section to `schema.sql` (e.g. `ALTER TABLE comparisons ADD COLUMN IF NOT
+EXISTS ...`, or an Enum8 widened by `MODIFY COLUMN`, which is metadata-only) and the same change
+to `deploy/clickhouse/cluster.sql`; never edit an applied one. A new aggregate table is
+created empty and backfilled from `comparisons` with `Store.rebuild_stats`-style INSERT SELECT.
+The body TTL is not a migration: `apply_migrations` re-states it whenever `body_ttl_days`
+differs from the table's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+
+#: Latency levels precomputed in the state type; `quantilesTDigestMerge` reads any levels.
+QUANTILES = "0.5, 0.9, 0.95, 0.99"
+#: Tables with body columns under the `body_ttl_days` TTL.
+BODY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "calls": ("request_body", "primary_output"),
+    "pairs": ("pair_json",),
+}
+_TTL = "toDateTime(captured_at) + toIntervalDay({body_ttl_days})"
+
+_COUNT = "SimpleAggregateFunction(sum, UInt64)"
+_TOKENS = "SimpleAggregateFunction(sum, Int64)"
+_FSUM = "SimpleAggregateFunction(sum, Float64)"
+_DIGEST = f"AggregateFunction(quantilesTDigest({QUANTILES}), Float64)"
+_LABELS = "SimpleAggregateFunction(sumMap, Map(String, UInt64))"
+
+
+def _digest(column: str, side: str) -> str:
+    ok = f"isNotNull({column}) AND {side}_error = ''"
+    return f"quantilesTDigestStateIf({QUANTILES})(assumeNotNull({column}), {ok})"
+
+
+def _labels(array: str) -> str:
+    ones = f"arrayMap(x -> toUInt64(1), {array})"
+    return f"sumMap(CAST(mapFromArrays({array}, {ones}), 'Map(String, UInt64)'))"
+
+
+#: The stats table's value columns: (name, type, expression over `comparisons` rows).
+STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("pairs", _COUNT, "count()"),
+    ("judged", _COUNT, "countIf(verdict NOT IN ('error', 'not_judged'))"),
+    ("verdict_equivalent", _COUNT, "countIf(verdict = 'equivalent')"),
+    ("verdict_candidate_better", _COUNT, "countIf(verdict = 'candidate_better')"),
+    ("verdict_candidate_worse", _COUNT, "countIf(verdict = 'candidate_worse')"),
+    ("verdict_different", _COUNT, "countIf(verdict = 'different')"),
+    ("verdict_error", _COUNT, "countIf(verdict = 'error')"),
+    ("verdict_not_judged", _COUNT, "countIf(verdict = 'not_judged')"),
+    ("tier_exact", _COUNT, "countIf(tier = 'exact')"),
+    ("tier_json", _COUNT, "countIf(tier = 'json')"),
+    ("tier_llm", _COUNT, "countIf(tier = 'llm')"),
+    ("tier_none", _COUNT, "countIf(tier = 'none')"),
+    ("cached_verdicts", _COUNT, "countIf(judge_cached)"),
+    ("judge_orders_disagree", _COUNT, "countIf(judge_orders_agree = false)"),
+    ("refusals_primary", _COUNT, "countIf(refusal_primary)"),
+    ("refusals_candidate", _COUNT, "countIf(refusal_candidate)"),
+    ("refusal_candidate_only", _COUNT, "countIf(refusal_finding = 'candidate_only')"),
+    ("refusal_primary_only", _COUNT, "countIf(refusal_finding = 'primary_only')"),
+    ("refusal_both", _COUNT, "countIf(refusal_finding = 'both')"),
+    ("format_drifts", _COUNT, "countIf(format_drift)"),
+    ("primary_errors", _COUNT, "countIf(primary_error != '')"),
+    ("candidate_errors", _COUNT, "countIf(candidate_error != '')"),
+    ("primary_input_tokens_sum", _TOKENS, "sum(ifNull(primary_input_tokens, 0))"),
+    ("primary_output_tokens_sum", _TOKENS, "sum(ifNull(primary_output_tokens, 0))"),
+    ("candidate_input_tokens_sum", _TOKENS, "sum(ifNull(candidate_input_tokens, 0))"),
+    ("candidate_output_tokens_sum", _TOKENS, "sum(ifNull(candidate_output_tokens, 0))"),
+    ("primary_priced", _COUNT, "countIf(isNotNull(primary_cost_usd))"),
+    ("candidate_priced", _COUNT, "countIf(isNotNull(candidate_cost_usd))"),
+    ("primary_cost_usd_sum", _FSUM, "sum(ifNull(primary_cost_usd, 0))"),
+    ("candidate_cost_usd_sum", _FSUM, "sum(ifNull(candidate_cost_usd, 0))"),
+    ("length_ratio_n", _COUNT, "countIf(isNotNull(length_ratio))"),
+    ("length_ratio_sum", _FSUM, "sum(ifNull(length_ratio, 0))"),
+    ("primary_latency_ms_sum", _FSUM, "sumIf(primary_latency_ms, primary_error = '')"),
+    ("candidate_latency_ms_sum", _FSUM, "sumIf(candidate_latency_ms, candidate_error = '')"),
+    ("primary_latency_ms_q", _DIGEST, _digest("primary_latency_ms", "primary")),
+    ("candidate_latency_ms_q", _DIGEST, _digest("candidate_latency_ms", "candidate")),
+    ("primary_ttft_ms_q", _DIGEST, _digest("primary_ttft_ms", "primary")),
+    ("candidate_ttft_ms_q", _DIGEST, _digest("candidate_ttft_ms", "candidate")),
+    ("format_finding_counts", _LABELS, _labels("format_findings")),
+    ("candidate_error_kinds", _LABELS, _labels("arrayFilter(x -> x != '', [candidate_error])")),
+)
+STATS_KEY = ("migration", "arm", "judge_version", "segment", "hour", "arm_kind")
+#: Every column of the stats table, in the order of `stats_select`.
+STATS_NAMES = STATS_KEY + tuple(name for name, _, _ in STATS_COLUMNS)
+
+
+def stats_read(name: str, type_: str) -> str:
+    """How a stats column is read over a group of rows (see "Reading the aggregates")."""
+    if type_ == _DIGEST:
+        return f"quantilesTDigestMerge({QUANTILES})({name})"
+    if type_ == _LABELS:
+        return f"sumMap({name})"
+    return f"sum({name})"
+
+
+def stats_select(source: str) -> str:
+    """The view's SELECT over `source` (the `comparisons` table, or a subquery to rebuild)."""
+    values = ",\n    ".join(f"{expr} AS {name}" for name, _, expr in STATS_COLUMNS)
+    return f"""SELECT
+    migration, arm, judge_version, segment_label AS segment,
+    toStartOfHour(toDateTime(captured_at, 'UTC')) AS hour, arm_kind,
+    {values}
+FROM {source}
+ARRAY JOIN arrayConcat(
+    ['*'], arrayMap((k, v) -> concat(k, '=', v), mapKeys(segment), mapValues(segment))
+) AS segment_label
+GROUP BY migration, arm, judge_version, segment_label, hour, arm_kind"""
+
+
+_STATS_VALUES = ",\n    ".join(f"{name} {type_}" for name, type_, _ in STATS_COLUMNS)
+_STATS_TABLE = f"""CREATE TABLE IF NOT EXISTS comparison_stats_hourly (
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    judge_version LowCardinality(String),
+    segment String,
+    hour DateTime('UTC'),
+    arm_kind LowCardinality(String),
+    {_STATS_VALUES}
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY ({", ".join(STATS_KEY)})
+SETTINGS non_replicated_deduplication_window = 1000"""
+_STATS_MV = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS comparison_stats_hourly_mv
+TO comparison_stats_hourly AS
+{stats_select("comparisons")}"""
+
+# -- the store's queries ---------------------------------------------------------------------
+
+_LO = "fromUnixTimestamp64Micro({lo:Int64}, 'UTC')"
+_HI = "fromUnixTimestamp64Micro({hi:Int64}, 'UTC')"
+_HOUR = "toStartOfHour(toDateTime(captured_at, 'UTC'))"
+
+
+def literal(text: str) -> str:
+    """A ClickHouse string literal."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\0", "\\0")
+    return f"'{escaped}'"
+
+
+def identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def existing_keys_sql(call_ids: set[str]) -> str:
+    """The comparison keys stored for these call_ids, as JSON rows.
+
+    The ids travel as one string literal split server-side: clickhouse-connect escapes bound
+    parameters character by character (~50 ms for 5,000 ids) and a 5,000-item IN list takes
+    the parser longer still. The range and the IN set both use the primary index.
+    """
+    plain = "\0".join(i for i in call_ids if "\0" not in i)
+    match = f"call_id IN (SELECT arrayJoin(splitByChar('\\0', {literal(plain)})))"
+    odd = [literal(i) for i in call_ids if "\0" in i]  # cannot ride in the \0-joined list
+    if odd:
+        match = f"({match} OR call_id IN ({', '.join(odd)}))"
+    return (
+        "SELECT call_id, migration, arm, judge_version FROM comparisons"
+        f" WHERE call_id >= {literal(min(call_ids))} AND call_id <= {literal(max(call_ids))}"
+        f" AND {match} FORMAT JSONCompactEachRow"
+    )
+
+
+def read_pairs_sql(rows: int) -> str:
+    """A page of stored pairs after a (call_id, arm); parameters m, lo, hi, a_call, a_arm."""
+    return (
+        "SELECT call_id, arm, pair_json FROM pairs"
+        " WHERE migration = {m:String} AND pair_json != ''"
+        f" AND captured_at >= {_LO} AND captured_at < {_HI}"
+        " AND (call_id, arm) > ({a_call:String}, {a_arm:String})"
+        f" ORDER BY call_id, arm LIMIT 1 BY call_id, arm LIMIT {int(rows)}"
+    )
+
+
+_SPAN = f"hour >= {_LO} AND hour < {_HI}"
+_GROUP = "GROUP BY migration, arm, judge_version, hour"
+#: Hours in [lo, hi) where the aggregates' pair count differs from the distinct keys.
+VERIFY_STATS_SQL = (
+    "SELECT migration, arm, judge_version, hour, keys, counted FROM"
+    f" (SELECT migration, arm, judge_version, {_HOUR} AS hour, uniqExact(call_id) AS keys"
+    f" FROM comparisons WHERE {_SPAN} {_GROUP}) AS c"
+    " FULL OUTER JOIN"
+    " (SELECT migration, arm, judge_version, hour, sum(pairs) AS counted"
+    f" FROM comparison_stats_hourly WHERE segment = '*' AND {_SPAN} {_GROUP}) AS s"
+    " USING (migration, arm, judge_version, hour)"
+    " WHERE keys != counted ORDER BY hour, migration, arm, judge_version"
+)
+#: Recompute the aggregates of the hours in [lo, hi): delete them, then insert the view's
+#: SELECT over `comparisons FINAL`.
+REBUILD_STATS_SQL = (
+    f"ALTER TABLE comparison_stats_hourly DELETE WHERE {_SPAN}",
+    f"INSERT INTO comparison_stats_hourly ({', '.join(STATS_NAMES)}) "
+    + stats_select(
+        f"(SELECT * FROM comparisons FINAL WHERE captured_at >= {_LO} AND captured_at < {_HI})"
+    ),
+)
+
+#: Batches that started writing and never finished, with the hours (micro-epoch) they touched.
+UNFINISHED_WRITES_SQL = (
+    "SELECT token, groupUniqArrayArray(hours) FROM write_journal"
+    " GROUP BY token HAVING max(state) = 'started'"
+)
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_HEADER = re.compile(r"^-- migration (\d+): (.+)$")
+
+
+def load_migrations(sql: str) -> tuple[Migration, ...]:
+    """The `-- migration N: name` sections of `schema.sql`, in file order."""
+    sections: list[tuple[int, str, list[str]]] = []
+    statement: list[str] = []
+    for line in sql.splitlines():
+        header = _HEADER.match(line)
+        if header:
+            sections.append((int(header[1]), header[2].strip(), []))
+        elif line.strip() and not line.lstrip().startswith("--"):
+            if not sections:
+                raise ValueError(f"schema.sql: statement before the first migration: {line!r}")
+            statement.append(line)
+            if line.rstrip().endswith(";"):
+                sections[-1][2].append("\n".join(statement).rstrip().rstrip(";"))
+                statement = []
+    if statement:
+        raise ValueError("schema.sql: the last statement is not ended by `;`")
+    return tuple(Migration(v, name, tuple(stmts)) for v, name, stmts in sections)
+
+
+def _migrations() -> tuple[Migration, ...]:
+    loaded = load_migrations(
+        files("judge.store").joinpath("schema.sql").read_text(encoding="utf-8")
+    )
+    first = loaded[0]
+    generated = Migration(first.version, first.name, first.statements + (_STATS_TABLE, _STATS_MV))
+    return (generated, *loaded[1:])
+
+
+#: Append-only (see "Evolving the schema").
+MIGRATIONS: tuple[Migration, ...] = _migrations()
+
+SCHEMA_VERSIONS = """CREATE TABLE IF NOT EXISTS schema_versions (
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY version"""
+
+
+def apply_migrations(client: Any, body_ttl_days: int) -> list[int]:
+    """Apply the migrations the database lacks, in order; returns the versions applied.
+
+    `client` is a clickhouse-connect client; its errors propagate (the store translates them).
+    """
+    client.command(SCHEMA_VERSIONS)
+    applied = {row[0] for row in client.query("SELECT version FROM schema_versions").result_rows}
+    done: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version in applied:
+            continue
+        for statement in migration.statements:
+            client.command(statement.replace("{body_ttl_days}", str(body_ttl_days)))
+        client.insert(
+            "schema_versions",
+            [[migration.version, migration.name, datetime.now(UTC)]],
+            column_names=["version", "name", "applied_at"],
+        )
+        done.append(migration.version)
+    sync_body_ttl(client, body_ttl_days)
+    return done
+
+
+_TTL_DAYS = r"TTL toDateTime\(captured_at\) \+ toIntervalDay\((\d+)\)"
+
+
+def sync_body_ttl(client: Any, days: int) -> list[str]:
+    """Re-state the body columns' TTL where it differs from `days`; returns what changed.
+
+    ClickHouse then rewrites the parts in the background (`materialize_ttl_after_modify`), so a
+    shorter TTL empties old bodies without blocking the caller.
+    """
+    changed: list[str] = []
+    for table, columns in BODY_COLUMNS.items():
+        found = client.query(
+            "SELECT engine, create_table_query FROM system.tables"
+            " WHERE database = currentDatabase() AND name = {table:String}",
+            parameters={"table": table},
+        ).result_rows
+        if not found or not found[0][0].endswith("MergeTree"):
+            continue  # e.g. a Distributed table over a cluster's local tables (cluster.sql)
+        for column in columns:
+            ttl = re.search(rf"`{column}` String[^,]*?{_TTL_DAYS}", found[0][1])
+            if ttl is not None and int(ttl[1]) == days:
+                continue
+            expression = _TTL.replace("{body_ttl_days}", str(days))
+            client.command(f"ALTER TABLE {table} MODIFY COLUMN {column} TTL {expression}")
+            changed.append(f"{table}.{column}")
+    return changed

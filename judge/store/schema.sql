@@ -1,0 +1,166 @@
+-- The store's static tables (judge.store.schema adds the stats table and its view, generated from
+-- judge.store.schema.STATS_COLUMNS). Sections are migrations: `-- migration N: name`, append-only,
+-- each statement idempotent on its own and ended by `;` at the end of a line. `{body_ttl_days}`
+-- is replaced by the store's `body_ttl_days`. See judge/store/schema.py for the design.
+
+-- migration 1: initial
+-- One row per captured primary call; bodies in their own compressed columns, emptied by TTL.
+CREATE TABLE IF NOT EXISTS calls (
+    call_id String,
+    captured_at DateTime64(6, 'UTC'),
+    api LowCardinality(String),
+    segment Map(LowCardinality(String), String),
+    primary_provider LowCardinality(String),
+    primary_model LowCardinality(String),
+    stream Bool,
+    primary_status Int32,
+    primary_error LowCardinality(String),
+    primary_error_message String CODEC(ZSTD(3)),
+    primary_finish_reason LowCardinality(String),
+    primary_latency_ms Float64,
+    primary_ttft_ms Nullable(Float64),
+    primary_input_tokens Nullable(Int64),
+    primary_output_tokens Nullable(Int64),
+    primary_cached_tokens Nullable(Int64),
+    request_truncated Bool,
+    response_truncated Bool,
+    request_body String CODEC(ZSTD(3)) TTL toDateTime(captured_at) + toIntervalDay({body_ttl_days}),
+    primary_output String CODEC(ZSTD(3)) TTL toDateTime(captured_at) + toIntervalDay({body_ttl_days}),
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    INDEX captured_at_minmax captured_at TYPE minmax GRANULARITY 1
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(captured_at)
+ORDER BY call_id
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- The ShadowPair JSON (schema_version 1), for `rejudge`.
+CREATE TABLE IF NOT EXISTS pairs (
+    call_id String,
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    arm_kind LowCardinality(String),
+    captured_at DateTime64(6, 'UTC'),
+    schema_version UInt16,
+    pair_json String CODEC(ZSTD(3)) TTL toDateTime(captured_at) + toIntervalDay({body_ttl_days}),
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    INDEX captured_at_minmax captured_at TYPE minmax GRANULARITY 1,
+    INDEX migration_set migration TYPE set(64) GRANULARITY 1
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(captured_at)
+ORDER BY (call_id, migration, arm)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- One row per (call_id, migration, arm, judge_version): a column per judge.comparison.Comparison
+-- field. The Enum8s mirror Verdict, Tier and RefusalFinding (a test checks they cover them).
+CREATE TABLE IF NOT EXISTS comparisons (
+    call_id String,
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    arm_kind LowCardinality(String),
+    judge_version LowCardinality(String),
+    captured_at DateTime64(6, 'UTC'),
+    judged_at DateTime64(6, 'UTC'),
+    api LowCardinality(String),
+    segment Map(LowCardinality(String), String),
+    primary_provider LowCardinality(String),
+    primary_model LowCardinality(String),
+    candidate_provider LowCardinality(String),
+    candidate_model LowCardinality(String),
+    stream Bool,
+    primary_status Int32,
+    candidate_status Int32,
+    primary_error LowCardinality(String),
+    candidate_error LowCardinality(String),
+    candidate_error_message String CODEC(ZSTD(3)),
+    verdict Enum8('equivalent' = 1, 'candidate_better' = 2, 'candidate_worse' = 3,
+                  'different' = 4, 'error' = 5, 'not_judged' = 6),
+    tier Enum8('exact' = 1, 'json' = 2, 'llm' = 3, 'none' = 4),
+    verdict_reason String CODEC(ZSTD(3)),
+    judge_orders_agree Nullable(Bool),
+    judge_cached Bool,
+    refusal_primary Bool,
+    refusal_candidate Bool,
+    refusal_primary_score Float64,
+    refusal_candidate_score Float64,
+    refusal_finding Enum8('none' = 0, 'candidate_only' = 1, 'primary_only' = 2, 'both' = 3),
+    refusal_evidence String CODEC(ZSTD(3)),
+    format_drift Bool,
+    format_findings Array(LowCardinality(String)),
+    length_ratio Nullable(Float64),
+    primary_latency_ms Float64,
+    candidate_latency_ms Float64,
+    primary_ttft_ms Nullable(Float64),
+    candidate_ttft_ms Nullable(Float64),
+    primary_input_tokens Nullable(Int64),
+    primary_output_tokens Nullable(Int64),
+    candidate_input_tokens Nullable(Int64),
+    candidate_output_tokens Nullable(Int64),
+    primary_cost_usd Nullable(Float64),
+    candidate_cost_usd Nullable(Float64),
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    INDEX captured_at_minmax captured_at TYPE minmax GRANULARITY 1,
+    INDEX migration_set migration TYPE set(64) GRANULARITY 1
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(captured_at)
+ORDER BY (call_id, migration, arm, judge_version)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- Human labels of a pair; a reviewer's latest label per pair is current (history is kept).
+-- equivalent | candidate_better | candidate_worse | different: the reviewer's own verdict;
+-- refusal_wrong: the refusal finding is wrong; format_ok: the format drift does no harm;
+-- skip: cannot tell.
+CREATE TABLE IF NOT EXISTS reviews (
+    call_id String,
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    judge_version LowCardinality(String),
+    reviewer LowCardinality(String),
+    label Enum8('equivalent' = 1, 'candidate_better' = 2, 'candidate_worse' = 3,
+                'different' = 4, 'refusal_wrong' = 5, 'format_ok' = 6, 'skip' = 7),
+    note String,
+    created_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree
+ORDER BY (migration, call_id, arm, created_at);
+
+-- The trigger engine's audit trail: one row per rule evaluation.
+CREATE TABLE IF NOT EXISTS trigger_decisions (
+    decided_at DateTime64(3, 'UTC'),
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    rule LowCardinality(String),
+    segment String,
+    window_start DateTime64(3, 'UTC'),
+    window_end DateTime64(3, 'UTC'),
+    n UInt64,
+    estimate Float64,
+    lower Float64,
+    upper Float64,
+    baseline Float64,
+    decision Enum8('fire' = 1, 'hold' = 2, 'clear' = 3),
+    config_hash String
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(decided_at)
+ORDER BY (migration, arm, rule, decided_at);
+
+-- Rollout weight history; argMax(weight, changed_at) per (migration, arm) is current.
+CREATE TABLE IF NOT EXISTS rollout (
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    weight Float64,
+    reason String,
+    actor LowCardinality(String),
+    changed_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree
+ORDER BY (migration, arm, changed_at);
+
+-- migration 2: write journal
+-- One row when a batch starts writing and one when it is written (ReplacingMergeTree keeps the
+-- later). A batch left "started" was cut off, perhaps between a `comparisons` part and its
+-- view's part; `Store.recover` re-checks the hours it touched and rebuilds what disagrees.
+CREATE TABLE IF NOT EXISTS write_journal (
+    token String,
+    hours Array(Int64),
+    state Enum8('started' = 1, 'done' = 2),
+    at DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(at)
+ORDER BY token;

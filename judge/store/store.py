@@ -1,0 +1,398 @@
+"""The ClickHouse store: writes judged batches exactly once, reads pairs back for `rejudge`.
+
+`Store` is synchronous (clickhouse-connect and chDB have no async API); `AsyncStore` runs each
+call in a worker thread, one at a time. The schema, and why a replay never double-counts, are
+in `judge.store.schema`. Every clickhouse-connect or chDB exception leaves as a `StoreError`
+(`judge.errors`), `retriable` when the same call may succeed later.
+
+URLs: `chdb:///abs/dir`, `chdb:///./relative/dir` or `chdb://relative/dir` (the directory is
+created; `?database=x` picks a database; `chdb://memory` keeps nothing), or
+`http(s)://user:pass@host:8123/db`. A missing database is created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any, ParamSpec, Self, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+import clickhouse_connect
+import orjson
+
+from judge.comparison import Comparison
+from judge.config import StoreSettings
+from judge.errors import JudgeError, StoreClosedError, store_error
+from judge.store.rows import (
+    CALL_COLUMNS,
+    COMPARISON_FIELDS,
+    HOUR,
+    PAIR_COLUMNS,
+    call_row,
+    comparison_row,
+    hour_span,
+    insert,
+    journal,
+    micros,
+    where_clause,
+)
+from judge.store.schema import (
+    REBUILD_STATS_SQL,
+    STATS_COLUMNS,
+    UNFINISHED_WRITES_SQL,
+    VERIFY_STATS_SQL,
+    apply_migrations,
+    existing_keys_sql,
+    identifier,
+    read_pairs_sql,
+    stats_read,
+)
+from mirror.events import CapturedCall, ShadowPair, dump_event, parse_shadow_pair
+
+Key = tuple[str, str, str, str]  # (call_id, migration, arm, judge_version)
+T = TypeVar("T")
+P = ParamSpec("P")
+
+#: The existence check sends the batch's call_ids in one literal; allow big batches.
+_CLIENT_SETTINGS = {"max_query_size": 64 * 1024 * 1024}
+#: DateTime64's last day: an open `until`.
+_END_OF_DATETIME64 = 10_413_791_999_000_000  # 2299-12-31 23:59:59 UTC
+
+
+class Store:
+    """The judge's view of ClickHouse. Thread-safe: calls are serialised on one client."""
+
+    def __init__(self, client: Any, *, body_ttl_days: int = 30) -> None:
+        self._client: Any = client
+        self._body_ttl_days = body_ttl_days
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, settings: StoreSettings) -> Store:
+        """Connect (chDB: open the directory, creating it), and make sure the database exists."""
+        parts = urlsplit(settings.url)
+        try:
+            if parts.scheme == "chdb":
+                database = parse_qs(parts.query).get("database", [""])[0]
+                # `chdb:///./var/x` and `chdb://var/x` both mean the relative directory var/x.
+                path = parts.netloc + parts.path
+                path = path[1:] if path.startswith(("/./", "/../")) else path
+                if path != "memory":  # chdb://memory: clickhouse-connect's in-memory engine
+                    Path(path).mkdir(parents=True, exist_ok=True)
+                client = clickhouse_connect.get_client(
+                    interface="chdb",
+                    path=None if path == "memory" else path,
+                    tz_mode="aware",
+                    settings=_CLIENT_SETTINGS,
+                )
+            else:
+                database = unquote(parts.path.strip("/"))
+                client = clickhouse_connect.get_client(
+                    dsn=urlunsplit(parts._replace(path="")),
+                    tz_mode="aware",
+                    settings=_CLIENT_SETTINGS,
+                )
+        except Exception as exc:
+            raise store_error(exc, f"open {parts.scheme} store") from exc
+        store = cls(client, body_ttl_days=settings.body_ttl_days)
+        try:
+            if database:
+                store._use_database(database)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _use_database(self, database: str) -> None:
+        with self._call(f"use database {database}") as ch:
+            exists = ch.command(
+                "SELECT count() FROM system.databases WHERE name = {db:String}",
+                parameters={"db": database},
+            )
+            if not int(exists):
+                ch.command(f"CREATE DATABASE IF NOT EXISTS {identifier(database)}")
+            ch.database = database
+
+    def migrate(self) -> list[int]:
+        """Apply the schema idempotently; returns the migration versions applied now."""
+        with self._call("migrate") as ch:
+            return apply_migrations(ch, self._body_ttl_days)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def insert_pairs(
+        self,
+        pairs: Sequence[ShadowPair],
+        comparisons: Sequence[Comparison],
+        *,
+        raw_pairs: Sequence[bytes] | None = None,
+    ) -> int:
+        """Write a batch's calls, pairs and comparisons, skipping what the store already has.
+
+        Returns the number of comparison rows written. `raw_pairs`, when given, are the pairs'
+        JSON as read from the bus (same order as `pairs`), stored as is instead of re-dumped.
+        Safe to call again with any overlap of earlier batches: see `judge.store.schema`,
+        "Exactly once".
+        """
+        if raw_pairs is not None and len(raw_pairs) != len(pairs):
+            raise ValueError("raw_pairs must match pairs one to one")
+        unique: dict[Key, Comparison] = {}
+        for comparison in comparisons:
+            unique.setdefault(comparison.key, comparison)  # the first of a key wins
+        call_ids = {p.call.call_id for p in pairs} | {key[0] for key in unique}
+        if not call_ids:
+            return 0
+        with self._lock:  # the check and the inserts are one step for this process
+            with self._call("look up batch keys") as ch:
+                existing = self._existing(ch, call_ids)
+            new = [c for key, c in unique.items() if key not in existing]
+            done_pairs = {key[:3] for key in existing}
+            done_calls = {key[0] for key in existing}
+            calls: dict[str, CapturedCall] = {}
+            pair_rows: list[tuple[Any, ...]] = []
+            for i, pair in enumerate(pairs):
+                call = pair.call
+                pair_key = (call.call_id, pair.migration, pair.arm.name)
+                if pair_key in done_pairs:
+                    continue
+                done_pairs.add(pair_key)
+                if call.call_id not in done_calls:
+                    calls.setdefault(call.call_id, call)
+                raw = raw_pairs[i] if raw_pairs is not None else dump_event(pair)
+                pair_rows.append(
+                    (*pair_key, pair.arm.kind, call.captured_at, pair.schema_version, raw)
+                )
+            call_rows = [call_row(c) for c in calls.values()]
+            rows = [comparison_row(c) for c in new]
+            token = uuid.uuid4().hex
+            hours = sorted({micros(c.captured_at) // HOUR * HOUR for c in new})
+            with self._call("insert batch") as ch:
+                if rows:  # journalled: a crash inside the next inserts is found by `recover`
+                    journal(ch, token, hours, "started")
+                # Comparisons last: a comparison row marks its call and pair as written.
+                insert(ch, "calls", CALL_COLUMNS, call_rows, token)
+                insert(ch, "pairs", PAIR_COLUMNS, pair_rows, token)
+                insert(ch, "comparisons", COMPARISON_FIELDS, rows, token)
+                if rows:
+                    journal(ch, token, hours, "done")
+            return len(new)
+
+    def recover(self) -> list[datetime]:
+        """Repair what a writer killed mid-batch may have left: the aggregates of the hours an
+        unfinished batch touched are checked against `comparisons` and rebuilt where they
+        disagree (a `comparisons` part written without its view's part). Run it at start,
+        before consuming; returns the hours rebuilt."""
+        with self._lock:  # re-entrant: the checks below take it again
+            with self._call("read the write journal") as ch:
+                unfinished = ch.query(UNFINISHED_WRITES_SQL).result_rows
+            rebuilt: list[datetime] = []
+            for hour in sorted({hour for _, touched in unfinished for hour in touched}):
+                since = datetime.fromtimestamp(hour / 1_000_000, UTC)
+                until = since + timedelta(hours=1)
+                if self.verify_stats(since, until):
+                    self.rebuild_stats(since, until)
+                    rebuilt.append(since)
+            with self._call("close the write journal") as ch:
+                for token, touched in unfinished:
+                    journal(ch, token, list(touched), "done")
+            return rebuilt
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def existing_keys(self, keys: Iterable[Key]) -> set[Key]:
+        """The subset of comparison keys (call_id, migration, arm, judge_version) stored."""
+        wanted = set(keys)
+        if not wanted:
+            return set()
+        with self._call("look up comparison keys") as ch:
+            return self._existing(ch, {key[0] for key in wanted}) & wanted
+
+    @staticmethod
+    def _existing(ch: Any, call_ids: set[str]) -> set[Key]:
+        raw = ch.raw_query(existing_keys_sql(call_ids))
+        return {tuple(orjson.loads(line)) for line in raw.splitlines()}
+
+    def read_pairs(
+        self,
+        migration: str,
+        since: datetime,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        page_rows: int = 1_000,
+    ) -> Iterator[ShadowPair]:
+        """Stored pairs of a migration captured in [since, until), in call_id order.
+
+        Pages of `page_rows` by key, so no query stays open between pages (a consumer may write
+        to the store while it iterates). Pairs whose body has expired (TTL) are skipped.
+        """
+        after: tuple[str, str] = ("", "")
+        left = limit
+        while left is None or left > 0:
+            rows = min(page_rows, left) if left is not None else page_rows
+            page = self._read_page(migration, since, until, after=after, rows=rows)
+            yield from (pair for _, _, pair in page)
+            if len(page) < rows:
+                return
+            after = page[-1][:2]
+            left = None if left is None else left - len(page)
+
+    def _read_page(
+        self,
+        migration: str,
+        since: datetime,
+        until: datetime | None,
+        *,
+        after: tuple[str, str],
+        rows: int,
+    ) -> list[tuple[str, str, ShadowPair]]:
+        """One page of `read_pairs`: (call_id, arm, pair) after the (call_id, arm) `after`."""
+        params = {"m": migration, "lo": micros(since), "a_call": after[0], "a_arm": after[1]}
+        params["hi"] = micros(until) if until is not None else _END_OF_DATETIME64
+        with self._call("read pairs") as ch:
+            result = ch.query(
+                read_pairs_sql(rows), parameters=params, column_formats={"pair_json": "bytes"}
+            )
+            page = result.result_rows
+        return [(call_id, arm, parse_shadow_pair(raw)) for call_id, arm, raw in page]
+
+    def count_comparisons(
+        self, migration: str | None = None, judge_version: str | None = None
+    ) -> int:
+        """Distinct comparison keys stored (duplicates not yet merged away count once). A scan
+        of the raw rows: for tests and checks, not for dashboards."""
+        where, params = where_clause(migration=migration, judge_version=judge_version)
+        with self._call("count comparisons") as ch:
+            return int(
+                ch.command(
+                    "SELECT uniqExact(call_id, migration, arm, judge_version) FROM comparisons"
+                    + where,
+                    parameters=params,
+                )
+            )
+
+    def aggregate_counts(
+        self,
+        migration: str,
+        *,
+        arm: str | None = None,
+        segment: str = "*",
+        judge_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Every stats column, read over all hours: counts and sums as numbers, latency as
+        quantile lists (0.5, 0.9, 0.95, 0.99), label counters as dicts."""
+        where, params = where_clause(
+            migration=migration, arm=arm, segment=segment, judge_version=judge_version
+        )
+        reads = ", ".join(f"{stats_read(n, t)} AS {n}" for n, t, _ in STATS_COLUMNS)
+        with self._call("read comparison stats") as ch:
+            result = ch.query(f"SELECT {reads} FROM comparison_stats_hourly{where}", params)
+            return dict(zip(result.column_names, result.result_rows[0], strict=True))
+
+    def verify_stats(self, since: datetime, until: datetime) -> list[tuple[Any, ...]]:
+        """Hours (of those touching [since, until)) whose aggregate pair count differs from the
+        distinct keys in `comparisons`: (migration, arm, judge_version, hour, keys, counted)."""
+        with self._call("verify comparison stats") as ch:
+            return list(ch.query(VERIFY_STATS_SQL, parameters=hour_span(since, until)).result_rows)
+
+    def rebuild_stats(self, since: datetime, until: datetime) -> None:
+        """Recompute the aggregates of the hours touching [since, until) from
+        `comparisons FINAL` (the view's own SELECT). Meant for closed hours: a pair written to
+        those hours while this runs may be counted twice or not at all."""
+        delete, insert = REBUILD_STATS_SQL
+        params = hour_span(since, until)
+        with self._call("rebuild comparison stats") as ch:
+            ch.command(delete, parameters=params, settings={"mutations_sync": 2})
+            # No block deduplication: the recomputed rows may equal a block inserted before.
+            ch.command(insert, parameters=params, settings={"insert_deduplicate": 0})
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _call(self, doing: str) -> Iterator[Any]:
+        """The client, held alone, with third-party errors translated on the way out."""
+        with self._lock:
+            if self._client is None:
+                raise StoreClosedError(f"{doing}: the store is closed")
+            try:
+                yield self._client
+            except JudgeError:
+                raise
+            except Exception as exc:
+                raise store_error(exc, doing) from exc
+
+
+class AsyncStore:
+    """`Store` for asyncio code: each call runs in a worker thread, one at a time.
+
+    The worker's calls have wrappers; anything else goes through `run`, e.g.
+    `await astore.run(astore.store.aggregate_counts, "m1", segment="tenant=acme")`.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, settings: StoreSettings) -> AsyncStore:
+        return cls(await asyncio.to_thread(Store.open, settings))
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(*args, **kwargs)` in a worker thread, after the calls before it."""
+        async with self._lock:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def migrate(self) -> list[int]:
+        return await self.run(self.store.migrate)
+
+    async def insert_pairs(
+        self,
+        pairs: Sequence[ShadowPair],
+        comparisons: Sequence[Comparison],
+        *,
+        raw_pairs: Sequence[bytes] | None = None,
+    ) -> int:
+        return await self.run(self.store.insert_pairs, pairs, comparisons, raw_pairs=raw_pairs)
+
+    async def read_pairs(
+        self,
+        migration: str,
+        since: datetime,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        page_rows: int = 1_000,
+    ) -> AsyncIterator[ShadowPair]:
+        # The sync generator pages by key and holds nothing between pages: each chunk is
+        # pulled from it in a worker thread.
+        pairs = self.store.read_pairs(migration, since, until, limit, page_rows=page_rows)
+        while chunk := await self.run(lambda: list(islice(pairs, page_rows))):
+            for pair in chunk:
+                yield pair
+
+    async def close(self) -> None:
+        await self.run(self.store.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,120 @@
+"""The bus interface between the roles, modelled on aiokafka's, so the runner and the judge are
+written once for `memory://` (one process) and Kafka (between processes):
+- `send()` waits until the bus has room for the message (backpressure, never unbounded memory)
+  and returns a future that resolves when the message is durably accepted (Kafka: acked);
+- consumers belong to a group, read batches with `getmany()` and commit explicitly — the offset
+  committed is the next one to read — so work is acknowledged only after it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NamedTuple, Protocol, Self
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class RebalanceListener(Protocol):
+    """Told before partitions are taken away (commit what is done) and after new ones come."""
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None: ...
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None: ...
+
+
+class BusConsumer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> list[Record]: ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    async def lag(self) -> int | None:
+        """Records on the assigned partitions not yet read (None: not known yet)."""
+        ...
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes | None = None, headers: Headers = ()
+    ) -> asyncio.Future[Any]: ...
+
+    def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group: str,
+        listener: RebalanceListener | None = None,
+        max_poll_interval_ms: int = 300_000,
+    ) -> BusConsumer: ...
+
+
+class BusContext:
+    """`async with` for anything with start/stop."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = ()
+
+
+def dead_letter(topic: str, record: Record, reason: str) -> Message:
+    """The DLQ message for `record`: its bytes and key as they came, the reason in a header."""
+    return Message(
+        topic,
+        record.value,
+        record.key,
+        (
+            ("error", reason.encode()[:1000]),
+            ("source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
+        ),
+    )

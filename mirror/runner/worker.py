@@ -1,0 +1,318 @@
+"""The shadow runner: replays captured calls to the candidate arms and publishes the pairs.
+
+One loop per process, a member of a consumer group on `shadow.calls` (so N runners share the
+partitions). Each record is parsed (a poison message goes to `shadow.dlq` with its reason),
+matched against the migrations, sampled by a hash of the call (or of a sticky key) — so
+retries, restarts and several runners agree — and fanned out to the migration's arms: the
+candidates, and the noise arm (the primary model asked again) at its own rate. Every
+(call, arm) ends in exactly one `ShadowPair` on `shadow.pairs`, keyed by `call_id`: an answer,
+an error, or a skip with its reason (untranslatable request, spend cap reached, no key); skips
+are published too, so what was not compared is visible downstream. A record's offset is
+committed only after all its pairs were acknowledged by the bus, so a crash redoes work
+(duplicates on the bus, which the judge's idempotent writes absorb) and never loses it.
+
+Backpressure, not queues: at most `max_in_flight` records are worked on; per-provider limiters
+slow the calls down; nothing is fetched while the work is full. SIGTERM: stop fetching, finish
+the calls in flight, publish, commit, exit.
+
+The runner never executes tools: a candidate's tool calls are recorded as it asked for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mirror.bus.base import Bus, BusConsumer, Message, Record, TopicPartition, dead_letter
+from mirror.bus.offsets import OffsetTracker
+from mirror.bus.retry import deliver
+from mirror.config import ProviderSettings, TopicSettings
+from mirror.errors import BusError, SerializationError, Untranslatable
+from mirror.events import (
+    Arm,
+    ArmResult,
+    CapturedCall,
+    ErrorInfo,
+    ErrorKind,
+    ShadowPair,
+    dump_event,
+    parse_captured_call,
+)
+from mirror.pricing import PriceTable
+from mirror.runner.caller import ArmCaller
+from mirror.runner.limits import ProviderLimiter, SpendCap, estimate_cost, estimate_tokens
+from mirror.runner.metrics import RunnerMetrics
+from mirror.runner.migrations import (
+    NOISE_ARM,
+    ArmSettings,
+    LimitSettings,
+    MigrationSettings,
+    RunnerSettings,
+    arm_kind,
+    target_api,
+)
+from mirror.runner.sampling import arm_salt, sampling_key, selected
+from mirror.runner.translate.request import apply_arm_transforms, translate_request
+
+log = logging.getLogger(__name__)
+
+FETCH_TIMEOUT_MS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedArm:
+    migration: MigrationSettings
+    name: str
+    settings: ArmSettings | None  # None: the noise arm
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        topics: TopicSettings,
+        migrations: Sequence[MigrationSettings],
+        providers: Mapping[str, ProviderSettings],
+        prices: PriceTable,
+        settings: RunnerSettings,
+        caller: ArmCaller,
+        metrics: RunnerMetrics | None = None,
+    ) -> None:
+        self._bus = bus
+        self._topics = topics
+        self._migrations = [m for m in migrations if m.enabled]
+        self._providers = dict(providers)
+        self._prices = prices
+        self._settings = settings
+        self._caller = caller
+        self.metrics = metrics or RunnerMetrics()
+        self._limiters = {
+            name: _limiter(settings.limits.get(name, LimitSettings())) for name in providers
+        }
+        self._caps = {m.name: SpendCap(m.daily_spend_usd) for m in self._migrations}
+        self._offsets = OffsetTracker()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()
+        self._consumer: BusConsumer | None = None
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then drain, commit and return."""
+        consumer = self._bus.consumer(
+            [self._topics.calls],
+            group=self._settings.group,
+            listener=self,
+            # A record may wait for the slowest generation; poll slower than that is normal.
+            max_poll_interval_ms=int((self._settings.timeout_s * 2 + 60) * 1000),
+        )
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                free = self._settings.max_in_flight - len(self._tasks)
+                if free <= 0:  # backpressure: fetch nothing until a record is done
+                    self._freed.clear()
+                    await _first(self._freed.wait(), stop.wait())
+                    await self._commit()
+                    continue
+                records = await consumer.getmany(FETCH_TIMEOUT_MS, max_records=free)
+                for record in records:
+                    self._offsets.started(record.tp, record.offset)
+                    task = asyncio.create_task(self._process(record))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._finished)
+                await self._commit()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._commit()
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    async def close(self) -> None:
+        await self._caller.close()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._freed.set()
+
+    async def _commit(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        points = {tp: o for tp, o in self._offsets.committable().items() if tp in assigned}
+        if not points:
+            return
+        try:
+            await consumer.commit(points)
+        except BusError as exc:  # a rebalance in progress: the next commit carries it
+            log.warning("commit failed: %s", exc)
+            return
+        self._offsets.committed(points)
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._commit()
+        self._offsets.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("runner assigned %s", sorted(assigned))
+
+    # --- one record ------------------------------------------------------------------------
+
+    async def _process(self, record: Record) -> None:
+        self.metrics.consumed.inc()
+        try:
+            call = parse_captured_call(record.value)
+        except SerializationError as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        try:
+            plan = self.plan(call)
+            pairs = await asyncio.gather(*(self._run_arm(call, arm) for arm in plan))
+        except Exception as exc:  # noqa: BLE001 - a bug on one record must not stop the runner
+            log.exception("processing %s:%s failed", record.tp, record.offset)
+            await self._dead_letter(record, f"runner failed: {type(exc).__name__}: {exc}")
+            return
+        if pairs:
+            messages = [
+                Message(self._topics.pairs, dump_event(p), p.call.call_id.encode()) for p in pairs
+            ]
+            await deliver(self._bus, messages, self._retried)
+        self._offsets.done(record.tp, record.offset)
+
+    def plan(self, call: CapturedCall) -> list[PlannedArm]:
+        """The arms this call is replayed to: deterministic for a given call."""
+        planned: list[PlannedArm] = []
+        for migration in self._migrations:
+            if not migration.match.matches(call):
+                continue
+            key = sampling_key(call, migration.sampling.sticky)
+            if not selected(key, salt=migration.name, rate=migration.sampling.rate):
+                continue
+            self.metrics.selected.labels(migration.name).inc()
+            planned.extend(PlannedArm(migration, arm.name, arm) for arm in migration.arms)
+            if migration.noise_rate and selected(
+                key, salt=arm_salt(migration.name, NOISE_ARM), rate=migration.noise_rate
+            ):
+                planned.append(PlannedArm(migration, NOISE_ARM, None))
+        return planned
+
+    async def _run_arm(self, call: CapturedCall, arm: PlannedArm) -> ShadowPair:
+        result = await self._call_arm(call, arm)
+        outcome = "ok" if result.ok else (result.error.kind.value if result.error else "error")
+        self.metrics.pairs.labels(arm.migration.name, arm.name, outcome).inc()
+        return ShadowPair(
+            call=call,
+            migration=arm.migration.name,
+            arm=Arm(name=arm.name, kind=arm_kind(arm.name)),
+            result=result,
+        )
+
+    async def _call_arm(self, call: CapturedCall, arm: PlannedArm) -> ArmResult:
+        if arm.settings is None:
+            provider_name = call.primary.provider
+            model = call.request.get("model") if call.request else None
+        else:
+            provider_name, model = arm.settings.provider, arm.settings.model
+        provider = self._providers.get(provider_name)
+        if provider is None:
+            return self._skip(provider_name, model, f"provider {provider_name!r} not configured")
+        if call.request is None or call.truncated.request or not isinstance(model, str):
+            return self._skip(provider_name, model, "the request was not captured whole")
+        primary_status = call.primary.status_code or 0
+        if 400 <= primary_status < 500 and primary_status != 429:
+            return self._skip(provider_name, model, f"the primary rejected it ({primary_status})")
+        api = target_api(call.api, provider.kind)
+        try:
+            body = self._request_for(call, arm, api, model)
+        except Untranslatable as exc:
+            return self._skip(provider_name, model, f"untranslatable: {exc.reason}")
+        cap = self._caps[arm.migration.name]
+        estimate = estimate_cost(self._prices, model, provider.kind, body, api)
+        if estimate is None and arm.migration.daily_spend_usd is not None:
+            return self._skip(provider_name, model, f"no price for {model} under a spend cap")
+        reservation = cap.try_reserve(estimate or 0.0)
+        if reservation is None:
+            return self._skip(provider_name, model, "daily spend cap reached")
+        spent: float | None = 0.0  # nothing, unless the call returns
+        try:
+            tokens = estimate_tokens(body, api).total
+            async with self._limiters[provider_name].slot(tokens) as slot:
+                result = await self._caller.call(
+                    api=api,
+                    provider_name=provider_name,
+                    provider=provider,
+                    body=body,
+                    replay_headers=call.request_headers,
+                )
+                usage = result.usage
+                if usage is not None:
+                    slot.used((usage.input_tokens or 0) + (usage.output_tokens or 0))
+                    spent = self._prices.cost(model, usage, provider.kind)
+                elif result.ok:
+                    spent = None  # answered but unmetered: book the estimate
+                # else: refused or unreachable, nothing billed
+        finally:
+            reservation.settle(spent)
+            self.metrics.spend.labels(arm.migration.name).set(cap.spent)
+        return result
+
+    def _request_for(
+        self, call: CapturedCall, arm: PlannedArm, api: Any, model: str
+    ) -> dict[str, Any]:
+        assert call.request is not None
+        if arm.settings is None:  # the noise arm: the primary's request, unchanged
+            return dict(call.request)
+        settings = arm.settings
+        body = translate_request(
+            call.request,
+            source=call.api,
+            target=api,
+            model=model,
+            default_max_tokens=settings.default_max_tokens,
+            sampling=settings.sampling,
+        )
+        if settings.system_prompt is None and not settings.params:
+            return body
+        return apply_arm_transforms(
+            body,
+            dialect=api,
+            system_prompt=settings.system_prompt.text if settings.system_prompt else None,
+            system_mode=settings.system_prompt.mode if settings.system_prompt else "replace",
+            params=settings.params,
+        )
+
+    def _skip(self, provider: str, model: Any, reason: str) -> ArmResult:
+        self.metrics.skipped.labels(reason.split(":")[0].split(" (")[0]).inc()
+        return ArmResult(
+            provider=provider,
+            model=model if isinstance(model, str) else None,
+            latency_ms=0.0,
+            error=ErrorInfo(kind=ErrorKind.SKIPPED, message=reason),
+        )
+
+    async def _dead_letter(self, record: Record, reason: str) -> None:
+        self.metrics.dead_letters.inc()
+        log.warning("dead letter %s:%s: %s", record.tp, record.offset, reason)
+        await deliver(self._bus, [dead_letter(self._topics.dlq, record, reason)], self._retried)
+        self._offsets.done(record.tp, record.offset)
+
+    def _retried(self, _: Exception) -> None:
+        self.metrics.publish_retries.inc()
+
+
+async def _first(*waits: Any) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+
+
+def _limiter(limits: LimitSettings) -> ProviderLimiter:
+    return ProviderLimiter(limits.concurrency, limits.requests_per_s, limits.tokens_per_min)

@@ -1,0 +1,419 @@
+"""The sidecar: a transparent reverse proxy for the provider APIs that captures as it forwards.
+
+It speaks HTTP/1.1 on asyncio protocols (`mirror.sidecar.wire`, which says why: an ASGI server and an
+HTTP client cost the live path more than a millisecond per call on this machine). What the
+app sees is what the provider sent, byte for byte: status line, headers in their case,
+framing and body, compressed or not, JSON or not, each piece forwarded before it is looked at;
+no timeout shorter than the provider's own.
+
+The request goes upstream re-framed: the body read whole (capture needs it whole), then sent
+with a Content-Length; hop-by-hop headers, `Host` and our own headers dropped (`x-shadow-*`
+segment labels and the runner's shadow-traffic marker), `Host` set to the upstream's; the
+method, path, query, HTTP version and every other header as the app sent them.
+
+Routing: `/<provider>/v1/...` goes to that configured provider; any other path goes to the
+default provider of its dialect — Anthropic when the path is `/v1/messages...` or the request
+carries `anthropic-version`, OpenAI otherwise. Unreachable upstream: a 502 in that provider's
+own error shape. When the app goes away, the upstream connection is closed at once. An upstream
+that breaks mid-answer has the app's connection cut the same way. Protocol upgrades
+(WebSocket) are not proxied: the provider APIs it mirrors do not use them over HTTP/1.1.
+
+Capture costs the live path a list append per body chunk and one `Publisher.submit` at the end;
+all parsing happens later in the publisher's task. Any failure in that bookkeeping drops the
+capture (counted), never the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from mirror.config import ProviderSettings, SidecarSettings
+from mirror.events import (
+    SEGMENT_HEADER_PREFIX,
+    SHADOW_TRAFFIC_HEADER,
+    ErrorInfo,
+    ErrorKind,
+    ProviderKind,
+)
+from mirror.sidecar.capture import Exchange, api_for, new_exchange
+from mirror.sidecar.metrics import CONTENT_TYPE, DROP_CAPTURE_ERROR, SidecarMetrics
+from mirror.sidecar.publisher import Publisher
+from mirror.sidecar.wire import AppConnection, Origin, Request, UpstreamPool, simple_response
+
+log = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_SHADOW = SHADOW_TRAFFIC_HEADER.encode()
+_NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect", _SHADOW}
+_SEGMENT_PREFIX = SEGMENT_HEADER_PREFIX.encode()
+_ANTHROPIC_VERSION = b"anthropic-version"
+_LOCAL = {b"/metrics", b"/healthz"}
+
+_CLIENT_LEFT = ErrorInfo(kind=ErrorKind.CLIENT_DISCONNECT, message="the app closed the connection")
+
+
+def default_upstreams(
+    providers: Mapping[str, ProviderSettings], chosen: Mapping[ProviderKind, str]
+) -> dict[ProviderKind, str]:
+    defaults: dict[ProviderKind, str] = {}
+    for kind in ProviderKind:
+        if kind in chosen:
+            defaults[kind] = chosen[kind]
+        elif kind.value in providers and providers[kind.value].kind is kind:
+            defaults[kind] = kind.value
+        else:
+            named = [name for name, p in providers.items() if p.kind is kind]
+            if named:
+                defaults[kind] = named[0]
+    return defaults
+
+
+def error_body(kind: ProviderKind, message: str) -> bytes:
+    """An error body in the provider's own shape, so the app's SDK parses it as usual."""
+    if kind is ProviderKind.ANTHROPIC:
+        return orjson.dumps({"type": "error", "error": {"type": "api_error", "message": message}})
+    return orjson.dumps(
+        {"error": {"message": message, "type": "api_error", "param": None, "code": None}}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A provider as the wire sees it: where to connect and what to put in the request head."""
+
+    name: str
+    kind: ProviderKind
+    origin: Origin
+    host: bytes  # the Host header
+    base_path: bytes  # prefixed to the app's path
+
+    @classmethod
+    def of(cls, name: str, provider: ProviderSettings) -> Upstream:
+        parts = urlsplit(provider.base_url)
+        tls = parts.scheme == "https"
+        host = parts.hostname or ""
+        port = parts.port or (443 if tls else 80)
+        return cls(
+            name=name,
+            kind=provider.kind,
+            origin=Origin(parts.scheme, host, port),
+            host=parts.netloc.rpartition("@")[2].encode("idna"),
+            base_path=parts.path.rstrip("/").encode(),
+        )
+
+
+class Forward:
+    """One request on its way: reports from the upstream connection, the answer's bookkeeping."""
+
+    __slots__ = (
+        "api",
+        "app",
+        "exchange",
+        "keep_alive",
+        "sidecar",
+        "started",
+        "status",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        sidecar: Sidecar,
+        app: AppConnection,
+        upstream: Upstream,
+        api: str,
+        exchange: Exchange | None,
+        keep_alive: bool,
+    ) -> None:
+        self.sidecar = sidecar
+        self.app = app
+        self.upstream = upstream
+        self.api = api
+        self.exchange = exchange
+        self.keep_alive = keep_alive
+        self.started = time.perf_counter()
+        self.status = 0
+
+    # --- wire.Listener -----------------------------------------------------------------------
+
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.status = status
+            exchange.response_headers = headers
+
+    def response_body(self, data: bytes, arrived: float) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            return
+        try:
+            exchange.record(data, arrived, self.sidecar.max_body_bytes)
+        except Exception:  # noqa: BLE001 - capture may fail; the call may not
+            self.exchange = None
+            self.sidecar.capture_failed()
+
+    def response_done(self, keep_alive: bool) -> None:
+        self.end(None)
+        self.app.done(self.keep_alive and keep_alive)
+
+    def response_failed(self, reason: str, answered: bool) -> None:
+        self.sidecar.metrics.upstream_errors.labels(self.upstream.name).inc()
+        if answered:
+            log.warning("upstream %s broke mid-answer: %s", self.upstream.name, reason)
+            self.end(ErrorInfo(kind=ErrorKind.INCOMPLETE, message=f"upstream broke: {reason}"))
+            self.app.cut()
+            self.app.done(keep_alive=False)
+        else:
+            self.unreachable(reason)
+
+    def app_left(self) -> None:
+        self.end(_CLIENT_LEFT)
+        self.app.done(keep_alive=False)
+
+    # --- ends --------------------------------------------------------------------------------
+
+    def unreachable(self, reason: str) -> None:
+        message = f"shadowjudge sidecar: upstream {self.upstream.name} unreachable: {reason}"
+        self.status = 502
+        self.sidecar.bad_gateway(self.app, self.upstream.kind, message, self.keep_alive)
+        self.end(ErrorInfo(kind=ErrorKind.UNREACHABLE, message=message))
+
+    def end(self, error: ErrorInfo | None) -> None:
+        sidecar = self.sidecar
+        sidecar.observe(self.api, self.status, self.started)
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.exchange = None
+        exchange.ended = time.perf_counter()
+        exchange.error = error
+        if sidecar.publisher is not None:
+            sidecar.publisher.submit(exchange)
+
+
+class Sidecar:
+    """Answers the app's requests (a `wire.Handler`). `publisher` None means pass-through only."""
+
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        providers: Mapping[str, ProviderSettings],
+        publisher: Publisher | None,
+        metrics: SidecarMetrics,
+    ) -> None:
+        self._upstreams = {name: Upstream.of(name, p) for name, p in providers.items()}
+        self._defaults = default_upstreams(providers, settings.upstream)
+        self.publisher = publisher
+        self.metrics = metrics
+        self.max_body_bytes = publisher.max_body_bytes if publisher is not None else 0
+        self.pool = UpstreamPool(
+            max_connections=settings.max_connections,
+            keepalive_s=settings.upstream_keepalive_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+        )
+        self.connections: set[AppConnection] = set()
+        self._request_counters: dict[tuple[str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.start()
+
+    async def shutdown(self) -> None:
+        for task in list(self._connecting):
+            task.cancel()
+        self.pool.close()
+        if self.publisher is not None:
+            await self.publisher.stop()
+
+    def connection(self) -> AppConnection:
+        """A protocol for a new app connection (the `loop.create_server` factory)."""
+        return AppConnection(self, self.connections)
+
+    # --- requests (wire.Handler) -----------------------------------------------------------
+
+    def handle(self, app: AppConnection, request: Request) -> None:
+        target = request.target
+        path, _, query = target.partition(b"?")
+        if request.method == b"GET" and path in _LOCAL:
+            self._local(app, path, request.keep_alive)
+            return
+
+        lines = [b""]  # the request line goes first, once the route is known
+        anthropic_hint = False
+        shadow_traffic = False
+        for name, value in request.headers:
+            lower = name.lower()
+            if lower in _NOT_FORWARDED or lower.startswith(_SEGMENT_PREFIX):
+                shadow_traffic = shadow_traffic or lower == _SHADOW
+                continue
+            anthropic_hint = anthropic_hint or lower == _ANTHROPIC_VERSION
+            lines.append(b"%s: %s\r\n" % (name, value))
+
+        upstream, upstream_path = self._route(path, anthropic_hint)
+        if upstream is None:
+            self.bad_gateway(
+                app, ProviderKind.OPENAI, "no upstream provider configured", request.keep_alive
+            )
+            return
+        body = request.body
+        lines[0] = b"%s %s%s%s%s HTTP/%s\r\nHost: %s\r\n" % (
+            request.method,
+            upstream.base_path,
+            upstream_path,
+            b"?" if query or target.endswith(b"?") else b"",
+            query,
+            request.version.encode(),
+            upstream.host,
+        )
+        if body or request.method not in (b"GET", b"HEAD", b"DELETE", b"OPTIONS"):
+            lines.append(b"Content-Length: %d\r\n" % len(body))
+        lines.append(b"\r\n")
+        if body:
+            lines.append(body)
+        data = b"".join(lines)
+
+        method = request.method.decode("latin-1")
+        api = api_for(method, upstream_path.decode("latin-1"))
+        exchange: Exchange | None = None
+        if api is not None and self.publisher is not None and not shadow_traffic:
+            try:
+                exchange = new_exchange(api, upstream.name, request.headers, body)
+            except Exception:  # noqa: BLE001 - capture may fail; the call may not
+                self.capture_failed()
+        forward = Forward(
+            self,
+            app,
+            upstream,
+            api.value if api is not None else "other",
+            exchange,
+            request.keep_alive,
+        )
+        head_only = request.method == b"HEAD"
+        connection = self.pool.take(upstream.origin)
+        if connection is not None:
+            connection.send(app, forward, data, head_only)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._connect_and_send(app, forward, data, head_only)
+        )
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect_and_send(
+        self, app: AppConnection, forward: Forward, data: bytes, head_only: bool
+    ) -> None:
+        upstream = forward.upstream
+        try:
+            connection = await self.pool.acquire(upstream.origin)
+        except (OSError, TimeoutError) as exc:
+            self.metrics.upstream_errors.labels(upstream.name).inc()
+            if app.closed:
+                forward.app_left()
+            else:
+                forward.unreachable(type(exc).__name__)
+            return
+        if app.closed:
+            self.pool.release(connection, keep_alive=True)  # unused, still good
+            forward.app_left()
+            return
+        connection.send(app, forward, data, head_only)
+
+    def bad_request(self, app: AppConnection, reason: str) -> None:
+        body = error_body(ProviderKind.OPENAI, f"shadowjudge sidecar: {reason}")
+        _answer(app, 400, b"Bad Request", b"application/json", body, keep_alive=False)
+
+    def capture_failed(self) -> None:
+        """A capture step raised on the live path: log it, count it, let the call go on."""
+        log.exception("capture failed on the live path; the call goes on uncaptured")
+        self.metrics.dropped.labels(DROP_CAPTURE_ERROR).inc()
+
+    def _route(self, path: bytes, anthropic_hint: bool) -> tuple[Upstream | None, bytes]:
+        first, _, rest = path[1:].partition(b"/")
+        if rest and first:
+            named = self._upstreams.get(first.decode("latin-1"))
+            if named is not None:
+                return named, path[len(first) + 1 :]
+        if path.startswith(b"/v1/messages") or anthropic_hint:
+            kind = ProviderKind.ANTHROPIC
+        else:
+            kind = ProviderKind.OPENAI
+        name = self._defaults.get(kind)
+        return (self._upstreams[name] if name in self._upstreams else None), path
+
+    # --- the sidecar's own answers -----------------------------------------------------------
+
+    def bad_gateway(
+        self, app: AppConnection, kind: ProviderKind, message: str, keep_alive: bool
+    ) -> None:
+        body = error_body(kind, message)
+        _answer(app, 502, b"Bad Gateway", b"application/json", body, keep_alive)
+
+    def _local(self, app: AppConnection, path: bytes, keep_alive: bool) -> None:
+        if path == b"/metrics":
+            body = self.metrics.render()
+            content_type = CONTENT_TYPE.encode()
+        else:
+            publisher = self.publisher
+            body = orjson.dumps(
+                {
+                    "status": "ok",
+                    "capture": publisher is not None,
+                    "bus_connected": publisher.connected if publisher else None,
+                    "queue_depth": publisher.depth if publisher else 0,
+                }
+            )
+            content_type = b"application/json"
+        _answer(app, 200, b"OK", content_type, body, keep_alive)
+
+    # --- metrics -----------------------------------------------------------------------------
+
+    def observe(self, api: str, status: int, started: float) -> None:
+        status_class = f"{status // 100}xx" if status else "none"
+        key = (api, status_class)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = self._request_counters[key] = self.metrics.requests.labels(*key)
+        counter.inc()
+        histogram = self._latency.get(api)
+        if histogram is None:
+            histogram = self._latency[api] = self.metrics.upstream_latency.labels(api)
+        histogram.observe(time.perf_counter() - started)
+
+
+def _answer(
+    app: AppConnection,
+    status: int,
+    reason: bytes,
+    content_type: bytes,
+    body: bytes,
+    keep_alive: bool,
+) -> None:
+    """One of the sidecar's own answers, whole, ending the request."""
+    app.write(simple_response(status, reason, content_type, body))
+    app.done(keep_alive)

@@ -1,0 +1,100 @@
+"""Serving the sidecar: its listening socket, graceful stop, and the assembly of sidecar,
+publisher and bus.
+
+The process's supervisor (the CLI) owns signals, so one process can run several servers and
+workers and stop them in order: a server runs until its `should_exit` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+from mirror.bus.base import Bus
+from mirror.bus.factory import open_bus
+from mirror.config import (
+    BusSettings,
+    CaptureSettings,
+    ProviderSettings,
+    SidecarSettings,
+    parse_host_port,
+)
+from mirror.sidecar.metrics import SidecarMetrics
+from mirror.sidecar.proxy import Sidecar
+from mirror.sidecar.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+#: How often a running server looks at `should_exit`.
+_POLL_S = 0.1
+
+
+class SidecarServer:
+    """Serves one `Sidecar` on `listen` until `should_exit`, then drains for a bounded time."""
+
+    def __init__(self, sidecar: Sidecar, listen: str, *, graceful_timeout_s: float = 30.0) -> None:
+        self.sidecar = sidecar
+        self.host, self.port = parse_host_port(listen, "listen")
+        self.graceful_timeout_s = graceful_timeout_s
+        self.should_exit = False
+
+    async def serve(self) -> None:
+        sidecar = self.sidecar
+        await sidecar.startup()
+        try:
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(
+                sidecar.connection, self.host, self.port, reuse_address=True, backlog=2048
+            )
+        except BaseException:
+            await sidecar.shutdown()
+            raise
+        try:
+            # A flag, not an Event: it is set from signal handlers and from other threads.
+            while not self.should_exit:  # noqa: ASYNC110
+                await asyncio.sleep(_POLL_S)
+        finally:
+            server.close()
+            await self._drain()
+            await sidecar.shutdown()
+
+    async def _drain(self) -> None:
+        """Let answers in flight finish (up to the graceful timeout); close idle connections."""
+        deadline = time.monotonic() + self.graceful_timeout_s
+        connections = self.sidecar.connections
+        while True:
+            for connection in list(connections):
+                connection.close_if_idle()
+            if not any(c.busy for c in connections) or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(_POLL_S / 2)
+        for connection in list(connections):
+            if connection.busy:
+                log.warning("sidecar stopping: cutting a call still in flight")
+            connection.cut()
+
+
+def build_sidecar(
+    sidecar: SidecarSettings,
+    providers: Mapping[str, ProviderSettings],
+    capture: CaptureSettings,
+    bus_settings: BusSettings,
+    *,
+    bus: Bus | None = None,
+    metrics: SidecarMetrics | None = None,
+) -> Sidecar:
+    """The sidecar app. Without `bus`, it opens and owns the bus the settings name."""
+    metrics = metrics or SidecarMetrics()
+    publisher = None
+    if capture.enabled:
+        own = bus is None
+        publisher = Publisher(
+            bus if bus is not None else open_bus(bus_settings, client_id="shadowjudge-sidecar"),
+            bus_settings.topics.calls,
+            capture,
+            metrics,
+            own_bus=own,
+        )
+    return Sidecar(sidecar, providers, publisher, metrics)

@@ -1,1 +1,0 @@
-"""dashboards: pages, rollback triggers, alerts, review queue, rollout control, and the CLI."""

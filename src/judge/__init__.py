@@ -1,1 +1,0 @@
-"""judge: scores shadow pairs and writes them to ClickHouse."""

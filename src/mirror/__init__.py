@@ -1,1 +1,0 @@
-"""mirror: the sidecar, in-process capture, event contract, bus and shadow runner."""

@@ -1,0 +1,103 @@
+"""`shadowjudge run`: every role in one process, from an SDK call to a row in ClickHouse.
+
+The app calls through the sidecar with the official SDK; the capture crosses the in-process
+bus to the runner, which asks the candidate (a fake Anthropic) and the noise arm; the judge
+scores the pairs — asking a fake LLM judge what the cheap tiers cannot decide — and writes them
+to chDB. SIGTERM stops it cleanly; the store then holds the comparisons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import openai
+
+from judge.config import StoreSettings
+from judge.store.store import Store
+from tests.broker import free_port, wait_for_port
+from tests.fakes import FakeReply, anthropic_app, last_user_text, openai_app, serve
+
+CONFIG = """
+providers:
+  openai: {{kind: openai, base_url: "{openai}", api_key_env: SJ_E2E_OPENAI}}
+  anthropic: {{kind: anthropic, base_url: "{anthropic}", api_key_env: SJ_E2E_ANTHROPIC}}
+  judge-llm: {{kind: openai, base_url: "{judge}", api_key_env: SJ_E2E_OPENAI}}
+sidecar: {{listen: "127.0.0.1:{port}"}}
+store: {{url: "chdb://{store}", batch_rows: 50, batch_seconds: 0.2}}
+judge: {{provider: judge-llm, model: gpt-4.1, metrics_listen: null}}
+runner: {{metrics_listen: null}}
+migrations:
+  - name: e2e
+    noise_rate: 1.0
+    arms: [{{name: claude, provider: anthropic, model: claude-sonnet-4-6}}]
+"""
+
+
+def metric(url: str, name: str) -> float:
+    for line in httpx2.get(url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_one_process_from_sdk_call_to_clickhouse(tmp_path: Path) -> None:
+    verdict = FakeReply(text='{"verdict": "same", "reason": "same facts"}')
+    judge = openai_app(responder=lambda body, headers: verdict)
+    reworded = anthropic_app(
+        responder=lambda body, headers: FakeReply(text=f"In short: {last_user_text(body)}")
+    )
+    with serve(openai_app()) as primary, serve(reworded) as candidate, serve(judge) as llm:
+        port, store = free_port(), tmp_path / "store"
+        config = tmp_path / "shadowjudge.yaml"
+        config.write_text(
+            CONFIG.format(
+                openai=primary.url, anthropic=candidate.url, judge=llm.url, port=port, store=store
+            )
+        )
+        env = {**os.environ, "SJ_E2E_OPENAI": "sk-e2e-o", "SJ_E2E_ANTHROPIC": "sk-e2e-a"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dashboards.command",
+            "-c",
+            str(config),
+            "--log-level",
+            "WARNING",
+            "run",
+            env=env,
+        )
+        try:
+            await asyncio.to_thread(wait_for_port, port, 30)
+            sidecar = f"http://127.0.0.1:{port}"
+            async with openai.AsyncOpenAI(
+                base_url=sidecar + "/v1", api_key="sk-app", max_retries=0
+            ) as client:
+                for i in range(10):
+                    answer = await client.chat.completions.create(
+                        model="gpt-4o",
+                        messages=[{"role": "user", "content": f"Question {i}?"}],
+                        extra_headers={"x-shadow-tenant": "acme"},
+                    )
+                    assert answer.choices[0].message.content
+            deadline = time.monotonic() + 60
+            while await asyncio.to_thread(metric, sidecar, "shadowjudge_judge_written_total") < 20:
+                assert time.monotonic() < deadline, "the pairs were not judged in time"
+                await asyncio.sleep(0.2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 60) == 0
+    # The candidate words its answers differently: each of its 10 pairs went to the LLM tier,
+    # asked in both orders; the noise arm's answers are word for word the primary's.
+    assert len(judge.requests) == 20
+    with Store.open(StoreSettings(url=f"chdb://{store}")) as opened:
+        assert opened.count_comparisons("e2e") == 20
+        counts = opened.aggregate_counts("e2e", segment="tenant=acme")
+        assert counts["pairs"] == 20
+        assert counts["verdict_equivalent"] == 20
+        assert (counts["tier_llm"], counts["tier_exact"]) == (10, 10)

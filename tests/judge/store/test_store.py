@@ -1,0 +1,581 @@
+"""The ClickHouse store against chDB, and a real server when SHADOWJUDGE_TEST_CLICKHOUSE_URL is set.
+
+chDB hosts one engine per process, on one directory: a client on a second directory fails
+while any client on the first is open, and succeeds (in ~30 ms) once they are all closed. So
+every test here shares one session directory and gets a database of its own (`?database=`),
+and closes what it opens; a test that needs another directory closes its store before the next.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
+from judge.config import StoreSettings
+from judge.errors import StoreClosedError, StoreError, StoreUnavailableError, store_error
+from judge.store.rows import COMPARISON_FIELDS, comparison_row, insert
+from judge.store.schema import MIGRATIONS
+from judge.store.store import AsyncStore, Store
+from mirror.events import (
+    Api,
+    Arm,
+    ArmKind,
+    ArmResult,
+    CapturedCall,
+    ErrorInfo,
+    ErrorKind,
+    FinishReason,
+    Output,
+    ShadowPair,
+    Usage,
+    new_call_id,
+)
+
+#: Recent, so the body TTL (applied at insert too) leaves the bodies in place.
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=15, second=0, microsecond=0)
+
+
+# -- builders (also used by tests/benchmarks/store_insert.py) ----------------------------------
+
+
+def make_pair(
+    i: int,
+    *,
+    migration: str = "m1",
+    arm: str = "cand",
+    kind: ArmKind = ArmKind.CANDIDATE,
+    call: CapturedCall | None = None,
+    body_bytes: int = 200,
+) -> ShadowPair:
+    """A pair with a ~`body_bytes` request; segment tenant acme/globex, route /a or /b."""
+    if call is None:
+        call = CapturedCall(
+            call_id=new_call_id(),
+            captured_at=T0 + timedelta(minutes=7 * i, microseconds=i),
+            api=Api.OPENAI_CHAT,
+            segment={"tenant": "acme" if i % 3 else "globex", "route": f"/{'ab'[i % 2]}"},
+            request={
+                "model": "gpt-primary",
+                "messages": [{"role": "user", "content": f"question {i} " + "x" * body_bytes}],
+                "temperature": 0.2,
+            },
+            primary=ArmResult(
+                provider="openai",
+                model="gpt-primary",
+                status_code=200,
+                latency_ms=100.0 + i,
+                ttft_ms=20.0 + i if i % 2 else None,
+                output=Output(
+                    text=f"answer {i}", finish_reason=FinishReason.STOP, parsed_json=None
+                ),
+                usage=Usage(input_tokens=50 + i, output_tokens=10 + i),
+            ),
+        )
+    failed = i % 11 == 5
+    result = ArmResult(
+        provider="anthropic",
+        model="claude-candidate",
+        status_code=529 if failed else 200,
+        error=ErrorInfo(kind=ErrorKind.HTTP, message="overloaded") if failed else None,
+        latency_ms=150.0 + 2 * i,
+        output=None if failed else Output(text=f"reply {i}", finish_reason=FinishReason.STOP),
+        usage=None if failed else Usage(input_tokens=55 + i, output_tokens=12 + i),
+    )
+    return ShadowPair(call=call, migration=migration, arm=Arm(name=arm, kind=kind), result=result)
+
+
+_VERDICTS = [Verdict.EQUIVALENT, Verdict.DIFFERENT, Verdict.CANDIDATE_WORSE, Verdict.EQUIVALENT]
+
+
+def make_comparison(pair: ShadowPair, i: int, *, judge_version: str = "v1") -> Comparison:
+    call, cand = pair.call, pair.result
+    failed = cand.error is not None
+    refused = (i % 4 == 1, i % 5 == 2)  # (primary, candidate)
+    finding = {
+        (False, False): RefusalFinding.NONE,
+        (True, False): RefusalFinding.PRIMARY_ONLY,
+        (False, True): RefusalFinding.CANDIDATE_ONLY,
+        (True, True): RefusalFinding.BOTH,
+    }[refused]
+    verdict = Verdict.NOT_JUDGED if failed else _VERDICTS[i % 4]
+    return Comparison(
+        call_id=call.call_id,
+        migration=pair.migration,
+        arm=pair.arm.name,
+        arm_kind=pair.arm.kind.value,
+        judge_version=judge_version,
+        captured_at=call.captured_at,
+        judged_at=call.captured_at + timedelta(seconds=3),
+        api=call.api.value,
+        segment=dict(call.segment),
+        primary_provider=call.primary.provider,
+        primary_model=call.primary.model or "",
+        candidate_provider=cand.provider,
+        candidate_model=cand.model or "",
+        stream=call.primary.stream,
+        primary_status=call.primary.status_code or 0,
+        candidate_status=cand.status_code or 0,
+        primary_error="",
+        candidate_error=cand.error.kind.value if cand.error else "",
+        candidate_error_message=cand.error.message if cand.error else "",
+        verdict=verdict,
+        tier=Tier.NONE if failed else [Tier.EXACT, Tier.LLM, Tier.LLM, Tier.JSON][i % 4],
+        verdict_reason="" if failed else f"reason {i}",
+        judge_orders_agree=None if i % 4 in (0, 3) else i % 3 == 0,
+        judge_cached=i % 6 == 0,
+        refusal_primary=refused[0],
+        refusal_candidate=refused[1],
+        refusal_primary_score=0.9 if refused[0] else 0.05,
+        refusal_candidate_score=0.8 if refused[1] else 0.1,
+        refusal_finding=finding,
+        refusal_evidence="I can't help with that." if any(refused) else "",
+        format_drift=i % 7 == 3,
+        format_findings=("json_fence", "finish_reason") if i % 7 == 3 else (),
+        length_ratio=None if failed else 1.0 + i / 100,
+        primary_latency_ms=call.primary.latency_ms,
+        candidate_latency_ms=cand.latency_ms,
+        primary_ttft_ms=call.primary.ttft_ms,
+        candidate_ttft_ms=None,
+        primary_input_tokens=50 + i,
+        primary_output_tokens=10 + i,
+        candidate_input_tokens=None if failed else 55 + i,
+        candidate_output_tokens=None if failed else 12 + i,
+        primary_cost_usd=0.001 * (i + 1),
+        candidate_cost_usd=None if failed else 0.0005 * (i + 1),
+    )
+
+
+def batch(n: int, **pair_options: Any) -> tuple[list[ShadowPair], list[Comparison]]:
+    pairs = [make_pair(i, **pair_options) for i in range(n)]
+    return pairs, [make_comparison(p, i) for i, p in enumerate(pairs)]
+
+
+def expected_counts(comparisons: Sequence[Comparison], segment: str = "*") -> dict[str, Any]:
+    """What the aggregates must say, counted directly in Python."""
+    label = segment.partition("=")
+    rows = [c for c in comparisons if segment == "*" or c.segment.get(label[0]) == label[2]]
+    return {
+        "pairs": len(rows),
+        "judged": sum(c.verdict not in (Verdict.ERROR, Verdict.NOT_JUDGED) for c in rows),
+        **{f"verdict_{v.value}": sum(c.verdict is v for c in rows) for v in Verdict},
+        **{f"tier_{t.value}": sum(c.tier is t for c in rows) for t in Tier},
+        "refusals_primary": sum(c.refusal_primary for c in rows),
+        "refusals_candidate": sum(c.refusal_candidate for c in rows),
+        "refusal_candidate_only": sum(
+            c.refusal_finding is RefusalFinding.CANDIDATE_ONLY for c in rows
+        ),
+        "refusal_both": sum(c.refusal_finding is RefusalFinding.BOTH for c in rows),
+        "format_drifts": sum(c.format_drift for c in rows),
+        "candidate_errors": sum(c.candidate_error != "" for c in rows),
+        "judge_orders_disagree": sum(c.judge_orders_agree is False for c in rows),
+        "candidate_input_tokens_sum": sum(c.candidate_input_tokens or 0 for c in rows),
+        "candidate_priced": sum(c.candidate_cost_usd is not None for c in rows),
+        "primary_cost_usd_sum": pytest.approx(sum(c.primary_cost_usd or 0 for c in rows)),
+        "candidate_cost_usd_sum": pytest.approx(sum(c.candidate_cost_usd or 0 for c in rows)),
+        "length_ratio_sum": pytest.approx(sum(c.length_ratio or 0 for c in rows)),
+    }
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(chdb_dir: Path) -> StoreSettings:
+    return StoreSettings(url=f"chdb://{chdb_dir}?database=t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def store(settings: StoreSettings) -> Iterator[Store]:
+    with Store.open(settings) as opened:
+        opened.migrate()
+        yield opened
+
+
+def _sql(store: Store, query: str) -> list[tuple[Any, ...]]:
+    with store._call("test query") as ch:
+        return list(ch.query(query).result_rows)
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def test_migrate_twice_is_a_no_op(settings: StoreSettings) -> None:
+    with Store.open(settings) as store:
+        assert store.migrate() == [m.version for m in MIGRATIONS]
+        assert store.migrate() == []
+        engines = dict(
+            _sql(store, "SELECT name, engine FROM system.tables WHERE database = currentDatabase()")
+        )
+    assert engines == {
+        "calls": "ReplacingMergeTree",
+        "pairs": "ReplacingMergeTree",
+        "comparisons": "ReplacingMergeTree",
+        "reviews": "MergeTree",
+        "trigger_decisions": "MergeTree",
+        "rollout": "MergeTree",
+        "comparison_stats_hourly": "AggregatingMergeTree",
+        "comparison_stats_hourly_mv": "MaterializedView",
+        "schema_versions": "ReplacingMergeTree",
+        "write_journal": "ReplacingMergeTree",
+    }
+
+
+def test_body_columns_have_the_ttl_and_follow_the_setting(settings: StoreSettings) -> None:
+    def ttls(store: Store) -> dict[str, str]:
+        rows = _sql(
+            store,
+            "SELECT name, create_table_query FROM system.tables"
+            " WHERE database = currentDatabase() AND name IN ('calls', 'pairs')",
+        )
+        return dict(rows)
+
+    with Store.open(settings) as store:
+        store.migrate()
+        created = ttls(store)
+    for table, column in [
+        ("calls", "request_body"),
+        ("calls", "primary_output"),
+        ("pairs", "pair_json"),
+    ]:
+        assert (
+            f"`{column}` String CODEC(ZSTD(3)) TTL toDateTime(captured_at) + toIntervalDay(30)"
+            in created[table]
+        )
+    with Store.open(settings.model_copy(update={"body_ttl_days": 7})) as store:
+        assert store.migrate() == []
+        changed = ttls(store)
+    assert changed["calls"].count("toIntervalDay(7)") == 2
+    assert "toIntervalDay(7)" in changed["pairs"]
+
+
+def test_comparisons_has_a_column_per_field_and_enums_cover_the_contract(store: Store) -> None:
+    types = dict(
+        _sql(
+            store,
+            "SELECT name, type FROM system.columns"
+            " WHERE database = currentDatabase() AND table = 'comparisons'",
+        )
+    )
+    assert {f.name for f in fields(Comparison)} <= set(types)
+    for column, enum in [("verdict", Verdict), ("tier", Tier), ("refusal_finding", RefusalFinding)]:
+        for member in enum:
+            assert f"'{member.value}'" in types[column], (
+                f"{column} lacks {member.value}: add a migration"
+            )
+    assert types["format_findings"] == "Array(LowCardinality(String))"
+    assert types["length_ratio"] == "Nullable(Float64)"
+
+
+def test_cluster_schema_matches_the_single_node_one() -> None:
+    cluster = (Path(__file__).parents[3] / "deploy/clickhouse/cluster.sql").read_text()
+    for statement in MIGRATIONS[0].statements:
+        statement = statement.replace("{body_ttl_days}", "30")
+        if statement.startswith("CREATE TABLE"):
+            columns = statement[statement.index("(\n") : statement.index("\n) ENGINE")]
+        else:  # the view: its SELECT, over each shard's local table
+            columns = statement[statement.index("SELECT") :].replace(
+                "FROM comparisons\n", "FROM comparisons_local\n"
+            )
+        assert columns in cluster, f"deploy/clickhouse/cluster.sql differs: {statement[:60]}"
+
+
+# -- exactly once ------------------------------------------------------------------------------
+
+
+def test_replays_in_other_batches_count_once(store: Store) -> None:
+    pairs, comparisons = batch(40)
+    assert store.insert_pairs(pairs[:7], comparisons[:7]) == 7
+    assert store.insert_pairs(pairs[7:30], comparisons[7:30]) == 23
+    # A crash replay: the same rows again, split and ordered differently, with duplicates
+    # inside a batch, plus the 10 rows never written.
+    order = list(range(40))
+    random.Random(1).shuffle(order)
+    replay_pairs = [pairs[i] for i in order] + pairs[:5]
+    replay_comparisons = [comparisons[i] for i in order] + comparisons[:5]
+    written = store.insert_pairs(replay_pairs[:13], replay_comparisons[:13])
+    written += store.insert_pairs(replay_pairs[13:], replay_comparisons[13:])
+    assert written == 10
+    assert store.insert_pairs(pairs, comparisons) == 0
+
+    assert store.count_comparisons("m1") == 40
+    assert _sql(store, "SELECT count() FROM comparisons") == [(40,)]
+    assert _sql(store, "SELECT count(), uniqExact(call_id) FROM calls") == [(40, 40)]
+    assert _sql(store, "SELECT count() FROM pairs") == [(40,)]
+    for segment in ["*", "tenant=acme", "tenant=globex", "route=/a"]:
+        got = store.aggregate_counts("m1", segment=segment)
+        want = expected_counts(comparisons, segment)
+        assert {k: got[k] for k in want} == want, segment
+    assert store.aggregate_counts("m1", segment="tenant=acme")["pairs"] > 0
+    assert store.verify_stats(T0 - timedelta(days=1), T0 + timedelta(days=1)) == []
+
+
+def test_aggregates_carry_latency_and_label_counters(store: Store) -> None:
+    pairs, comparisons = batch(30)
+    store.insert_pairs(pairs, comparisons)
+    got = store.aggregate_counts("m1", arm="cand", judge_version="v1")
+    ok = [c.candidate_latency_ms for c in comparisons if c.candidate_error == ""]
+    assert len(got["candidate_latency_ms_q"]) == 4
+    assert min(ok) <= got["candidate_latency_ms_q"][0] <= max(ok)
+    assert got["primary_ttft_ms_q"][0] == pytest.approx(
+        sorted(c.primary_ttft_ms for c in comparisons if c.primary_ttft_ms)[7], abs=4
+    )
+    drifted = sum(c.format_drift for c in comparisons)
+    assert got["format_finding_counts"] == {"json_fence": drifted, "finish_reason": drifted}
+    assert got["candidate_error_kinds"] == {
+        "http": sum(c.candidate_error == "http" for c in comparisons)
+    }
+
+
+def test_distinct_batches_with_identical_aggregates_both_count(store: Store) -> None:
+    # Same hour, labels and figures, different call_ids: the view's blocks are identical;
+    # block deduplication (on, for the tokens) must not take the second for a resend.
+    first = make_pair(1)
+    second = make_pair(1)
+    store.insert_pairs([first], [make_comparison(first, 1)])
+    store.insert_pairs([second], [make_comparison(second, 1)])
+    assert store.aggregate_counts("m1")["pairs"] == 2
+
+
+def test_a_resent_insert_is_dropped_views_included(store: Store) -> None:
+    # What the HTTP client does after a dropped connection: the same insert, same token.
+    pairs, comparisons = batch(6)
+    rows = [comparison_row(c) for c in comparisons]
+    with store._call("resend") as ch:
+        insert(ch, "comparisons", COMPARISON_FIELDS, rows, "token-1")
+        insert(ch, "comparisons", COMPARISON_FIELDS, rows, "token-1")
+    assert _sql(store, "SELECT count() FROM comparisons") == [(6,)]
+    assert store.aggregate_counts("m1")["pairs"] == 6
+
+
+def test_existing_keys(store: Store) -> None:
+    pairs, comparisons = batch(5)
+    store.insert_pairs(pairs[:3], comparisons[:3])
+    keys = [c.key for c in comparisons]
+    assert store.existing_keys(keys + [("nope", "m1", "cand", "v1")]) == set(keys[:3])
+    assert store.existing_keys([]) == set()
+    odd = replace(comparisons[3], call_id="a'b\\c\0d")
+    store.insert_pairs([], [odd])
+    assert store.existing_keys([odd.key, keys[4]]) == {odd.key}
+
+
+def test_rebuild_repairs_double_counted_hours(store: Store) -> None:
+    pairs, comparisons = batch(12)
+    store.insert_pairs(pairs, comparisons)
+    # Two writers racing (the rebalance case) both insert the same rows past the filter.
+    with store._call("racing writer") as ch:
+        insert(
+            ch,
+            "comparisons",
+            COMPARISON_FIELDS,
+            [comparison_row(c) for c in comparisons[:4]],
+            "racer",
+        )
+    span = (T0 - timedelta(hours=2), T0 + timedelta(days=1))
+    assert store.aggregate_counts("m1")["pairs"] == 16
+    assert store.verify_stats(*span) != []
+    store.rebuild_stats(*span)
+    assert store.verify_stats(*span) == []
+    got = store.aggregate_counts("m1", segment="tenant=acme")
+    want = expected_counts(comparisons, "tenant=acme")
+    assert {k: got[k] for k in want} == want
+
+
+# -- rejudge -----------------------------------------------------------------------------------
+
+
+def test_read_pairs_round_trips_in_pages(store: Store) -> None:
+    pairs, comparisons = batch(25)
+    other, other_comparisons = batch(4, migration="m2")
+    noise = [
+        make_pair(i, arm="noise", kind=ArmKind.NOISE, call=p.call) for i, p in enumerate(pairs[:5])
+    ]
+    store.insert_pairs(
+        pairs + other + noise,
+        comparisons + other_comparisons + [make_comparison(p, i) for i, p in enumerate(noise)],
+    )
+    store.insert_pairs(pairs[:3], comparisons[:3])  # harmless duplicates
+    want = sorted(pairs + noise, key=lambda p: (p.call.call_id, p.arm.name))
+    assert list(store.read_pairs("m1", T0 - timedelta(hours=1), page_rows=4)) == want
+    assert list(store.read_pairs("m1", T0, limit=6, page_rows=4)) == want[:6]
+    until = pairs[10].call.captured_at
+    assert list(store.read_pairs("m1", pairs[2].call.captured_at, until)) == [
+        p for p in want if pairs[2].call.captured_at <= p.call.captured_at < until
+    ]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        list(store.read_pairs("m1", datetime(2026, 1, 1)))  # noqa: DTZ001
+
+
+def test_rejudge_writes_a_new_version_beside_the_old(store: Store) -> None:
+    pairs, comparisons = batch(10)
+    store.insert_pairs(pairs, comparisons)
+
+    def counts(version: str) -> dict[str, Any]:  # quantiles left out: nan != nan
+        got = store.aggregate_counts("m1", judge_version=version)
+        return {k: v for k, v in got.items() if not k.endswith("_q")}
+
+    before = counts("v1")
+    stored = list(store.read_pairs("m1", T0))
+    rejudged = [make_comparison(p, i + 1, judge_version="v2") for i, p in enumerate(stored)]
+    assert store.insert_pairs(stored, rejudged) == 10
+    assert store.insert_pairs(stored, rejudged) == 0
+    assert store.count_comparisons("m1", "v1") == 10
+    assert store.count_comparisons("m1", "v2") == 10
+    assert counts("v1") == before
+    assert counts("v2")["pairs"] == 10
+    assert _sql(store, "SELECT count() FROM pairs") == [(10,)]
+
+
+# -- errors and lifecycle ----------------------------------------------------------------------
+
+
+def test_bad_sql_is_not_retriable(store: Store) -> None:
+    with pytest.raises(StoreError) as caught, store._call("test query") as ch:
+        ch.command("SELEC 1")
+    assert not caught.value.retriable
+    assert caught.value.code == 62
+    assert caught.value.__cause__ is not None
+
+
+def test_missing_tables_before_migrate_is_not_retriable(settings: StoreSettings) -> None:
+    pairs, comparisons = batch(1)
+    with Store.open(settings) as store, pytest.raises(StoreError) as caught:
+        store.insert_pairs(pairs, comparisons)
+    assert not caught.value.retriable
+    assert "comparisons" in str(caught.value)
+
+
+def test_closed_store_refuses(settings: StoreSettings) -> None:
+    store = Store.open(settings)
+    store.close()
+    store.close()
+    with pytest.raises(StoreClosedError) as caught:
+        store.count_comparisons()
+    assert not caught.value.retriable
+
+
+def test_closed_client_underneath_is_a_store_error(store: Store) -> None:
+    with store._call("close underneath") as ch:
+        ch.close()
+    with pytest.raises(StoreClosedError):
+        store.count_comparisons()
+
+
+@pytest.mark.parametrize(
+    ("error", "retriable"),
+    [
+        (DatabaseError("Code: 252. Too many parts (TOO_MANY_PARTS)", code=252), True),
+        (DatabaseError("Code: 241. (MEMORY_LIMIT_EXCEEDED)", code=241), True),
+        (OperationalError("Error HTTPConnectionPool ... Connection refused"), True),
+        (TimeoutError("timed out"), True),
+        (DatabaseError("Code: 60. Unknown table (UNKNOWN_TABLE)", code=60), False),
+        (ValueError("a value of the wrong type"), False),
+    ],
+)
+def test_error_translation(error: Exception, retriable: bool) -> None:
+    translated = store_error(error, "insert into comparisons")
+    assert isinstance(translated, StoreError)
+    assert translated.retriable is retriable
+    assert str(translated).startswith("insert into comparisons: ")
+
+
+def test_unreachable_server_is_retriable() -> None:
+    with pytest.raises(StoreUnavailableError) as caught:
+        Store.open(StoreSettings(url="http://127.0.0.1:9/shadowjudge"))
+    assert caught.value.retriable
+
+
+def test_relative_chdb_directory_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for url, directory in [("chdb:///./var/a", "var/a"), ("chdb://var/b", "var/b")]:
+        with Store.open(StoreSettings(url=url)) as store:
+            store.migrate()
+        assert (tmp_path / directory).is_dir()
+
+
+async def test_async_store(settings: StoreSettings) -> None:
+    pairs, comparisons = batch(20)
+    async with await AsyncStore.open(settings) as store:
+        await store.migrate()
+        import asyncio
+
+        written = await asyncio.gather(
+            *(
+                store.insert_pairs(pairs[i : i + 5], comparisons[i : i + 5])
+                for i in range(0, 20, 5)
+            ),
+            store.insert_pairs(pairs, comparisons),
+        )
+        assert sum(written) == 20
+        keys = await store.run(store.store.existing_keys, [comparisons[0].key])
+        assert keys == {comparisons[0].key}
+        assert [p async for p in store.read_pairs("m1", T0, page_rows=6)] == sorted(
+            pairs, key=lambda p: p.call.call_id
+        )
+        assert await store.run(store.store.count_comparisons, "m1") == 20
+        counts = await store.run(store.store.aggregate_counts, "m1", segment="route=/a")
+        assert counts["pairs"] == 10
+
+
+# -- a real server -----------------------------------------------------------------------------
+
+
+@pytest.mark.clickhouse_server
+@pytest.mark.skipif(
+    not os.environ.get("SHADOWJUDGE_TEST_CLICKHOUSE_URL"),
+    reason="SHADOWJUDGE_TEST_CLICKHOUSE_URL is not set (http://user:pass@host:8123)",
+)
+def test_real_server_round_trip() -> None:
+    base = os.environ["SHADOWJUDGE_TEST_CLICKHOUSE_URL"].rstrip("/")
+    database = f"shadowjudge_test_{uuid.uuid4().hex[:10]}"
+    with Store.open(StoreSettings(url=f"{base}/{database}")) as store:
+        try:
+            assert store.migrate() == [m.version for m in MIGRATIONS]
+            assert store.migrate() == []
+            pairs, comparisons = batch(30)
+            assert store.insert_pairs(pairs[:20], comparisons[:20]) == 20
+            assert store.insert_pairs(pairs[10:], comparisons[10:]) == 10
+            assert store.count_comparisons("m1") == 30
+            want = expected_counts(comparisons, "tenant=acme")
+            got = store.aggregate_counts("m1", segment="tenant=acme")
+            assert {k: got[k] for k in want} == want
+            assert list(store.read_pairs("m1", T0, page_rows=7)) == sorted(
+                pairs, key=lambda p: p.call.call_id
+            )
+        finally:
+            with store._call("drop test database") as ch:
+                ch.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+def test_recover_rebuilds_hours_a_cut_off_write_left(store: Store) -> None:
+    # A batch cut off after its comparisons part but before its view's part: simulate by
+    # writing, then deleting that hour's aggregates and leaving the journal "started".
+    pairs = [make_pair(i) for i in range(12)]
+    store.insert_pairs(pairs, [make_comparison(p, i) for i, p in enumerate(pairs)])
+    first = pairs[0].call.captured_at.replace(minute=0, second=0, microsecond=0)
+    with store._call("test") as ch:  # noqa: SLF001
+        ch.command(
+            "ALTER TABLE comparison_stats_hourly DELETE WHERE hour = {h:DateTime64(6, 'UTC')}",
+            parameters={"h": first},
+            settings={"mutations_sync": 2},
+        )
+        ch.insert(
+            "write_journal",
+            [["cut", [int(first.timestamp()) * 1_000_000], "started"]],
+            column_names=["token", "hours", "state"],
+        )
+    assert store.aggregate_counts("m1")["pairs"] < 12
+    assert store.recover() == [first]
+    assert store.aggregate_counts("m1")["pairs"] == 12
+    assert store.recover() == []  # the journal entry is closed
