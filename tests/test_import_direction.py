@@ -205,9 +205,7 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
         ),
     ],
 )
-def test_a_forbidden_import_is_caught(
-    tmp_path: Path, files: dict[str, str], expected: str
-) -> None:
+def test_a_forbidden_import_is_caught(tmp_path: Path, files: dict[str, str], expected: str) -> None:
     found = violations(_tree(tmp_path, files))
     assert any(expected in problem for problem in found), found
 

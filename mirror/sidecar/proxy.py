@@ -1,7 +1,7 @@
 """The sidecar: a transparent reverse proxy for the provider APIs that captures as it forwards.
 
-It speaks HTTP/1.1 on asyncio protocols (`mirror.sidecar.wire`, which says why: an ASGI server and an
-HTTP client cost the live path more than a millisecond per call on this machine). What the
+It speaks HTTP/1.1 on asyncio protocols (`mirror.sidecar.wire`, which says why: an ASGI server
+and an HTTP client cost the live path more than a millisecond per call on this machine). What the
 app sees is what the provider sent, byte for byte: status line, headers in their case,
 framing and body, compressed or not, JSON or not, each piece forwarded before it is looked at;
 no timeout shorter than the provider's own.
