@@ -156,6 +156,10 @@ class ArmResult(_Model):
 class Truncation(_Model):
     request: bool = False
     response: bool = False
+    #: Some body of the event (the request, an answer) was cut so the event fits the bus's
+    #: message limit (`mirror.fit`). Written only when true, so readers from before the field
+    #: existed still parse every event that was not cut.
+    bus: bool = Field(default=False, exclude_if=lambda cut: not cut)
 
 
 def new_call_id() -> str:
