@@ -3,6 +3,13 @@
 ClickHouse (clickhouse-connect over HTTP, or chDB in-process) errors are translated here, at
 the store's boundary, by `store_error()`: a caller never sees a clickhouse-connect or chDB
 exception, only a `StoreError` whose `__cause__` is the original.
+
+Store errors are sorted by what fixes them. Time or an operator fixes a full disk, too many
+parts, a memory limit, a timeout, an unreachable server, a store directory another process
+holds, or a table someone dropped: those are `StoreUnavailableError`s (`retriable`, with a
+`condition` for metrics and health), and the judge waits on them with the batch in hand. Only
+what the data fixes (the store refusing the rows themselves) is a plain `StoreError`, and only
+those rows go to the DLQ.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ __all__ = [
     "SerializationError",
     "StoreClosedError",
     "StoreError",
+    "StoreLockedError",
     "StoreUnavailableError",
     "store_error",
 ]
@@ -36,16 +44,41 @@ class StoreError(JudgeError):
 
 
 class StoreUnavailableError(StoreError):
-    """The store could not be reached or is overloaded for now (connection refused, timeout,
-    too many parts, memory limit); the same write may succeed later."""
+    """The store cannot take the write now (unreachable, overloaded, full, locked, or its
+    schema broken under the judge); the same write may succeed later."""
 
     retriable = True
+
+    def __init__(self, message: str, *, code: int | None = None, condition: str = "") -> None:
+        super().__init__(message, code=code)
+        #: One word for metrics and /healthz: unreachable, overloaded, full, locked, schema.
+        self.condition = condition or "unreachable"
+
+
+class StoreLockedError(StoreUnavailableError):
+    """An embedded (chDB) store directory is held by another process."""
 
 
 class StoreClosedError(StoreError):
     """The store was closed; nothing more will be read or written through it."""
 
 
+#: ClickHouse error codes of a full disk.
+FULL_CODES = frozenset({243})  # NOT_ENOUGH_SPACE
+#: Codes of a schema or access broken under a running judge: an operator fixes them (or runs
+#: `shadowjudge migrate`), and the rows are kept until then rather than dead-lettered.
+SCHEMA_CODES = frozenset(
+    {
+        16,  # NO_SUCH_COLUMN_IN_TABLE
+        47,  # UNKNOWN_IDENTIFIER
+        60,  # UNKNOWN_TABLE
+        81,  # UNKNOWN_DATABASE
+        164,  # READONLY
+        291,  # DATABASE_ACCESS_DENIED
+        497,  # ACCESS_DENIED
+        516,  # AUTHENTICATION_FAILED
+    }
+)
 #: ClickHouse error codes that describe a passing condition of the server, not the statement.
 RETRIABLE_CODES = frozenset(
     {
@@ -81,9 +114,27 @@ def store_error(exc: BaseException, doing: str) -> StoreError:
 
     code = getattr(exc, "code", None)
     code = code if isinstance(code, int) else None
-    message = f"{doing}: {exc}"
-    if isinstance(exc, OperationalError) or code in RETRIABLE_CODES:
-        # OperationalError is clickhouse-connect's transport failure (refused, reset, timeout).
+    text = str(exc)
+    message = f"{doing}: {text}"
+    if "Another server instance in same directory is already running" in text:
+        return StoreLockedError(
+            f"{doing}: the store directory is held by another process (another `shadowjudge "
+            "run`, `judge` or `dashboards` on the same chdb:// directory?)",
+            code=code,
+            condition="locked",
+        )
+    if code in FULL_CODES or "No space left on device" in text:
+        return StoreUnavailableError(message, code=code, condition="full")
+    if code in SCHEMA_CODES:
+        return StoreUnavailableError(
+            f"{message} (fix the store, or run `shadowjudge migrate`)",
+            code=code,
+            condition="schema",
+        )
+    if code in RETRIABLE_CODES:
+        return StoreUnavailableError(message, code=code, condition="overloaded")
+    if isinstance(exc, OperationalError):
+        # clickhouse-connect's transport failure (refused, reset, timeout).
         return StoreUnavailableError(message, code=code)
     if isinstance(exc, Error):
         if "has been closed" in str(exc):

@@ -6,12 +6,19 @@ then are its offsets committed, per partition. A crash at any point redoes at mo
 uncommitted batches, and the store's idempotent writes make the redo count once.
 
 A message that is not a ShadowPair goes to `shadow.dlq` with the reason, and is counted; its
-offset is committed with the batch once the DLQ acknowledged it. When the store is
-unavailable the worker holds its batch — consuming nothing, committing nothing — and retries
-with backoff until the write succeeds or it is told to stop (then it exits without committing,
-and the batch is redone by whoever owns the partition next). A store error that is not
-retriable (a statement the store refuses) sends the batch's pairs to the DLQ with the reason
-rather than wedging the partition.
+offset is committed with the batch once the DLQ acknowledged it. A dead letter the bus will
+not take is retried with backoff (its batch, and so its partitions, commit nothing meanwhile),
+never allowed to stop the worker.
+
+Store errors are sorted by what fixes them (`judge.errors`). When the store cannot take the
+write now (unreachable, overloaded, full, locked, its schema broken) the worker holds its
+batch, fetching nothing and committing nothing, reports itself degraded (`health()`, the
+`shadowjudge_judge_degraded` gauge) and retries with backoff until the write succeeds or it is
+told to stop (then it exits without committing, and the batch is redone by whoever owns the
+partition next). A wait longer than the consumer's poll interval costs a rebalance, and the
+batch is then redone by the partition's next owner: idempotent writes make that harmless. When
+the store refuses the rows themselves, the batch is split in halves until the rows it refuses
+are found alone; only those go to the DLQ.
 """
 
 from __future__ import annotations
@@ -20,18 +27,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from judge.errors import StoreClosedError, StoreError
+from judge.errors import StoreClosedError, StoreError, StoreUnavailableError
 from judge.scoring import Scorer
 from judge.store.store import AsyncStore
-from mirror.bus.base import Bus, BusConsumer, Record, TopicPartition, dead_letter
+from mirror.bus.base import Bus, BusConsumer, Record, TopicPartition
+from mirror.bus.dlq import DeadLetterKind, dead_letter
 from mirror.bus.retry import deliver
 from mirror.config import TopicSettings
 from mirror.errors import BusError, SerializationError
-from mirror.events import ShadowPair, parse_shadow_pair
+from mirror.events import ShadowPair, parse_shadow_pair, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +62,34 @@ class JudgeMetrics:
             registry=r,
         )
         self.dead_letters = Counter(
-            "shadowjudge_judge_dead_letters", "Messages sent to the DLQ.", ["reason"], registry=r
+            "shadowjudge_judge_dead_letters",
+            "Messages the DLQ acknowledged, by kind (poison, store).",
+            ["kind"],
+            registry=r,
         )
         self.store_errors = Counter(
             "shadowjudge_judge_store_errors", "Failed store writes.", ["retriable"], registry=r
+        )
+        self.store_waits = Counter(
+            "shadowjudge_judge_store_waits",
+            "Writes the store could not take for now, by condition (full, locked, ...).",
+            ["condition"],
+            registry=r,
+        )
+        self.degraded = Gauge(
+            "shadowjudge_judge_degraded",
+            "1 while the store cannot take writes: the judge holds its batch and fetches nothing.",
+            registry=r,
+        )
+        self.offset_resets = Counter(
+            "shadowjudge_judge_offset_resets",
+            "Positions moved because they were not in the log (replaced, trimmed).",
+            registry=r,
+        )
+        self.offsets_skipped = Counter(
+            "shadowjudge_judge_offsets_skipped",
+            "Offsets of shadow.pairs never read because the log no longer held them.",
+            registry=r,
         )
         self.lag = Gauge(
             "shadowjudge_judge_lag",
@@ -92,9 +125,36 @@ class JudgeWorker:
         self._group = group
         self.metrics = metrics or JudgeMetrics()
         self._consumer: BusConsumer | None = None
+        self._degraded: tuple[str, datetime] | None = None
+        self._stop = asyncio.Event()
+
+    def health(self) -> dict[str, Any]:
+        """`ok`, or `degraded` with why and since when (served on /healthz)."""
+        if self._degraded is None:
+            return {"status": "ok"}
+        reason, since = self._degraded
+        return {"status": "degraded", "reason": reason, "since": since.isoformat()}
+
+    def _set_degraded(self, reason: str | None) -> None:
+        if reason is None:
+            if self._degraded is not None:
+                log.info("store writable again after %s", self._degraded[0])
+            self._degraded = None
+            self.metrics.degraded.set(0)
+        else:
+            since = self._degraded[1] if self._degraded else utc_now()
+            self._degraded = (reason, since)
+            self.metrics.degraded.set(1)
+
+    def _offsets_moved(self, tp: TopicPartition, skipped: int, why: str) -> None:
+        self.metrics.offset_resets.inc()
+        self.metrics.offsets_skipped.inc(skipped)
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = self._bus.consumer([self._topics.pairs], group=self._group)
+        self._stop = stop
+        consumer = self._bus.consumer(
+            [self._topics.pairs], group=self._group, on_skip=self._offsets_moved
+        )
         self._consumer = consumer
         await consumer.start()
         try:
@@ -134,16 +194,17 @@ class JudgeWorker:
         started = time.perf_counter()
         self.metrics.pairs.inc(len(batch))
         pairs: list[ShadowPair] = []
-        raw: list[bytes] = []
+        records: list[Record] = []
         for record in batch:
             try:
                 pairs.append(parse_shadow_pair(record.value))
-                raw.append(record.value)
+                records.append(record)
             except SerializationError as exc:
-                await self._dead_letter([record], str(exc), "poison")
+                if not await self._dead_letter([record], str(exc), DeadLetterKind.POISON):
+                    return False
         if pairs:
             comparisons = await self._scorer.score_many(pairs)
-            written = await self._write(pairs, comparisons, raw, batch, stop)
+            written = await self._write(pairs, comparisons, records, stop)
             if written is None:
                 return False
             self.metrics.written.inc(written)
@@ -155,25 +216,63 @@ class JudgeWorker:
         self,
         pairs: list[ShadowPair],
         comparisons: list[Any],
-        raw: list[bytes],
-        batch: Sequence[Record],
+        records: list[Record],
         stop: asyncio.Event,
     ) -> int | None:
+        """Write the pairs; the number of new rows, or None when stopped first. Rows the store
+        refuses are found by halving the batch and sent to the DLQ alone."""
+        try:
+            return await self._insert(pairs, comparisons, records, stop)
+        except StoreError as exc:
+            if len(pairs) == 1:
+                log.error("store refused a pair (%s); sending it to the DLQ", exc)
+                reason = f"store refused: {exc}"
+                if not await self._dead_letter(records, reason, DeadLetterKind.STORE):
+                    return None
+                return 0
+            log.warning("store refused a batch of %d (%s); looking for the rows", len(pairs), exc)
+        half = len(pairs) // 2
+        written = 0
+        for part in (slice(0, half), slice(half, None)):
+            done = await self._write(pairs[part], comparisons[part], records[part], stop)
+            if done is None:
+                return None
+            written += done
+        return written
+
+    async def _insert(
+        self,
+        pairs: list[ShadowPair],
+        comparisons: list[Any],
+        records: list[Record],
+        stop: asyncio.Event,
+    ) -> int | None:
+        """One write, waited out while the store cannot take it; None when stopped first.
+        Raises the `StoreError` of rows the store refuses."""
         delay = RETRY_MIN_S
+        raw = [record.value for record in records]
         while True:
             try:
-                return await self._store.insert_pairs(pairs, comparisons, raw_pairs=raw)
+                written = await self._store.insert_pairs(pairs, comparisons, raw_pairs=raw)
             except StoreClosedError:
                 return None  # shutting down: commit nothing, the batch is redone
-            except StoreError as exc:
-                self.metrics.store_errors.labels(str(exc.retriable).lower()).inc()
-                if not exc.retriable:
-                    log.error("store refused a batch (%s); sending it to the DLQ", exc)
-                    by_value = {r.value: r for r in batch}
-                    records = [by_value[v] for v in raw]
-                    await self._dead_letter(records, f"store refused: {exc}", "store")
-                    return 0
-                log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
+            except StoreUnavailableError as exc:
+                self.metrics.store_errors.labels("true").inc()
+                self.metrics.store_waits.labels(exc.condition).inc()
+                self._set_degraded(f"store {exc.condition}: {exc}")
+                log.warning(
+                    "store cannot take writes (%s: %s); holding the batch, retrying in %.1fs",
+                    exc.condition,
+                    exc,
+                    delay,
+                )
+            except StoreError:
+                self.metrics.store_errors.labels("false").inc()
+                self._set_degraded(None)
+                raise
+            else:
+                self._set_degraded(None)
+                return written
             if stop.is_set():
                 return None  # nothing committed: the batch is redone after a restart
             try:
@@ -185,7 +284,9 @@ class JudgeWorker:
     async def _commit(self, consumer: BusConsumer, batch: Sequence[Record]) -> None:
         points: dict[TopicPartition, int] = {}
         for record in batch:
-            points[record.tp] = max(points.get(record.tp, 0), record.offset + 1)
+            # The last record of a partition in the batch, not the largest offset: a log
+            # replaced under the consumer restarts at a lower offset within one batch.
+            points[record.tp] = record.offset + 1
         assigned = consumer.assignment()
         points = {tp: o for tp, o in points.items() if tp in assigned}
         try:
@@ -193,7 +294,17 @@ class JudgeWorker:
         except BusError as exc:  # a rebalance took the partitions: their owner redoes them
             log.warning("commit failed: %s", exc)
 
-    async def _dead_letter(self, records: Sequence[Record], reason: str, kind: str) -> None:
-        self.metrics.dead_letters.labels(kind).inc(len(records))
-        log.warning("%d message(s) to the DLQ: %s", len(records), reason)
-        await deliver(self._bus, [dead_letter(self._topics.dlq, r, reason) for r in records])
+    async def _dead_letter(
+        self, records: Sequence[Record], reason: str, kind: DeadLetterKind
+    ) -> bool:
+        """Send `records` to the DLQ, retrying whatever fails until stopped; False if stopped
+        first (then the batch commits nothing and is redone)."""
+        log.warning("%d message(s) to the DLQ (%s): %s", len(records), kind.value, reason)
+        limit = self._bus.max_message_bytes
+        letters = [
+            dead_letter(self._topics.dlq, r, reason, kind, max_message_bytes=limit) for r in records
+        ]
+        if not await deliver(self._bus, letters, stop=self._stop, persist=True):
+            return False
+        self.metrics.dead_letters.labels(kind.value).inc(len(records))
+        return True

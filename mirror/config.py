@@ -179,6 +179,24 @@ class KafkaProducerSettings(Section):
     request_timeout_ms: int = Field(default=30_000, gt=0)
 
 
+class KafkaConsumerSettings(Section):
+    #: Where a consumer goes when its position is not in the log: a new group, offsets past
+    #: retention, or a log replaced under it (a broker that came back empty, a topic re-created).
+    #: `earliest` by default: shadow traffic is worth replaying. Offsets skipped are logged and
+    #: counted either way.
+    offset_reset: Literal["earliest", "latest"] = "earliest"
+    #: How long the group waits for a silent member before giving its partitions to others.
+    #: Lower: a crashed runner's partitions move sooner; too low: a long GC pause or a busy
+    #: loop costs a rebalance.
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    #: Static membership (KIP-345): a stable id per process (e.g. the pod name). A restarted
+    #: member with the same id takes its partitions back at once, without a rebalance; the
+    #: trade-off is that a member that is really gone keeps its partitions, unread, until the
+    #: session timeout passes. Each process needs its own id; None: dynamic membership.
+    instance_id: str | None = None
+
+
 class BusSettings(Section):
     """`memory://` (one process) or `kafka://host:port[,host:port]`."""
 
@@ -186,7 +204,16 @@ class BusSettings(Section):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     partitions: int = Field(default=6, gt=0)
     replication_factor: int = Field(default=1, gt=0)
+    #: The largest message the bus takes: the smaller of the producer's `max_request_size` and
+    #: the broker's `message.max.bytes` (the topics are created with `max.message.bytes` set to
+    #: it). An event that would pass it is published with its bodies cut to fit and flagged
+    #: (`mirror.fit`), never refused. Kafka's default is 1 MiB.
+    max_message_bytes: int = Field(default=1 << 20, ge=64 << 10)
+    #: How often topics are checked (created when missing, partition count compared with
+    #: `partitions`); after a failed check, every `topic_check_s / 10`.
+    topic_check_s: float = Field(default=10.0, gt=0)
     producer: KafkaProducerSettings = Field(default_factory=KafkaProducerSettings)
+    consumer: KafkaConsumerSettings = Field(default_factory=KafkaConsumerSettings)
     #: Capacity of each in-process topic for `memory://`.
     memory_capacity: int = Field(default=100_000, gt=0)
 

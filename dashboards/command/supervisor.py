@@ -1,7 +1,9 @@
 """The supervisor: starts the roles a command asks for and owns the signals.
 
 SIGTERM or SIGINT asks every server to stop taking requests and every worker to stop fetching,
-finish what it holds, commit and return; then the shared bus is closed. With `bus: memory://`,
+finish what it holds, commit and return; then the shared bus is closed. Whatever still runs
+`DRAIN_MARGIN_S` past the runner's drain deadline is cancelled: a stop signal always ends the
+process, whatever the bus or the store are doing. With `bus: memory://`,
 `run` is one process whose roles share an in-process bus; with `kafka://`, each role has its own
 producer and consumer group, exactly as when the roles run as separate processes.
 """
@@ -15,9 +17,9 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from prometheus_client import start_http_server
-
+from dashboards.command.endpoints import Health, serve_role_endpoints
 from dashboards.settings import Settings
+from judge.errors import StoreError, StoreUnavailableError
 from judge.scorers.pairwise import PairwiseJudge
 from judge.scoring import Scorer
 from judge.store.store import AsyncStore
@@ -26,7 +28,6 @@ from mirror.bus.base import Bus
 from mirror.bus.factory import open_bus
 from mirror.bus.memory import MemoryBus
 from mirror.bus.retry import start_with_retry, until_stopped
-from mirror.config import parse_host_port
 from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.worker import Runner
@@ -37,9 +38,16 @@ log = logging.getLogger("shadowjudge")
 
 Worker = Callable[[asyncio.Event], Awaitable[None]]
 
+#: Past the runner's drain deadline, time left for consumers to leave their groups, producers
+#: to flush and the store to close before the supervisor cancels what still runs.
+DRAIN_MARGIN_S = 15.0
 
-async def supervise(servers: Sequence[SidecarServer], workers: Sequence[Worker]) -> None:
-    """Run servers and workers until SIGTERM/SIGINT, then stop them all."""
+
+async def supervise(
+    servers: Sequence[SidecarServer], workers: Sequence[Worker], *, drain_timeout_s: float
+) -> None:
+    """Run servers and workers until SIGTERM/SIGINT, then stop them all within the deadline.
+    A role that fails raises here (the process exits non-zero)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -50,11 +58,26 @@ async def supervise(servers: Sequence[SidecarServer], workers: Sequence[Worker])
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
+    roles: asyncio.Future[Any] = asyncio.gather(
+        *(server.serve() for server in servers), *(worker(stop) for worker in workers)
+    )
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.gather(
-            *(server.serve() for server in servers), *(worker(stop) for worker in workers)
-        )
+        await asyncio.wait([roles, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not roles.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(roles), drain_timeout_s)
+            except TimeoutError:
+                log.error(
+                    "roles still running %.0fs after the stop signal; cancelling them",
+                    drain_timeout_s,
+                )
+                roles.cancel()
+                await asyncio.gather(roles, return_exceptions=True)
+                return
+        roles.result()
     finally:
+        stopping.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
@@ -85,18 +108,29 @@ def runner_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[Runne
     return runner, work
 
 
-async def open_store(settings: Settings, stop: asyncio.Event) -> AsyncStore | None:
-    """The store, migrated and repaired; retried while it is unavailable."""
+async def open_store(
+    settings: Settings, stop: asyncio.Event, on_error: Callable[[Exception], None] | None = None
+) -> AsyncStore | None:
+    """The store, migrated and repaired; retried while it is unavailable (a server away, a
+    directory another process holds), each failure told to `on_error`."""
 
     async def attempt() -> AsyncStore:
         store = await AsyncStore.open(settings.store)
-        await store.migrate()
+        try:
+            await store.migrate()
+        except StoreUnavailableError as exc:
+            await store.close()
+            if exc.condition == "schema":
+                # At start, access denied or a read-only store is configuration: say so and
+                # exit, rather than wait on it (mid-run, the worker waits: it holds rows).
+                raise StoreError(str(exc), code=exc.code) from exc
+            raise
         rebuilt = await store.run(store.store.recover)
         if rebuilt:
             log.warning("rebuilt the aggregates of %d hour(s) a cut-off write left", len(rebuilt))
         return store
 
-    return await until_stopped(attempt, stop, "store")
+    return await until_stopped(attempt, stop, "store", on_error=on_error)
 
 
 def scorer_for(settings: Settings) -> Scorer:
@@ -104,13 +138,25 @@ def scorer_for(settings: Settings) -> Scorer:
     return Scorer(settings.judge, settings.providers, PriceTable(settings.prices), judge)
 
 
-def judge_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[JudgeMetrics, Worker]:
+def judge_worker(
+    settings: Settings, bus: Bus, *, own_bus: bool
+) -> tuple[JudgeMetrics, Health, Worker]:
     metrics = JudgeMetrics()
+    state: dict[str, Any] = {"status": "starting"}
+    running: list[JudgeWorker] = []
+
+    def health() -> dict[str, Any]:
+        return running[0].health() if running else dict(state)
+
+    def store_failed(exc: Exception) -> None:
+        state.update(status="degraded", reason=f"store: {exc}")
+        metrics.degraded.set(1)
 
     async def work(stop: asyncio.Event) -> None:
-        store = await open_store(settings, stop)
+        store = await open_store(settings, stop, on_error=store_failed)
         if store is None:
             return
+        metrics.degraded.set(0)
         try:
             async with scorer_for(settings) as scorer:
                 if own_bus and not await start_with_retry(bus, stop, "judge"):
@@ -126,6 +172,7 @@ def judge_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[JudgeM
                     group=settings.judge.group,
                     metrics=metrics,
                 )
+                running.append(worker)
                 try:
                     await worker.run(stop)
                 finally:
@@ -134,13 +181,7 @@ def judge_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[JudgeM
         finally:
             await store.close()
 
-    return metrics, work
-
-
-def _serve_metrics(listen: str | None, registry: Any) -> None:
-    if listen:
-        host, port = parse_host_port(listen, "metrics_listen")
-        start_http_server(port, host, registry=registry)
+    return metrics, health, work
 
 
 async def run_roles(settings: Settings, roles: set[str]) -> None:
@@ -157,16 +198,28 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
         workers.append(work)
         if "mirror" in roles:
             sidecar_metrics.also.append(runner.metrics.registry)
+            sidecar_metrics.health["runner"] = runner.health
         else:
-            _serve_metrics(settings.runner.metrics_listen, runner.metrics.registry)
+            serve_role_endpoints(
+                settings.runner.metrics_listen,
+                runner.metrics.registry,
+                runner.health,
+                "runner.metrics_listen",
+            )
     if "judge" in roles:
         bus = shared or open_bus(settings.bus, client_id="shadowjudge-judge")
-        judge_metrics, judging = judge_worker(settings, bus, own_bus=shared is None)
+        judge_metrics, judge_health, judging = judge_worker(settings, bus, own_bus=shared is None)
         workers.append(judging)
         if "mirror" in roles:
             sidecar_metrics.also.append(judge_metrics.registry)
+            sidecar_metrics.health["judge"] = judge_health
         else:
-            _serve_metrics(settings.judge.metrics_listen, judge_metrics.registry)
+            serve_role_endpoints(
+                settings.judge.metrics_listen,
+                judge_metrics.registry,
+                judge_health,
+                "judge.metrics_listen",
+            )
     if "mirror" in roles:
         sidecar = build_sidecar(
             settings.sidecar,
@@ -180,7 +233,9 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
         log.info("sidecar listening on %s", settings.sidecar.listen)
     log.info("roles %s, bus %s", ", ".join(sorted(roles)), settings.bus.url)
     try:
-        await supervise(servers, workers)
+        await supervise(
+            servers, workers, drain_timeout_s=settings.runner.drain_timeout_s + DRAIN_MARGIN_S
+        )
     finally:
         if shared is not None:
             await shared.stop()

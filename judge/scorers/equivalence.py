@@ -85,8 +85,10 @@ def not_judged(reason: str) -> Equivalence:
     return Equivalence(Verdict.NOT_JUDGED, Tier.NONE, reason)
 
 
-def unusable_reason(result: ArmResult, side: str) -> str | None:
-    """Why one side's answer cannot be compared, or None when it can."""
+def unusable_reason(result: ArmResult, side: str, *, bus_cut: bool = False) -> str | None:
+    """Why one side's answer cannot be compared, or None when it can. `bus_cut`: the pair was
+    cut to fit the bus's message limit (`CapturedCall.truncated.bus`), which then says why an
+    answer is truncated."""
     error = result.error
     if error is not None:
         if error.kind is ErrorKind.SKIPPED:
@@ -95,6 +97,8 @@ def unusable_reason(result: ArmResult, side: str) -> str | None:
     if not result.ok:
         return f"{side} has no answer (status {result.status_code})"
     if result.truncated:
+        if bus_cut:
+            return f"{side} answer truncated to fit the bus message limit (or the capture cap)"
         return f"{side} answer truncated by the capture size cap"
     if result.output is None:
         return f"{side} has no output"
@@ -211,7 +215,10 @@ class EquivalenceCascade:
 
     def decide_cheap(self, call: CapturedCall, candidate: ArmResult) -> Equivalence | None:
         """The verdict of the deterministic tiers, or None when the LLM tier has to decide."""
-        reason = unusable_reason(call.primary, "primary") or unusable_reason(candidate, "candidate")
+        cut = call.truncated.bus
+        reason = unusable_reason(call.primary, "primary", bus_cut=cut) or unusable_reason(
+            candidate, "candidate", bus_cut=cut
+        )
         if reason is not None:
             return not_judged(reason)
         primary_out, candidate_out = call.primary.output, candidate.output

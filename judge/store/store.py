@@ -13,6 +13,7 @@ created; `?database=x` picks a database; `chdb://memory` keeps nothing), or
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -28,7 +29,7 @@ import orjson
 
 from judge.comparison import Comparison
 from judge.config import StoreSettings
-from judge.errors import JudgeError, StoreClosedError, store_error
+from judge.errors import JudgeError, StoreClosedError, StoreLockedError, store_error
 from judge.store.rows import (
     CALL_COLUMNS,
     COMPARISON_FIELDS,
@@ -77,6 +78,7 @@ class Store:
     def open(cls, settings: StoreSettings) -> Store:
         """Connect (chDB: open the directory, creating it), and make sure the database exists."""
         parts = urlsplit(settings.url)
+        path = ""
         try:
             if parts.scheme == "chdb":
                 database = parse_qs(parts.query).get("database", [""])[0]
@@ -99,6 +101,17 @@ class Store:
                     settings=_CLIENT_SETTINGS,
                 )
         except Exception as exc:
+            if (
+                parts.scheme == "chdb"
+                and path not in ("", "memory")
+                and _held_elsewhere(Path(path))
+            ):
+                raise StoreLockedError(
+                    f"open chdb store: the directory {path} is held by another process (another "
+                    "`shadowjudge run`, `judge` or `dashboards` on it?); chDB allows one process "
+                    "per directory",
+                    condition="locked",
+                ) from exc
             raise store_error(exc, f"open {parts.scheme} store") from exc
         store = cls(client, body_ttl_days=settings.body_ttl_days)
         try:
@@ -396,3 +409,20 @@ class AsyncStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _held_elsewhere(directory: Path) -> bool:
+    """Whether another process holds the chDB directory. ClickHouse takes an exclusive `flock`
+    on `<dir>/status` for as long as it runs; chDB's own error then only says `Error
+    initializing EmbeddedServer: . (BAD_ARGUMENTS)`, so the lock is probed here to say why."""
+    status = directory / "status"
+    try:
+        with status.open("rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False

@@ -9,7 +9,7 @@ written once for `memory://` (one process) and Kafka (between processes):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, Self
@@ -35,6 +35,12 @@ class Record:
 
 
 Headers = Sequence[tuple[str, bytes]]
+
+#: Told when a consumer had to move its position because it was not in the log (past the end
+#: of a log replaced under it, or before the start of one trimmed by retention): the partition,
+#: how many offsets it skipped (0 when it skipped none, e.g. back to the start of a new log),
+#: and why.
+SkipObserver = Callable[[TopicPartition, int, str], None]
 
 
 class RebalanceListener(Protocol):
@@ -64,6 +70,11 @@ class BusConsumer(Protocol):
 class Bus(Protocol):
     async def start(self) -> None: ...
 
+    @property
+    def max_message_bytes(self) -> int | None:
+        """The largest message `send` accepts (None: no limit); see `mirror.fit`."""
+        ...
+
     async def stop(self) -> None: ...
 
     async def send(
@@ -77,6 +88,7 @@ class Bus(Protocol):
         group: str,
         listener: RebalanceListener | None = None,
         max_poll_interval_ms: int = 300_000,
+        on_skip: SkipObserver | None = None,
     ) -> BusConsumer: ...
 
 
@@ -105,16 +117,3 @@ class Message:
     value: bytes
     key: bytes | None = None
     headers: Headers = ()
-
-
-def dead_letter(topic: str, record: Record, reason: str) -> Message:
-    """The DLQ message for `record`: its bytes and key as they came, the reason in a header."""
-    return Message(
-        topic,
-        record.value,
-        record.key,
-        (
-            ("error", reason.encode()[:1000]),
-            ("source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
-        ),
-    )

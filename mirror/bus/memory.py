@@ -11,7 +11,14 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mirror.bus.base import BusContext, Headers, RebalanceListener, Record, TopicPartition
+from mirror.bus.base import (
+    BusContext,
+    Headers,
+    RebalanceListener,
+    Record,
+    SkipObserver,
+    TopicPartition,
+)
 from mirror.errors import BusClosedError
 
 
@@ -50,6 +57,10 @@ class MemoryBus(BusContext):
             self._topics[name] = _MemoryTopic(name, self._capacity)
         return self._topics[name]
 
+    @property
+    def max_message_bytes(self) -> int | None:
+        return None  # nothing is framed or sent over a wire
+
     async def start(self) -> None:
         self._closed = False
 
@@ -83,6 +94,7 @@ class MemoryBus(BusContext):
         group: str,
         listener: RebalanceListener | None = None,
         max_poll_interval_ms: int = 300_000,
+        on_skip: SkipObserver | None = None,  # the memory log never moves under a consumer
     ) -> MemoryConsumer:
         return MemoryConsumer(self, list(topics), group, listener)
 

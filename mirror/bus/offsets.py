@@ -4,6 +4,11 @@ Records of a partition finish out of order (one candidate answers in 200 ms, ano
 minute); the committed offset may only pass a record once it and everything before it are
 done, or a crash would skip work. Per partition this keeps the offsets in work; the commit
 point is the smallest of them, or one past the last record seen when none is in work.
+
+A record older than one already seen means the consumer's position moved back: the log was
+replaced under it (a broker that came back empty, a re-created topic) and reset to its start.
+What was in work or committed then refers to the old log, so the partition starts afresh and
+its commit point may move back: committing the old log's offsets would skip the new one's.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ class OffsetTracker:
         self._committed: dict[TopicPartition, int] = {}
 
     def started(self, tp: TopicPartition, offset: int) -> None:
+        seen = self._next.get(tp)
+        if seen is not None and offset < seen and offset not in self._working.get(tp, ()):
+            self._working[tp] = set()
+            self._committed.pop(tp, None)
+            self._next[tp] = offset + 1
         self._working.setdefault(tp, set()).add(offset)
         self._next[tp] = max(self._next.get(tp, 0), offset + 1)
 

@@ -18,7 +18,7 @@ class RunnerMetrics:
         )
         self.pairs = Counter(
             "shadowjudge_runner_pairs",
-            "Pairs published, by outcome (ok, or the error kind: http, skipped, ...).",
+            "Pairs the bus acknowledged, by outcome (ok, or the error kind: http, skipped...).",
             ["migration", "arm", "outcome"],
             registry=r,
         )
@@ -29,7 +29,25 @@ class RunnerMetrics:
             registry=r,
         )
         self.dead_letters = Counter(
-            "shadowjudge_runner_dead_letters", "Records sent to the DLQ.", registry=r
+            "shadowjudge_runner_dead_letters",
+            "Records the DLQ acknowledged, by kind (poison, runner, delivery).",
+            ["kind"],
+            registry=r,
+        )
+        self.offset_resets = Counter(
+            "shadowjudge_runner_offset_resets",
+            "Positions moved because they were not in the log (replaced, trimmed).",
+            registry=r,
+        )
+        self.offsets_skipped = Counter(
+            "shadowjudge_runner_offsets_skipped",
+            "Offsets of shadow.calls never read because the log no longer held them.",
+            registry=r,
+        )
+        self.abandoned = Counter(
+            "shadowjudge_runner_abandoned",
+            "Records still in work at the drain deadline, left uncommitted for a replay.",
+            registry=r,
         )
         self.publish_retries = Counter(
             "shadowjudge_runner_publish_retries", "Bus errors met while publishing.", registry=r

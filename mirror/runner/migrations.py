@@ -137,6 +137,9 @@ class RunnerSettings(Section):
     max_in_flight: int = Field(default=256, gt=0)
     timeout_s: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=4, gt=0)
+    #: On SIGTERM, how long the calls in flight may take to finish and publish. Past it they
+    #: are abandoned uncommitted: whoever owns their partitions next replays them.
+    drain_timeout_s: float = Field(default=30.0, gt=0)
     #: Limits per provider name; providers not listed get the defaults.
     limits: dict[str, LimitSettings] = Field(default_factory=dict)
     metrics_listen: str | None = "127.0.0.1:8702"

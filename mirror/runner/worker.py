@@ -11,9 +11,16 @@ are published too, so what was not compared is visible downstream. A record's of
 committed only after all its pairs were acknowledged by the bus, so a crash redoes work
 (duplicates on the bus, which the judge's idempotent writes absorb) and never loses it.
 
+Every record ends in exactly one outcome: its pairs delivered, or the record dead-lettered
+(a poison message, a bug on that record, pairs the bus refused for good), or, at shutdown,
+abandoned uncommitted for the next owner. Pairs are cut to fit the bus's message limit
+(`mirror.fit`) rather than refused. A dead letter that cannot be delivered is retried with
+backoff, holding its partition's commit point, never dropped; counters move only after the
+bus acknowledged.
+
 Backpressure, not queues: at most `max_in_flight` records are worked on; per-provider limiters
 slow the calls down; nothing is fetched while the work is full. SIGTERM: stop fetching, finish
-the calls in flight, publish, commit, exit.
+the calls in flight within `runner.drain_timeout_s`, publish, commit, exit.
 
 The runner never executes tools: a candidate's tool calls are recorded as it asked for them.
 """
@@ -26,7 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mirror.bus.base import Bus, BusConsumer, Message, Record, TopicPartition, dead_letter
+from mirror.bus.base import Bus, BusConsumer, Message, Record, TopicPartition
+from mirror.bus.dlq import DeadLetterKind, dead_letter
 from mirror.bus.offsets import OffsetTracker
 from mirror.bus.retry import deliver
 from mirror.config import ProviderSettings, TopicSettings
@@ -38,9 +46,9 @@ from mirror.events import (
     ErrorInfo,
     ErrorKind,
     ShadowPair,
-    dump_event,
     parse_captured_call,
 )
+from mirror.fit import dump_to_fit
 from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.limits import ProviderLimiter, SpendCap, estimate_cost, estimate_tokens
@@ -60,6 +68,9 @@ from mirror.runner.translate.request import apply_arm_transforms, translate_requ
 log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_MS = 200
+#: After the drain deadline, how long abandoned records get to notice before being cancelled.
+ABANDON_GRACE_S = 1.0
+COMMIT_WARNING_EVERY_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +108,10 @@ class Runner:
         self._offsets = OffsetTracker()
         self._tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
+        #: Set at the drain deadline: retry loops give up and leave their records uncommitted.
+        self._abandon = asyncio.Event()
         self._consumer: BusConsumer | None = None
+        self._commit_warned = 0.0
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -109,6 +123,7 @@ class Runner:
             listener=self,
             # A record may wait for the slowest generation; poll slower than that is normal.
             max_poll_interval_ms=int((self._settings.timeout_s * 2 + 60) * 1000),
+            on_skip=self._offsets_moved,
         )
         self._consumer = consumer
         await consumer.start()
@@ -127,19 +142,51 @@ class Runner:
                     self._tasks.add(task)
                     task.add_done_callback(self._finished)
                 await self._commit()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._drain()
             await self._commit()
         finally:
             self._consumer = None
             await consumer.stop()
 
+    async def _drain(self) -> None:
+        """Let the records in work finish until the drain deadline; then abandon the rest."""
+        if not self._tasks:
+            return
+        log.info("draining %d record(s) in work", len(self._tasks))
+        _, pending = await asyncio.wait(set(self._tasks), timeout=self._settings.drain_timeout_s)
+        if not pending:
+            return
+        self.metrics.abandoned.inc(len(pending))
+        log.warning(
+            "%d record(s) still in work at the drain deadline (%.0fs): left uncommitted, "
+            "their partitions' next owner replays them",
+            len(pending),
+            self._settings.drain_timeout_s,
+        )
+        self._abandon.set()
+        _, pending = await asyncio.wait(pending, timeout=ABANDON_GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def close(self) -> None:
         await self._caller.close()
+
+    def health(self) -> dict[str, Any]:
+        """The runner's state for /healthz."""
+        return {"status": "ok", "in_flight": len(self._tasks)}
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._freed.set()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # `_process` handles every error it expects; this is a bug, and its record stays
+            # uncommitted (its partition's commit point holds) rather than lost.
+            log.error("a record's task failed", exc_info=exc)
+
+    def _offsets_moved(self, tp: TopicPartition, skipped: int, why: str) -> None:
+        self.metrics.offset_resets.inc()
+        self.metrics.offsets_skipped.inc(skipped)
 
     async def _commit(self) -> None:
         consumer = self._consumer
@@ -152,7 +199,10 @@ class Runner:
         try:
             await consumer.commit(points)
         except BusError as exc:  # a rebalance in progress: the next commit carries it
-            log.warning("commit failed: %s", exc)
+            now = asyncio.get_running_loop().time()
+            if now - self._commit_warned >= COMMIT_WARNING_EVERY_S:
+                self._commit_warned = now
+                log.warning("commit failed (retried with every batch): %s", exc)
             return
         self._offsets.committed(points)
 
@@ -170,20 +220,32 @@ class Runner:
         try:
             call = parse_captured_call(record.value)
         except SerializationError as exc:
-            await self._dead_letter(record, str(exc))
+            await self._dead_letter(record, str(exc), DeadLetterKind.POISON)
             return
         try:
             plan = self.plan(call)
             pairs = await asyncio.gather(*(self._run_arm(call, arm) for arm in plan))
         except Exception as exc:  # noqa: BLE001 - a bug on one record must not stop the runner
             log.exception("processing %s:%s failed", record.tp, record.offset)
-            await self._dead_letter(record, f"runner failed: {type(exc).__name__}: {exc}")
+            reason = f"runner failed: {type(exc).__name__}: {exc}"
+            await self._dead_letter(record, reason, DeadLetterKind.RUNNER)
             return
         if pairs:
+            limit = self._bus.max_message_bytes
             messages = [
-                Message(self._topics.pairs, dump_event(p), p.call.call_id.encode()) for p in pairs
+                Message(self._topics.pairs, dump_to_fit(p, limit), p.call.call_id.encode())
+                for p in pairs
             ]
-            await deliver(self._bus, messages, self._retried)
+            try:
+                delivered = await deliver(self._bus, messages, self._retried, stop=self._abandon)
+            except BusError as exc:  # refused for good (an unknown broker error, a limit)
+                reason = f"the bus refused its pairs: {exc}"
+                await self._dead_letter(record, reason, DeadLetterKind.DELIVERY)
+                return
+            if not delivered:
+                return  # abandoned at shutdown: uncommitted, replayed by the next owner
+            for pair in pairs:
+                self.metrics.pairs.labels(pair.migration, pair.arm.name, _outcome(pair)).inc()
         self._offsets.done(record.tp, record.offset)
 
     def plan(self, call: CapturedCall) -> list[PlannedArm]:
@@ -205,8 +267,6 @@ class Runner:
 
     async def _run_arm(self, call: CapturedCall, arm: PlannedArm) -> ShadowPair:
         result = await self._call_arm(call, arm)
-        outcome = "ok" if result.ok else (result.error.kind.value if result.error else "error")
-        self.metrics.pairs.labels(arm.migration.name, arm.name, outcome).inc()
         return ShadowPair(
             call=call,
             migration=arm.migration.name,
@@ -297,14 +357,24 @@ class Runner:
             error=ErrorInfo(kind=ErrorKind.SKIPPED, message=reason),
         )
 
-    async def _dead_letter(self, record: Record, reason: str) -> None:
-        self.metrics.dead_letters.inc()
-        log.warning("dead letter %s:%s: %s", record.tp, record.offset, reason)
-        await deliver(self._bus, [dead_letter(self._topics.dlq, record, reason)], self._retried)
-        self._offsets.done(record.tp, record.offset)
+    async def _dead_letter(self, record: Record, reason: str, kind: DeadLetterKind) -> None:
+        """Send `record` to the DLQ, retrying whatever fails until the drain deadline: until it
+        is acknowledged its offset stays in work, so its partition commits nothing past it."""
+        log.warning("dead letter %s:%s (%s): %s", record.tp, record.offset, kind.value, reason)
+        message = dead_letter(
+            self._topics.dlq, record, reason, kind, max_message_bytes=self._bus.max_message_bytes
+        )
+        if await deliver(self._bus, [message], self._retried, stop=self._abandon, persist=True):
+            self.metrics.dead_letters.labels(kind.value).inc()
+            self._offsets.done(record.tp, record.offset)
 
     def _retried(self, _: Exception) -> None:
         self.metrics.publish_retries.inc()
+
+
+def _outcome(pair: ShadowPair) -> str:
+    result = pair.result
+    return "ok" if result.ok else (result.error.kind.value if result.error else "error")
 
 
 async def _first(*waits: Any) -> None:

@@ -7,6 +7,9 @@ bus) or `dropped_total{reason}`; the dashboards and the tests rely on that bookk
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -75,6 +78,8 @@ class SidecarMetrics:
 
         #: Other roles' registries served on the same endpoint (one-process `run`).
         self.also: list[CollectorRegistry] = []
+        #: Other roles' health (`{"status": "ok" | "degraded", ...}`), served on /healthz.
+        self.health: dict[str, Callable[[], dict[str, Any]]] = {}
 
     def render(self) -> bytes:
         return b"".join(generate_latest(r) for r in (self.registry, *self.also))

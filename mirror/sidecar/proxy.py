@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -380,12 +380,17 @@ class Sidecar:
             content_type = CONTENT_TYPE.encode()
         else:
             publisher = self.publisher
+            # Always 200: the live path answers even when a role behind it is degraded (a
+            # full store must not take the app's traffic out of rotation); the body says so.
+            roles = {name: _role_health(check) for name, check in self.metrics.health.items()}
+            degraded = any(state.get("status") == "degraded" for state in roles.values())
             body = orjson.dumps(
                 {
-                    "status": "ok",
+                    "status": "degraded" if degraded else "ok",
                     "capture": publisher is not None,
                     "bus_connected": publisher.connected if publisher else None,
                     "queue_depth": publisher.depth if publisher else 0,
+                    **({"roles": roles} if roles else {}),
                 }
             )
             content_type = b"application/json"
@@ -417,3 +422,10 @@ def _answer(
     """One of the sidecar's own answers, whole, ending the request."""
     app.write(simple_response(status, reason, content_type, body))
     app.done(keep_alive)
+
+
+def _role_health(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - a health probe must answer, whatever a role does
+        return {"status": "unknown", "error": f"{type(exc).__name__}: {exc}"}

@@ -7,7 +7,9 @@ may call it from an app's worker threads). A background task turns exchanges int
 dropped and counted; a bus that is down costs dropped events, never the app's requests.
 
 Every submitted exchange ends in exactly one counter: `captured` when the bus acknowledged it,
-or `dropped{reason}`.
+or `dropped{reason}`. A call larger than the bus's message limit is cut to fit and flagged
+(`mirror.fit`), never dropped for its size. Drops by a failed publish are logged, at most one
+line per `DROP_LOG_EVERY_S` with the count since the last line.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from mirror.bus.base import Bus
 from mirror.config import CaptureSettings
 from mirror.errors import BusError
-from mirror.events import dump_event
+from mirror.fit import dump_to_fit
 from mirror.sidecar.capture import Capturer, Exchange
 from mirror.sidecar.metrics import (
     DROP_CAPTURE_ERROR,
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 10.0
+DROP_LOG_EVERY_S = 10.0
 
 
 class Publisher:
@@ -71,6 +75,8 @@ class Publisher:
         self._accepting = False
         self._connected = not own_bus
         self._in_flight: set[asyncio.Future[Any]] = set()
+        self._unlogged_drops = 0
+        self._drop_logged_at = 0.0
 
     @property
     def connected(self) -> bool:
@@ -172,7 +178,7 @@ class Publisher:
     async def _publish(self, exchange: Exchange) -> None:
         try:
             call = self._capturer.build(exchange)
-            value = dump_event(call)
+            value = dump_to_fit(call, self._bus.max_message_bytes)
         except Exception:  # noqa: BLE001 - a bug in capture loses one event, not the sidecar
             log.exception("building a captured call failed")
             self._metrics.dropped.labels(DROP_CAPTURE_ERROR).inc()
@@ -180,20 +186,33 @@ class Publisher:
         try:
             delivery = await self._bus.send(self._topic, value, key=call.call_id.encode())
         except BusError as exc:
-            self._metrics.publish_errors.inc()
-            self._metrics.dropped.labels(DROP_PUBLISH_ERROR).inc()
-            log.warning("publish failed: %s", exc)
+            self._publish_failed(exc)
             return
         self._in_flight.add(delivery)
         delivery.add_done_callback(self._delivered)
 
     def _delivered(self, delivery: asyncio.Future[Any]) -> None:
         self._in_flight.discard(delivery)
-        if delivery.cancelled() or delivery.exception() is not None:
-            self._metrics.publish_errors.inc()
-            self._metrics.dropped.labels(DROP_PUBLISH_ERROR).inc()
+        if delivery.cancelled():
+            self._publish_failed(None)
+        elif (exc := delivery.exception()) is not None:
+            self._publish_failed(exc)
         else:
             self._metrics.captured.inc()
+
+    def _publish_failed(self, exc: BaseException | None) -> None:
+        self._metrics.publish_errors.inc()
+        self._metrics.dropped.labels(DROP_PUBLISH_ERROR).inc()
+        self._unlogged_drops += 1
+        now = time.monotonic()
+        if now - self._drop_logged_at >= DROP_LOG_EVERY_S:
+            log.warning(
+                "%d capture(s) dropped: the bus did not take them (%s)",
+                self._unlogged_drops,
+                exc if exc is not None else "cancelled",
+            )
+            self._unlogged_drops = 0
+            self._drop_logged_at = now
 
     def _drop_queued(self) -> None:
         with self._lock:

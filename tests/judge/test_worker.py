@@ -83,7 +83,7 @@ async def test_writes_every_pair_once_and_dead_letters_poison(store: AsyncStore)
     samples = worker.metrics.registry.get_sample_value
     assert samples("shadowjudge_judge_written_total") == 120
     assert samples("shadowjudge_judge_duplicates_total") == 30
-    assert samples("shadowjudge_judge_dead_letters_total", {"reason": "poison"}) == 1
+    assert samples("shadowjudge_judge_dead_letters_total", {"kind": "poison"}) == 1
 
 
 async def test_store_unavailable_holds_the_batch_and_commits_nothing(

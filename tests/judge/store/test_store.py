@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import fields, replace
@@ -446,12 +448,80 @@ def test_bad_sql_is_not_retriable(store: Store) -> None:
     assert caught.value.__cause__ is not None
 
 
-def test_missing_tables_before_migrate_is_not_retriable(settings: StoreSettings) -> None:
+def test_missing_tables_are_a_wait_not_a_verdict_on_the_rows(settings: StoreSettings) -> None:
+    """A table dropped under a running judge is fixed by an operator, not by the data: the
+    judge keeps the rows and waits (retriable), and the message says what to run."""
     pairs, comparisons = batch(1)
-    with Store.open(settings) as store, pytest.raises(StoreError) as caught:
+    with Store.open(settings) as store, pytest.raises(StoreUnavailableError) as caught:
         store.insert_pairs(pairs, comparisons)
-    assert not caught.value.retriable
-    assert "comparisons" in str(caught.value)
+    assert caught.value.retriable and caught.value.condition == "schema"
+    assert "comparisons" in str(caught.value) and "shadowjudge migrate" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("error", "condition"),
+    [
+        (DatabaseError("Code: 243. Cannot reserve 1.00 MiB, not enough space.", code=243), "full"),
+        (DatabaseError("Code: 75. Cannot write: No space left on device", code=75), "full"),
+        (DatabaseError("Code: 252. Too many parts (TOO_MANY_PARTS)", code=252), "overloaded"),
+        (DatabaseError("Code: 516. Authentication failed", code=516), "schema"),
+        (OperationalError("Connection refused"), "unreachable"),
+        (
+            DatabaseError(
+                "Unable to open the chdb engine: Code: 76. Cannot lock file /x/status. Another "
+                "server instance in same directory is already running. (CANNOT_OPEN_FILE)"
+            ),
+            "locked",
+        ),
+    ],
+)
+def test_store_errors_by_what_fixes_them(error: Exception, condition: str) -> None:
+    translated = store_error(error, "insert into comparisons")
+    assert isinstance(translated, StoreUnavailableError) and translated.retriable
+    assert translated.condition == condition
+
+
+def test_a_directory_held_by_another_process_is_a_wait(tmp_path: Path) -> None:
+    """chDB allows one process per directory: a second one waits with a message that says so
+    (it used to exit with `Error initializing EmbeddedServer: . (BAD_ARGUMENTS)`)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, clickhouse_connect\n"
+            "held = clickhouse_connect.get_client(dsn=sys.argv[1])\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.read()\n",
+            f"chdb://{tmp_path}",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys\n"
+                "from judge.config import StoreSettings\n"
+                "from judge.errors import StoreLockedError\n"
+                "from judge.store.store import Store\n"
+                "try:\n"
+                "    Store.open(StoreSettings(url=sys.argv[1]))\n"
+                "except StoreLockedError as exc:\n"
+                "    print(exc.retriable, exc.condition, exc)\n",
+                f"chdb://{tmp_path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        holder.communicate("", timeout=30)
+    assert probe.stdout.startswith("True locked "), probe.stdout + probe.stderr
+    assert "held by another process" in probe.stdout
 
 
 def test_closed_store_refuses(settings: StoreSettings) -> None:
@@ -477,7 +547,8 @@ def test_closed_client_underneath_is_a_store_error(store: Store) -> None:
         (DatabaseError("Code: 241. (MEMORY_LIMIT_EXCEEDED)", code=241), True),
         (OperationalError("Error HTTPConnectionPool ... Connection refused"), True),
         (TimeoutError("timed out"), True),
-        (DatabaseError("Code: 60. Unknown table (UNKNOWN_TABLE)", code=60), False),
+        (DatabaseError("Code: 60. Unknown table (UNKNOWN_TABLE)", code=60), True),
+        (DatabaseError("Code: 53. Type mismatch (TYPE_MISMATCH)", code=53), False),
         (ValueError("a value of the wrong type"), False),
     ],
 )

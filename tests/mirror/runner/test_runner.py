@@ -264,4 +264,7 @@ async def test_poison_message_goes_to_the_dlq_with_its_reason(world: World) -> N
     reasons = [dict(r.headers)["error"].decode() for r in dead]
     assert reasons[0].startswith("not a CapturedCall")
     assert "schema_version" in reasons[1]
-    assert runner.metrics.registry.get_sample_value("shadowjudge_runner_dead_letters_total") == 2
+    assert [dict(r.headers)["kind"] for r in dead] == [b"poison", b"poison"]
+    assert [dict(r.headers)["source"] for r in dead] == [b"shadow.calls:0:0", b"shadow.calls:0:1"]
+    dead_letters = runner.metrics.registry.get_sample_value
+    assert dead_letters("shadowjudge_runner_dead_letters_total", {"kind": "poison"}) == 2
