@@ -16,6 +16,7 @@ from pathlib import Path
 
 import uvloop
 
+from dashboards.command import dlq
 from dashboards.command.supervisor import run_roles, scorer_for, tune_gc
 from dashboards.settings import Settings, load_settings
 from judge.errors import StoreError
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("detector", choices=["refusal"])
     calibrate.add_argument("options", nargs=argparse.REMAINDER)
+    dlq.add_parser(commands)
     return parser
 
 
@@ -104,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             uvloop.run(migrate(settings))
         elif args.command == "rejudge":
             uvloop.run(run_rejudge(settings, args))
+        elif args.command == "dlq":
+            return uvloop.run(dlq.run(settings, args))
         else:
             roles = {
                 "run": {"mirror", "runner", "judge"},
