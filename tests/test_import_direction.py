@@ -36,7 +36,7 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("judge.store", "judge.scorers", "the store writes what it is given"),
 )
 # The contract every role shares imports none of the rooms.
-CONTRACT = ("mirror.events", "mirror.errors", "mirror.config", "mirror.pricing")
+CONTRACT = ("mirror.events", "mirror.errors", "mirror.config", "mirror.pricing", "mirror.fit")
 ROOMS = ("mirror.bus", "mirror.answers", "mirror.sidecar", "mirror.runner")
 COMPOSITION_ROOT = "dashboards.command"
 

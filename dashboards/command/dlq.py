@@ -58,7 +58,8 @@ def add_parser(commands: Any) -> None:
             "that do not match the filters, were cut to fit (unless --include-truncated) or "
             "have no known source are skipped, counted, and committed past too: a later "
             "replay of the same group does not look at them again (use another --group). "
-            "Writes downstream are idempotent: a letter replayed twice never counts twice."
+            "Writes downstream are idempotent: a letter replayed twice never counts twice. "
+            "Run one replay of a group at a time."
         ),
     )
     for sub in (listing, replay):
@@ -68,7 +69,11 @@ def add_parser(commands: Any) -> None:
     replay.add_argument(
         "--reason-contains", default=None, help="only letters whose reason has this"
     )
-    replay.add_argument("--dry-run", action="store_true", help="send and commit nothing")
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count what would be replayed; send and commit nothing",
+    )
     replay.add_argument("--include-truncated", action="store_true")
     replay.add_argument("--group", default=REPLAY_GROUP, help=f"default {REPLAY_GROUP}")
 
@@ -109,7 +114,7 @@ def _matches(letter: DeadLetter, args: argparse.Namespace) -> bool:
 
 
 def _reason(letter: DeadLetter) -> str:
-    """The reason without what differs per letter (offsets, lengths), shortened."""
+    """The reason's first line, shortened, so that letters of one cause group together."""
     first = letter.reason.splitlines()[0] if letter.reason else "(no reason)"
     return first[:REASON_CHARS]
 
@@ -173,9 +178,7 @@ async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
     if not args.dry_run:
         await bus.start()
     try:
-        async with TopicScan(
-            settings.bus.bootstrap_servers, topic, group=None if args.dry_run else args.group
-        ) as scan:
+        async with TopicScan(settings.bus.bootstrap_servers, topic, group=args.group) as scan:
             progress = tqdm(desc="replaying", unit="letter", file=sys.stderr, disable=None)
             pending: list[Message] = []
             done: dict[TopicPartition, int] = {}

@@ -48,8 +48,16 @@ class TopicScan:
     async def __aenter__(self) -> Self:
         try:
             await self._consumer.start()
-            await self._consumer.topics()
-            ids = self._consumer.partitions_for_topic(self.topic) or set()
+            ids = self._consumer.partitions_for_topic(self.topic)
+            if ids is None:
+                # A broker may list no topics in the first metadata answer: asking for one
+                # partition's end makes the client fetch this topic's metadata.
+                try:
+                    await self._consumer.end_offsets([KafkaTopicPartition(self.topic, 0)])
+                except KafkaError:
+                    pass  # no such topic: nothing to read
+                ids = self._consumer.partitions_for_topic(self.topic)
+            ids = ids or set()
             self._partitions = [KafkaTopicPartition(self.topic, p) for p in sorted(ids)]
             if self._partitions:
                 self._consumer.assign(self._partitions)
