@@ -7,11 +7,14 @@ needs a store uses this session's directory, each with a database of its own
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from judge.config import StoreSettings
+from judge.store.store import AsyncStore
 from tests.broker import TansuBroker
 
 
@@ -36,3 +39,13 @@ def own_kafka() -> Iterator[TansuBroker]:
 @pytest.fixture(scope="session")
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+async def migrated_store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
+    """A database of its own in the session's chDB directory, migrated."""
+    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=t_{uuid.uuid4().hex[:12]}")
+    opened = await AsyncStore.open(settings)
+    await opened.migrate()
+    yield opened
+    await opened.close()

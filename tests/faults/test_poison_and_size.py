@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from judge.config import JudgeSettings, StoreSettings
+from judge.config import JudgeSettings
 from judge.scoring import Scorer
 from judge.store.store import AsyncStore
 from judge.worker import JudgeWorker
@@ -51,17 +49,8 @@ def fake() -> Iterator[Served]:
         yield served
 
 
-@pytest.fixture
-async def store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
-    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=f_{uuid.uuid4().hex[:12]}")
-    opened = await AsyncStore.open(settings)
-    await opened.migrate()
-    yield opened
-    await opened.close()
-
-
 async def test_poison_and_oversized_in_both_topics(
-    kafka: TansuBroker, fake: Served, store: AsyncStore
+    kafka: TansuBroker, fake: Served, migrated_store: AsyncStore
 ) -> None:
     os.environ["SJ_FAULTS_KEY"] = "sk-faults"
     topics = unique_topics()
@@ -124,7 +113,7 @@ async def test_poison_and_oversized_in_both_topics(
         bus=bus,
         topics=topics,
         scorer=Scorer(JudgeSettings(), {}, PriceTable(), None),
-        store=store,
+        store=migrated_store,
         batch_rows=50,
         batch_seconds=0.1,
         group=group,
@@ -145,8 +134,8 @@ async def test_poison_and_oversized_in_both_topics(
 
     pairs = [r for r in await read_all(kafka.bootstrap, topics.pairs) if r.value.startswith(b'{"')]
     assert all(len(r.value) <= MIB for r in pairs if r.key is not None)  # the runner's, all fit
-    assert await store.run(store.store.count_comparisons, "faults") == VALID + 1
-    rows = await store.run(_reasons, store)
+    assert await migrated_store.run(migrated_store.store.count_comparisons, "faults") == VALID + 1
+    rows = await migrated_store.run(_reasons, migrated_store)
     assert rows[big.call_id][0] == "not_judged"
     assert "bus message limit" in rows[big.call_id][1]
     assert sum("bus message limit" in reason for _, reason in rows.values()) == 1

@@ -12,8 +12,7 @@ import asyncio
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from judge.comparison import Comparison
-from judge.config import JudgeSettings, StoreSettings
+from judge.config import JudgeSettings
 from judge.errors import store_error
 from judge.scoring import Scorer
 from judge.store.store import AsyncStore
@@ -175,22 +174,13 @@ class FullFor:
         return await self._store.insert_pairs(pairs, comparisons, **kw)
 
 
-@pytest.fixture
-async def store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
-    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=o_{uuid.uuid4().hex[:12]}")
-    opened = await AsyncStore.open(settings)
-    await opened.migrate()
-    yield opened
-    await opened.close()
-
-
 async def test_an_injected_full_store_is_waited_out_in_process(
-    kafka: TansuBroker, store: AsyncStore
+    kafka: TansuBroker, migrated_store: AsyncStore
 ) -> None:
     topics = unique_topics()
     bus = KafkaBus(BusSettings(url=kafka.url, topics=topics, partitions=2))
     await bus.start()
-    full = FullFor(store, OUTAGE_S)
+    full = FullFor(migrated_store, OUTAGE_S)
     worker = JudgeWorker(
         bus=bus,
         topics=topics,
@@ -219,7 +209,7 @@ async def test_an_injected_full_store_is_waited_out_in_process(
         stop.set()
         await asyncio.wait_for(task, 30)
         await bus.stop()
-    assert await store.run(store.store.count_comparisons, "m1") == DURING
+    assert await migrated_store.run(migrated_store.store.count_comparisons, "m1") == DURING
     assert await read_all(kafka.bootstrap, topics.dlq) == []
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from dashboards.command.main import main
-from judge.config import JudgeSettings, StoreSettings
+from judge.config import JudgeSettings
 from judge.scoring import Scorer
 from judge.store.store import AsyncStore
 from judge.worker import JudgeWorker
@@ -58,17 +56,11 @@ async def cli(*args: str) -> int:
     return await asyncio.to_thread(main, list(args))
 
 
-@pytest.fixture
-async def store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
-    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=d_{uuid.uuid4().hex[:12]}")
-    opened = await AsyncStore.open(settings)
-    await opened.migrate()
-    yield opened
-    await opened.close()
-
-
 async def test_list_and_replay_round_trip(
-    kafka: TansuBroker, tmp_path: Path, store: AsyncStore, capsys: pytest.CaptureFixture[str]
+    kafka: TansuBroker,
+    tmp_path: Path,
+    migrated_store: AsyncStore,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     topics = unique_topics()
     settings = BusSettings(url=kafka.url, topics=topics, partitions=2)
@@ -128,7 +120,7 @@ async def test_list_and_replay_round_trip(
         bus=bus,
         topics=topics,
         scorer=Scorer(JudgeSettings(), {}, PriceTable(), None),
-        store=store,
+        store=migrated_store,
         batch_rows=50,
         batch_seconds=0.1,
         group=f"judge-{topics.pairs}",
@@ -138,7 +130,9 @@ async def test_list_and_replay_round_trip(
     try:
 
         async def stored() -> bool:
-            return await store.run(store.store.count_comparisons, "m1") == len(pairs)
+            return await migrated_store.run(migrated_store.store.count_comparisons, "m1") == len(
+                pairs
+            )
 
         await eventually(stored, 30, "the replayed pairs in the store")
     finally:
