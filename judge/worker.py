@@ -32,6 +32,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from judge.comparison import Comparison, RefusalFinding, Verdict
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError
 from judge.scoring import Scorer
 from judge.store.store import AsyncStore
@@ -96,11 +97,64 @@ class JudgeMetrics:
             "Pairs on this judge's partitions not yet read, after the last commit (-1: unknown).",
             registry=r,
         )
+        labels = ["migration", "arm"]
+        self.verdicts = Counter(
+            "shadowjudge_judge_verdicts",
+            "Comparisons stored, by verdict and the tier that decided it.",
+            [*labels, "verdict", "tier"],
+            registry=r,
+        )
+        self.not_judged = Counter(
+            "shadowjudge_judge_not_judged",
+            "Comparisons stored without an equivalence verdict, by cause.",
+            [*labels, "cause"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            "shadowjudge_judge_refusals",
+            "Answers judged refusals, by side (primary, candidate).",
+            [*labels, "side"],
+            registry=r,
+        )
+        self.refusal_findings = Counter(
+            "shadowjudge_judge_refusal_findings",
+            "Pairs where only one side refused, or both did.",
+            [*labels, "finding"],
+            registry=r,
+        )
+        self.format_findings = Counter(
+            "shadowjudge_judge_format_findings",
+            "Format changes found in the candidate's answer, by kind.",
+            [*labels, "kind"],
+            registry=r,
+        )
         self.batch_seconds = Gauge(
             "shadowjudge_judge_last_batch_seconds",
             "Time to score and write the last batch.",
             registry=r,
         )
+
+    def observe(self, comparisons: Sequence[Comparison]) -> None:
+        """Count what was stored (new rows only: a replay changes nothing here)."""
+        for c in comparisons:
+            where = (c.migration, c.arm)
+            self.verdicts.labels(*where, c.verdict.value, c.tier.value).inc()
+            if c.verdict is Verdict.NOT_JUDGED:
+                self.not_judged.labels(*where, not_judged_cause(c.verdict_reason)).inc()
+            if c.refusal_primary:
+                self.refusals.labels(*where, "primary").inc()
+            if c.refusal_candidate:
+                self.refusals.labels(*where, "candidate").inc()
+            if c.refusal_finding is not RefusalFinding.NONE:
+                self.refusal_findings.labels(*where, c.refusal_finding.value).inc()
+            for finding in c.format_findings:
+                self.format_findings.labels(*where, finding).inc()
+
+
+def not_judged_cause(reason: str) -> str:
+    """A reason without its details, fit for a metric label: `candidate skipped: untranslatable:
+    messages[3]...` is `candidate skipped`, `primary failed (http): 500` is `primary failed`."""
+    return reason.split(":", 1)[0].split(" (", 1)[0].strip()[:60] or "unknown"
 
 
 class JudgeWorker:
@@ -215,7 +269,7 @@ class JudgeWorker:
     async def _write(
         self,
         pairs: list[ShadowPair],
-        comparisons: list[Any],
+        comparisons: list[Comparison],
         records: list[Record],
         stop: asyncio.Event,
     ) -> int | None:
@@ -243,7 +297,7 @@ class JudgeWorker:
     async def _insert(
         self,
         pairs: list[ShadowPair],
-        comparisons: list[Any],
+        comparisons: list[Comparison],
         records: list[Record],
         stop: asyncio.Event,
     ) -> int | None:
@@ -252,8 +306,11 @@ class JudgeWorker:
         delay = RETRY_MIN_S
         raw = [record.value for record in records]
         while True:
+            new: list[Comparison] = []
             try:
-                written = await self._store.insert_pairs(pairs, comparisons, raw_pairs=raw)
+                written = await self._store.insert_pairs(
+                    pairs, comparisons, raw_pairs=raw, written=new
+                )
             except StoreClosedError:
                 return None  # shutting down: commit nothing, the batch is redone
             except StoreUnavailableError as exc:
@@ -272,6 +329,7 @@ class JudgeWorker:
                 raise
             else:
                 self._set_degraded(None)
+                self.metrics.observe(new)
                 return written
             if stop.is_set():
                 return None  # nothing committed: the batch is redone after a restart

@@ -145,11 +145,14 @@ class Store:
         comparisons: Sequence[Comparison],
         *,
         raw_pairs: Sequence[bytes] | None = None,
+        written: list[Comparison] | None = None,
     ) -> int:
         """Write a batch's calls, pairs and comparisons, skipping what the store already has.
 
-        Returns the number of comparison rows written. `raw_pairs`, when given, are the pairs'
-        JSON as read from the bus (same order as `pairs`), stored as is instead of re-dumped.
+        Returns the number of comparison rows written; `written`, when given, is extended with
+        those rows (the judge counts verdicts from them, so a replay never counts twice).
+        `raw_pairs`, when given, are the pairs' JSON as read from the bus (same order as
+        `pairs`), stored as is instead of re-dumped.
         Safe to call again with any overlap of earlier batches: see `judge.store.schema`,
         "Exactly once".
         """
@@ -194,6 +197,8 @@ class Store:
                 insert(ch, "comparisons", COMPARISON_FIELDS, rows, token)
                 if rows:
                     journal(ch, token, hours, "done")
+            if written is not None:
+                written.extend(new)
             return len(new)
 
     def recover(self) -> list[datetime]:
@@ -382,8 +387,11 @@ class AsyncStore:
         comparisons: Sequence[Comparison],
         *,
         raw_pairs: Sequence[bytes] | None = None,
+        written: list[Comparison] | None = None,
     ) -> int:
-        return await self.run(self.store.insert_pairs, pairs, comparisons, raw_pairs=raw_pairs)
+        return await self.run(
+            self.store.insert_pairs, pairs, comparisons, raw_pairs=raw_pairs, written=written
+        )
 
     async def read_pairs(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,11 +17,12 @@ from judge.errors import StoreUnavailableError
 from judge.rejudge import rejudge
 from judge.scoring import Scorer
 from judge.store.store import AsyncStore
-from judge.worker import JudgeWorker
+from judge.worker import JudgeWorker, not_judged_cause
 from mirror.bus.memory import MemoryBus
 from mirror.config import TopicSettings
 from mirror.events import dump_event
 from mirror.pricing import PriceTable
+from tests.demo_mix import demo_pairs
 from tests.judge.store.test_store import T0, make_pair
 
 TOPICS = TopicSettings()
@@ -136,3 +138,71 @@ async def test_rejudge_writes_beside_the_old_verdicts(store: AsyncStore) -> None
     assert (await store.run(store.store.aggregate_counts, "m1", judge_version=new.version))[
         "pairs"
     ] == 40
+
+
+async def test_verdict_metrics_equal_a_count_of_the_stored_rows(store: AsyncStore) -> None:
+    """`/metrics` counts stored rows, once: a replay of the same pairs changes nothing. The
+    demo traffic mix gives every kind of verdict, refusals and format findings."""
+    bus = MemoryBus()
+    pairs = list(demo_pairs(200))
+    for pair in pairs + pairs[:50]:  # the last 50 are a replay
+        await bus.send(TOPICS.pairs, dump_event(pair))
+    worker = await run_worker(bus, store, scorer(), records=250)
+
+    def rows() -> list[tuple[Any, ...]]:
+        with store.store._call("count verdicts") as ch:
+            return list(
+                ch.query(
+                    "SELECT migration, arm, verdict, tier, verdict_reason, refusal_primary,"
+                    " refusal_candidate, format_findings FROM comparisons"
+                ).result_rows
+            )
+
+    stored = await store.run(rows)
+    assert len(stored) == 200
+    sample = worker.metrics.registry.get_sample_value
+    verdicts = Counter((m, arm, verdict, tier) for m, arm, verdict, tier, *_ in stored)
+    assert len({v for _, _, v, _ in verdicts}) >= 2
+    for (m, arm, verdict, tier), n in verdicts.items():
+        labels = {"migration": m, "arm": arm, "verdict": verdict, "tier": tier}
+        assert sample("shadowjudge_judge_verdicts_total", labels) == n
+    causes = Counter(
+        (m, arm, not_judged_cause(reason))
+        for m, arm, verdict, _, reason, *_ in stored
+        if verdict == "not_judged"
+    )
+    assert causes
+    for (m, arm, cause), n in causes.items():
+        labels = {"migration": m, "arm": arm, "cause": cause}
+        assert sample("shadowjudge_judge_not_judged_total", labels) == n
+    refusals = Counter(
+        (row[0], row[1], side)
+        for row in stored
+        for side, column in (("primary", 5), ("candidate", 6))
+        if row[column]
+    )
+    assert refusals
+    for (m, arm, side), n in refusals.items():
+        labels = {"migration": m, "arm": arm, "side": side}
+        assert sample("shadowjudge_judge_refusals_total", labels) == n
+    kinds = Counter((row[0], row[1], kind) for row in stored for kind in row[7])
+    assert kinds
+    for (m, arm, kind), n in kinds.items():
+        labels = {"migration": m, "arm": arm, "kind": kind}
+        assert sample("shadowjudge_judge_format_findings_total", labels) == n
+    total = sum(
+        s.value
+        for metric in worker.metrics.registry.collect()
+        if metric.name == "shadowjudge_judge_verdicts"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    )
+    assert total == 200
+
+
+def test_not_judged_causes_are_short() -> None:
+    assert not_judged_cause("candidate skipped: untranslatable: messages[3]") == (
+        "candidate skipped"
+    )
+    assert not_judged_cause("primary failed (http): 500 upstream") == "primary failed"
+    assert not_judged_cause("no LLM judge configured") == "no LLM judge configured"
