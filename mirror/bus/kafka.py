@@ -65,8 +65,6 @@ class KafkaBus(BusContext):
         self._watcher: asyncio.Task[None] | None = None
         self._check_now = asyncio.Event()
         self._verified = asyncio.Event()
-        #: What the last topic check found wrong (empty: all topics as configured).
-        self.topic_problems: list[str] = []
 
     @property
     def bootstrap(self) -> str:
@@ -154,7 +152,6 @@ class KafkaBus(BusContext):
             # Loud on every check: keys now map to other partitions than the consumers and the
             # dashboards expect, and the topic cannot be repaired without losing its data.
             log.error("%s: create the topic again or set bus.partitions to match", problem)
-        self.topic_problems = problems
         return problems
 
     async def _watch_topics(self) -> None:

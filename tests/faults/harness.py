@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from mirror.bus.base import Record
+from mirror.bus.scan import TopicScan
 from mirror.config import TopicSettings
 from mirror.events import Api, ArmResult, CapturedCall, Output
 
@@ -56,75 +57,24 @@ async def produce_raw(bootstrap: str, topic: str, values: list[tuple[bytes | Non
         await producer.stop()
 
 
-async def _high_watermarks(
-    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """Each partition's end, from fetch responses. (Not `end_offsets`: the test broker answers
-    ListOffsets with the last batch's base offset plus one, short of the end.)"""
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    deadline = time.monotonic() + 30
-    while any(consumer.highwater(tp) is None for tp in tps):
-        assert time.monotonic() < deadline, "no fetch response"
-        await consumer.getmany(timeout_ms=200, max_records=1)
-    ends = {tp: int(consumer.highwater(tp) or 0) for tp in tps}
-    await consumer.seek_to_beginning(*tps)
-    return ends
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    await consumer.topics()  # refresh the metadata
-    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-
-
 async def read_all(bootstrap: str, topic: str) -> list[Record]:
     """Every record of `topic` now, without a group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = await _partitions(consumer, topic)
-        if not tps:
-            return []
-        ends = await _high_watermarks(consumer, tps)
-        records: list[Record] = []
-        deadline = time.monotonic() + 30
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            batches = await consumer.getmany(timeout_ms=200)
-            for messages in batches.values():
-                records.extend(
-                    Record(m.topic, m.partition, m.offset, m.key, m.value or b"", tuple(m.headers))
-                    for m in messages
-                    if m.offset < ends[TopicPartition(m.topic, m.partition)]
-                )
-        return records
-    finally:
-        await consumer.stop()
+    async with TopicScan(bootstrap, topic) as scan:
+        return [record async for record in scan.records()]
 
 
 async def committed_and_ends(
     bootstrap: str, group: str, topic: str
 ) -> tuple[dict[int, int], dict[int, int]]:
-    """The group's committed offsets and the log's end, per partition of `topic`."""
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    # A consumer of the group that never joins it: it only asks the coordinator.
-    member = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await reader.start()
-    await member.start()
-    try:
-        tps = await _partitions(reader, topic)
-        if not tps:
-            return {}, {}
-        ends = {tp.partition: end for tp, end in (await _high_watermarks(reader, tps)).items()}
-        committed: dict[int, int] = {}
-        for tp in tps:
-            offset = await member.committed(tp)
-            if offset is not None:
-                committed[tp.partition] = offset
-        return committed, ends
-    finally:
-        await member.stop()
-        await reader.stop()
+    """Where `group` would start (its committed offsets) and the log's end, per partition of
+    `topic` (a partition the group never committed starts at the log's beginning)."""
+    async with TopicScan(bootstrap, topic, group=group) as scan:
+        async for _ in scan.records():
+            pass
+        return (
+            {tp.partition: offset for tp, offset in scan.starts.items()},
+            {tp.partition: offset for tp, offset in scan.ends.items()},
+        )
 
 
 async def eventually(condition: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
