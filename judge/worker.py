@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from judge.comparison import Comparison, RefusalFinding, Verdict
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError
 from judge.scoring import Scorer
+from judge.store.schema import reason_cause
 from judge.store.store import AsyncStore
 from mirror.bus.base import Bus, BusConsumer, Record, TopicPartition
 from mirror.bus.dlq import DeadLetterKind, dead_letter
@@ -140,7 +141,7 @@ class JudgeMetrics:
             where = (c.migration, c.arm)
             self.verdicts.labels(*where, c.verdict.value, c.tier.value).inc()
             if c.verdict is Verdict.NOT_JUDGED:
-                self.not_judged.labels(*where, not_judged_cause(c.verdict_reason)).inc()
+                self.not_judged.labels(*where, reason_cause(c.verdict_reason)).inc()
             if c.refusal_primary:
                 self.refusals.labels(*where, "primary").inc()
             if c.refusal_candidate:
@@ -149,12 +150,6 @@ class JudgeMetrics:
                 self.refusal_findings.labels(*where, c.refusal_finding.value).inc()
             for finding in c.format_findings:
                 self.format_findings.labels(*where, finding).inc()
-
-
-def not_judged_cause(reason: str) -> str:
-    """A reason without its details, fit for a metric label: `candidate skipped: untranslatable:
-    messages[3]...` is `candidate skipped`, `primary failed (http): 500` is `primary failed`."""
-    return reason.split(":", 1)[0].split(" (", 1)[0].strip()[:60] or "unknown"
 
 
 class JudgeWorker:

@@ -4,8 +4,9 @@
 --     clickhouse-client --database shadowjudge --multiquery < deploy/clickhouse/cluster.sql
 -- with a cluster named in the server's `remote_servers` and `{shard}`/`{replica}` macros (the
 -- Replicated engines take their default paths). Then `shadowjudge migrate` finds every table
--- and version 1 recorded, and does nothing. Not exercised by the test suite (no cluster here);
--- tests/judge/store/test_store.py checks that its columns match the single-node schema.
+-- and versions 1 and 3 recorded, and applies only the others. Not exercised by the test suite
+-- (no cluster here); tests/judge/store/test_store.py checks that its columns match the
+-- single-node schema.
 --
 -- Why it stays exactly once (judge/store/schema.py, "Exactly once"):
 -- * calls, pairs and comparisons are sharded by cityHash64(call_id): every copy of a key lands
@@ -220,7 +221,13 @@ CREATE TABLE IF NOT EXISTS comparison_stats_hourly_local ON CLUSTER '{cluster}' 
     primary_ttft_ms_q AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), Float64),
     candidate_ttft_ms_q AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), Float64),
     format_finding_counts SimpleAggregateFunction(sumMap, Map(String, UInt64)),
-    candidate_error_kinds SimpleAggregateFunction(sumMap, Map(String, UInt64))
+    candidate_error_kinds SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    primary_tokens_known SimpleAggregateFunction(sum, UInt64),
+    candidate_tokens_known SimpleAggregateFunction(sum, UInt64),
+    primary_ttft_n SimpleAggregateFunction(sum, UInt64),
+    candidate_ttft_n SimpleAggregateFunction(sum, UInt64),
+    not_judged_causes SimpleAggregateFunction(sumMap, Map(String, UInt64)),
+    error_causes SimpleAggregateFunction(sumMap, Map(String, UInt64))
 ) ENGINE = ReplicatedAggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
 ORDER BY (migration, arm, judge_version, segment, hour, arm_kind);
@@ -272,7 +279,13 @@ SELECT
     quantilesTDigestStateIf(0.5, 0.9, 0.95, 0.99)(assumeNotNull(primary_ttft_ms), isNotNull(primary_ttft_ms) AND primary_error = '') AS primary_ttft_ms_q,
     quantilesTDigestStateIf(0.5, 0.9, 0.95, 0.99)(assumeNotNull(candidate_ttft_ms), isNotNull(candidate_ttft_ms) AND candidate_error = '') AS candidate_ttft_ms_q,
     sumMap(CAST(mapFromArrays(format_findings, arrayMap(x -> toUInt64(1), format_findings)), 'Map(String, UInt64)')) AS format_finding_counts,
-    sumMap(CAST(mapFromArrays(arrayFilter(x -> x != '', [candidate_error]), arrayMap(x -> toUInt64(1), arrayFilter(x -> x != '', [candidate_error]))), 'Map(String, UInt64)')) AS candidate_error_kinds
+    sumMap(CAST(mapFromArrays(arrayFilter(x -> x != '', [candidate_error]), arrayMap(x -> toUInt64(1), arrayFilter(x -> x != '', [candidate_error]))), 'Map(String, UInt64)')) AS candidate_error_kinds,
+    countIf(isNotNull(primary_input_tokens) AND isNotNull(primary_output_tokens)) AS primary_tokens_known,
+    countIf(isNotNull(candidate_input_tokens) AND isNotNull(candidate_output_tokens)) AS candidate_tokens_known,
+    countIf(isNotNull(primary_ttft_ms) AND primary_error = '') AS primary_ttft_n,
+    countIf(isNotNull(candidate_ttft_ms) AND candidate_error = '') AS candidate_ttft_n,
+    sumMap(CAST(mapFromArrays(if(verdict = 'not_judged', arrayMap(c -> if(c = '', 'unknown', substringUTF8(c, 1, 60)), arrayMap((h, d) -> if(endsWith(h, ' skipped') AND d != '', concat(h, ': ', d), h), [trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[1])[1])], [trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[2])[1])])), []), arrayMap(x -> toUInt64(1), if(verdict = 'not_judged', arrayMap(c -> if(c = '', 'unknown', substringUTF8(c, 1, 60)), arrayMap((h, d) -> if(endsWith(h, ' skipped') AND d != '', concat(h, ': ', d), h), [trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[1])[1])], [trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[2])[1])])), []))), 'Map(String, UInt64)')) AS not_judged_causes,
+    sumMap(CAST(mapFromArrays(if(verdict = 'error', arrayMap(c -> if(c = '', 'unknown', substringUTF8(c, 1, 60)), arrayMap((h, d) -> if(endsWith(h, ' skipped') AND d != '', concat(h, ': ', d), h), [trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[1])[1])], [trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[2])[1])])), []), arrayMap(x -> toUInt64(1), if(verdict = 'error', arrayMap(c -> if(c = '', 'unknown', substringUTF8(c, 1, 60)), arrayMap((h, d) -> if(endsWith(h, ' skipped') AND d != '', concat(h, ': ', d), h), [trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[1])[1])], [trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[2])[1])])), []))), 'Map(String, UInt64)')) AS error_causes
 FROM comparisons_local
 ARRAY JOIN arrayConcat(
     ['*'], arrayMap((k, v) -> concat(k, '=', v), mapKeys(segment), mapValues(segment))
@@ -289,4 +302,7 @@ ORDER BY version;
 CREATE TABLE IF NOT EXISTS schema_versions ON CLUSTER '{cluster}' AS schema_versions_local
 ENGINE = Distributed('{cluster}', currentDatabase(), schema_versions_local, version);
 
-INSERT INTO schema_versions (version, name, applied_at) VALUES (1, 'initial', now64(3));
+-- Version 3 (stats coverage) is in the tables above already; its single-node steps would drop
+-- the view on one node only.
+INSERT INTO schema_versions (version, name, applied_at) VALUES
+    (1, 'initial', now64(3)), (3, 'stats coverage', now64(3));

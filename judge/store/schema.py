@@ -134,6 +134,37 @@ def _labels(array: str) -> str:
     return f"sumMap(CAST(mapFromArrays({array}, {ones}), 'Map(String, UInt64)'))"
 
 
+def _known(side: str) -> str:
+    return f"countIf(isNotNull({side}_input_tokens) AND isNotNull({side}_output_tokens))"
+
+
+def reason_cause(reason: str) -> str:
+    """A verdict reason without its details, fit for a label and a coverage table:
+    `candidate failed (http): 500` is `candidate failed`, `candidate skipped: untranslatable:
+    messages[3]...` is `candidate skipped: untranslatable` (a skip's second part says which
+    skip). `CAUSE_SQL` is the same function in SQL; a test holds them equal."""
+    parts = reason.split(":")
+    cause = parts[0].split(" (", 1)[0].strip(" ")
+    if cause.endswith(" skipped") and len(parts) > 1:
+        detail = parts[1].split(" (", 1)[0].strip(" ")
+        if detail:
+            cause = f"{cause}: {detail}"
+    return cause[:60] or "unknown"
+
+
+_PART = "trimBoth(splitByString(' (', splitByChar(':', verdict_reason)[{i}])[1])"
+_JOIN = "(h, d) -> if(endsWith(h, ' skipped') AND d != '', concat(h, ': ', d), h)"
+#: `[reason_cause(verdict_reason)]` in SQL.
+CAUSE_SQL = (
+    "arrayMap(c -> if(c = '', 'unknown', substringUTF8(c, 1, 60)),"
+    f" arrayMap({_JOIN}, [{_PART.format(i=1)}], [{_PART.format(i=2)}]))"
+)
+
+
+def _cause_of(verdict: str) -> str:
+    return f"if(verdict = '{verdict}', {CAUSE_SQL}, [])"
+
+
 #: The stats table's value columns: (name, type, expression over `comparisons` rows).
 STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("pairs", _COUNT, "count()"),
@@ -176,7 +207,16 @@ STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("candidate_ttft_ms_q", _DIGEST, _digest("candidate_ttft_ms", "candidate")),
     ("format_finding_counts", _LABELS, _labels("format_findings")),
     ("candidate_error_kinds", _LABELS, _labels("arrayFilter(x -> x != '', [candidate_error])")),
+    # migration 3: coverage, so a figure whose inputs are partly unknown says how much is known
+    ("primary_tokens_known", _COUNT, _known("primary")),
+    ("candidate_tokens_known", _COUNT, _known("candidate")),
+    ("primary_ttft_n", _COUNT, "countIf(isNotNull(primary_ttft_ms) AND primary_error = '')"),
+    ("candidate_ttft_n", _COUNT, "countIf(isNotNull(candidate_ttft_ms) AND candidate_error = '')"),
+    ("not_judged_causes", _LABELS, _labels(_cause_of("not_judged"))),
+    ("error_causes", _LABELS, _labels(_cause_of("error"))),
 )
+#: The columns migration 3 added to the stats table (the rest came with migration 1).
+STATS_COLUMNS_3 = STATS_COLUMNS[-6:]
 STATS_KEY = ("migration", "arm", "judge_version", "segment", "hour", "arm_kind")
 #: Every column of the stats table, in the order of `stats_select`.
 STATS_NAMES = STATS_KEY + tuple(name for name, _, _ in STATS_COLUMNS)
@@ -221,6 +261,20 @@ SETTINGS non_replicated_deduplication_window = 1000"""
 _STATS_MV = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS comparison_stats_hourly_mv
 TO comparison_stats_hourly AS
 {stats_select("comparisons")}"""
+
+_ADDED = ", ".join(f"ADD COLUMN IF NOT EXISTS {n} {t}" for n, t, _ in STATS_COLUMNS_3)
+#: Migration 3. The view is dropped while the aggregates are recomputed: a pair written by
+#: another process in that moment is missing from them (`Store.verify_stats` finds the hour,
+#: `Store.rebuild_stats` repairs it). `run` migrates before its judge starts, so it has none.
+_STATS_COVERAGE = (
+    "DROP VIEW IF EXISTS comparison_stats_hourly_mv",
+    f"ALTER TABLE comparison_stats_hourly {_ADDED}",
+    "TRUNCATE TABLE comparison_stats_hourly",
+    f"INSERT INTO comparison_stats_hourly ({', '.join(STATS_NAMES)}) "
+    + stats_select("(SELECT * FROM comparisons FINAL)")
+    + " SETTINGS insert_deduplicate = 0",
+    _STATS_MV,
+)
 
 # -- the store's queries ---------------------------------------------------------------------
 
@@ -335,9 +389,10 @@ def _migrations() -> tuple[Migration, ...]:
     loaded = load_migrations(
         files("judge.store").joinpath("schema.sql").read_text(encoding="utf-8")
     )
-    first = loaded[0]
+    first, third = loaded[0], loaded[2]
     generated = Migration(first.version, first.name, first.statements + (_STATS_TABLE, _STATS_MV))
-    return (generated, *loaded[1:])
+    coverage = Migration(third.version, third.name, _STATS_COVERAGE)
+    return (generated, loaded[1], coverage, *loaded[3:])
 
 
 #: Append-only (see "Evolving the schema").

@@ -164,3 +164,8 @@ CREATE TABLE IF NOT EXISTS write_journal (
     at DateTime64(6, 'UTC') DEFAULT now64(6)
 ) ENGINE = ReplacingMergeTree(at)
 ORDER BY token;
+
+-- migration 3: stats coverage
+-- Generated in judge/store/schema.py (`STATS_COLUMNS_3`): adds the coverage columns to
+-- comparison_stats_hourly (tokens known, TTFT counted, not-judged and error causes), recomputes
+-- the aggregates from `comparisons FINAL` and re-creates the view.

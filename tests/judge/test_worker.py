@@ -16,8 +16,9 @@ from judge.config import JudgeSettings, StoreSettings
 from judge.errors import StoreUnavailableError
 from judge.rejudge import rejudge
 from judge.scoring import Scorer
+from judge.store.schema import reason_cause
 from judge.store.store import AsyncStore
-from judge.worker import JudgeWorker, not_judged_cause
+from judge.worker import JudgeWorker
 from mirror.bus.memory import MemoryBus
 from mirror.config import TopicSettings
 from mirror.events import dump_event
@@ -167,7 +168,7 @@ async def test_verdict_metrics_equal_a_count_of_the_stored_rows(store: AsyncStor
         labels = {"migration": m, "arm": arm, "verdict": verdict, "tier": tier}
         assert sample("shadowjudge_judge_verdicts_total", labels) == n
     causes = Counter(
-        (m, arm, not_judged_cause(reason))
+        (m, arm, reason_cause(reason))
         for m, arm, verdict, _, reason, *_ in stored
         if verdict == "not_judged"
     )
@@ -201,8 +202,8 @@ async def test_verdict_metrics_equal_a_count_of_the_stored_rows(store: AsyncStor
 
 
 def test_not_judged_causes_are_short() -> None:
-    assert not_judged_cause("candidate skipped: untranslatable: messages[3]") == (
-        "candidate skipped"
+    assert reason_cause("candidate skipped: untranslatable: messages[3]") == (
+        "candidate skipped: untranslatable"
     )
-    assert not_judged_cause("primary failed (http): 500 upstream") == "primary failed"
-    assert not_judged_cause("no LLM judge configured") == "no LLM judge configured"
+    assert reason_cause("primary failed (http): 500 upstream") == "primary failed"
+    assert reason_cause("no LLM judge configured") == "no LLM judge configured"

@@ -26,7 +26,7 @@ from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
 from judge.config import StoreSettings
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError, store_error
 from judge.store.rows import COMPARISON_FIELDS, comparison_row, insert
-from judge.store.schema import MIGRATIONS
+from judge.store.schema import CAUSE_SQL, MIGRATIONS, STATS_COLUMNS_3, reason_cause
 from judge.store.store import AsyncStore, Store
 from mirror.events import (
     Api,
@@ -336,6 +336,71 @@ def test_aggregates_carry_latency_and_label_counters(store: Store) -> None:
     assert got["candidate_error_kinds"] == {
         "http": sum(c.candidate_error == "http" for c in comparisons)
     }
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "candidate failed (http): 500",
+        "candidate skipped: untranslatable: messages[3].content[1]: input_audio",
+        "candidate skipped: the primary rejected it (400)",
+        "primary skipped:  ",
+        "no LLM judge configured",
+        "request not captured: the judge needs the question",
+        "",
+        ":",
+        "é" * 80,
+        "x skipped: (y): z",
+    ],
+)
+def test_reason_causes_in_sql_equal_the_python_ones(store: Store, reason: str) -> None:
+    query = f"SELECT {CAUSE_SQL}[1]".replace("verdict_reason", "{r:String}")
+    with store._call("cause") as ch:
+        assert ch.query(query, parameters={"r": reason}).result_rows[0][0] == reason_cause(reason)
+
+
+def test_aggregates_count_coverage_and_causes(store: Store) -> None:
+    pairs, comparisons = batch(30)
+    comparisons[2] = replace(
+        comparisons[2], verdict=Verdict.NOT_JUDGED, verdict_reason="no LLM judge configured"
+    )
+    comparisons[3] = replace(comparisons[3], verdict=Verdict.ERROR, verdict_reason="judge failed")
+    store.insert_pairs(pairs, comparisons)
+    got = store.aggregate_counts("m1")
+    causes: dict[str, int] = {}
+    for c in comparisons:
+        if c.verdict is Verdict.NOT_JUDGED:
+            causes[reason_cause(c.verdict_reason)] = (
+                causes.get(reason_cause(c.verdict_reason), 0) + 1
+            )
+    assert got["not_judged_causes"] == causes
+    assert got["error_causes"] == {"judge failed": 1}
+    assert got["candidate_tokens_known"] == sum(
+        c.candidate_input_tokens is not None for c in comparisons
+    )
+    assert got["primary_ttft_n"] == sum(c.primary_ttft_ms is not None for c in comparisons)
+    assert got["candidate_ttft_n"] == 0
+
+
+def test_migration_3_fills_the_coverage_columns_of_stored_pairs(store: Store) -> None:
+    pairs, comparisons = batch(20)
+    store.insert_pairs(pairs, comparisons)
+    with store._call("back to version 2") as ch:
+        ch.command("DROP VIEW comparison_stats_hourly_mv")
+        for name, _, _ in STATS_COLUMNS_3:
+            ch.command(f"ALTER TABLE comparison_stats_hourly DROP COLUMN {name}")
+        ch.command(
+            "ALTER TABLE schema_versions DELETE WHERE version = 3", settings={"mutations_sync": 2}
+        )
+    assert store.migrate() == [3]
+    got = store.aggregate_counts("m1")
+    assert got["pairs"] == 20
+    assert got["candidate_tokens_known"] == sum(
+        c.candidate_input_tokens is not None for c in comparisons
+    )
+    more, more_comparisons = batch(5)
+    store.insert_pairs(more, more_comparisons)  # the re-created view counts new pairs
+    assert store.aggregate_counts("m1")["pairs"] == 25
 
 
 def test_distinct_batches_with_identical_aggregates_both_count(store: Store) -> None:
