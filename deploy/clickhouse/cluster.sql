@@ -4,7 +4,7 @@
 --     clickhouse-client --database shadowjudge --multiquery < deploy/clickhouse/cluster.sql
 -- with a cluster named in the server's `remote_servers` and `{shard}`/`{replica}` macros (the
 -- Replicated engines take their default paths). Then `shadowjudge migrate` finds every table
--- and versions 1 and 3 recorded, and applies only the others. Not exercised by the test suite
+-- and versions 1, 3 and 4 recorded, and applies only the others. Not exercised by the test suite
 -- (no cluster here); tests/judge/store/test_store.py checks that its columns match the
 -- single-node schema.
 --
@@ -136,6 +136,13 @@ CREATE TABLE IF NOT EXISTS reviews_local ON CLUSTER '{cluster}' (
     created_at DateTime64(3, 'UTC') DEFAULT now64(3)
 ) ENGINE = ReplicatedMergeTree
 ORDER BY (migration, call_id, arm, created_at);
+
+-- version 4 (review queues), on the local tables before the Distributed one copies them
+ALTER TABLE reviews_local ON CLUSTER '{cluster}' MODIFY COLUMN label Enum8('equivalent' = 1,
+    'candidate_better' = 2, 'candidate_worse' = 3, 'different' = 4, 'refusal_wrong' = 5,
+    'format_ok' = 6, 'skip' = 7, 'acceptable' = 8);
+ALTER TABLE reviews_local ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS queue LowCardinality(String) DEFAULT '' AFTER note;
 
 CREATE TABLE IF NOT EXISTS reviews ON CLUSTER '{cluster}' AS reviews_local
 ENGINE = Distributed('{cluster}', currentDatabase(), reviews_local, cityHash64(call_id));
@@ -302,7 +309,7 @@ ORDER BY version;
 CREATE TABLE IF NOT EXISTS schema_versions ON CLUSTER '{cluster}' AS schema_versions_local
 ENGINE = Distributed('{cluster}', currentDatabase(), schema_versions_local, version);
 
--- Version 3 (stats coverage) is in the tables above already; its single-node steps would drop
--- the view on one node only.
+-- Versions 3 (stats coverage) and 4 (review queues) are in the tables above already; their
+-- single-node steps would change one node only.
 INSERT INTO schema_versions (version, name, applied_at) VALUES
-    (1, 'initial', now64(3)), (3, 'stats coverage', now64(3));
+    (1, 'initial', now64(3)), (3, 'stats coverage', now64(3)), (4, 'review queues', now64(3));

@@ -169,3 +169,12 @@ ORDER BY token;
 -- Generated in judge/store/schema.py (`STATS_COLUMNS_3`): adds the coverage columns to
 -- comparison_stats_hourly (tokens known, TTFT counted, not-judged and error causes), recomputes
 -- the aggregates from `comparisons FINAL` and re-creates the view.
+
+-- migration 4: review queues
+-- `acceptable`: the answers differ and the difference is fine. `queue`: where the label was
+-- given; only `calibration` labels (a uniform random sample of judged pairs) may correct the
+-- judge's rates, since the disagreement queue picks pairs by what the judge said.
+ALTER TABLE reviews MODIFY COLUMN label Enum8('equivalent' = 1, 'candidate_better' = 2,
+    'candidate_worse' = 3, 'different' = 4, 'refusal_wrong' = 5, 'format_ok' = 6, 'skip' = 7,
+    'acceptable' = 8);
+ALTER TABLE reviews ADD COLUMN IF NOT EXISTS queue LowCardinality(String) DEFAULT '' AFTER note;

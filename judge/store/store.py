@@ -313,6 +313,22 @@ class Store:
             result = ch.query(f"SELECT {reads} FROM comparison_stats_hourly{where}", params)
             return dict(zip(result.column_names, result.result_rows[0], strict=True))
 
+    def select(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a read query with bound parameters (`{name:Type}` placeholders), as dicts:
+        the dashboards' one way in."""
+        with self._call("read") as ch:
+            result = ch.query(sql, parameters=parameters or {})
+            names = result.column_names
+            return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def write(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Append rows to one of the history tables (`reviews`, `trigger_decisions`,
+        `rollout`): plain MergeTree, every row kept."""
+        if table not in ("reviews", "trigger_decisions", "rollout"):
+            raise ValueError(f"{table}: not a history table")
+        with self._call(f"write {table}") as ch:
+            ch.insert(table, [list(row) for row in rows], column_names=list(columns))
+
     def verify_stats(self, since: datetime, until: datetime) -> list[tuple[Any, ...]]:
         """Hours (of those touching [since, until)) whose aggregate pair count differs from the
         distinct keys in `comparisons`: (migration, arm, judge_version, hour, keys, counted)."""

@@ -1,0 +1,1 @@
+"""Figures read from the store: rates, intervals, coverage."""

@@ -1,0 +1,1 @@
+"""The daily review: queues of pairs to label, labels, and the digest."""

@@ -1,0 +1,1 @@
+"""The pages: FastAPI routes, Jinja2 templates, server-side SVG charts."""

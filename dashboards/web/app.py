@@ -1,0 +1,344 @@
+"""The dashboards app: pages and their JSON twins over the store, for a team deciding a migration.
+
+Every page has a JSON twin under `/api/v1/` (datasette's habit): the overview is
+`/api/v1/migrations`, a migration's page is `/api/v1/migrations/{name}/analysis` (what Argo
+Rollouts' web metric provider and Flagger webhooks read), a pair is `/api/v1/pairs/...`, the
+review queue `/api/v1/review`. Pages are Jinja2 templates with autoescaping; charts are SVG
+drawn on the server (`dashboards.web.charts`); the only script is `static/review.js`, the
+review queue's keyboard shortcuts, and every action also works as a plain form.
+
+Routes are synchronous functions: FastAPI runs them in its thread pool, and the store
+serialises its calls (`judge.store.store.Store`). The store comes from `source`, which raises
+`StoreError` while it is not open (inside `run`, until the judge has opened it): pages then
+answer 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp
+
+from dashboards.analysis.corrections import CALIBRATION, DISAGREEMENTS
+from dashboards.analysis.figures import Sampling
+from dashboards.analysis.queries import Reader
+from dashboards.analysis.service import Analyst, MigrationAnalysis
+from dashboards.analysis.window import Window, parse_window, yesterday
+from dashboards.review.queue import (
+    ACTIONS,
+    REVIEW_COLUMNS,
+    label_for,
+    pair_detail,
+    queue,
+    review_row,
+)
+from dashboards.web import views
+from dashboards.web.access import COOKIE, protect, token_matches
+from judge.errors import StoreError
+from mirror.errors import ConfigError
+
+
+class Writer(Reader, Protocol):
+    def write(self, table: str, columns: Any, rows: Any) -> None: ...
+
+
+@dataclass
+class WebConfig:
+    """What the app needs besides the store; built from `Settings` by the command."""
+
+    token: str | None = None
+    sampling: dict[str, Sampling] = field(default_factory=dict)
+    models: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Signs the CSRF cookie; a fresh one per process unless given.
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+
+def _templates() -> Jinja2Templates:
+    folder = Path(str(files("dashboards.web").joinpath("templates")))
+    templates = Jinja2Templates(directory=folder)
+    views.install(templates.env)
+    return templates
+
+
+def create_app(source: Callable[[], Writer], config: WebConfig | None = None) -> ASGIApp:
+    config = config or WebConfig()
+    templates = _templates()
+    app = FastAPI(title="shadowjudge dashboards", docs_url="/api/docs", redoc_url=None)
+    static = Path(str(files("dashboards.web").joinpath("static")))
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    def analyst() -> Analyst:
+        return Analyst(source(), sampling=config.sampling, models=config.models)
+
+    def window_of(text: str | None) -> Window:
+        try:
+            return parse_window(text)
+        except ConfigError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    def page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+        csrf = request.scope.get("csrftoken")
+        base = {
+            "request": request,
+            "csrftoken": csrf() if csrf else "",
+            "can_write": config.token is not None,
+            "now": datetime.now(UTC),
+        }
+        return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+    @app.exception_handler(StoreError)
+    def store_down(request: Request, exc: StoreError) -> Response:
+        reason = f"the store is not available: {exc}"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": reason}, status_code=503)
+        return page(request, "error.html", {"title": "Store unavailable", "reason": reason}, 503)
+
+    @app.exception_handler(HTTPException)
+    def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        context = {"title": f"Error {exc.status_code}", "reason": exc.detail}
+        return page(request, "error.html", context, exc.status_code)
+
+    # -- overview ----------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview(request: Request, window: str | None = None) -> Response:
+        found = window_of(window)
+        migrations = analyst().analyse(found)
+        return page(request, "overview.html", {"window": found, "migrations": migrations})
+
+    @app.get("/api/v1/migrations")
+    def api_migrations(window: str | None = None) -> Response:
+        found = analyst().analyse(window_of(window))
+        return _json({"window": _window(window_of(window)), "migrations": found})
+
+    # -- one migration -------------------------------------------------------------------------
+
+    def one(
+        name: str, window: str | None, segment: str, judge_version: str | None
+    ) -> tuple[Window, MigrationAnalysis]:
+        found = window_of(window)
+        if segment != "*" and "=" not in segment:
+            raise HTTPException(400, f"segment {segment!r}: expected * or label=value")
+        analysis = analyst().analysis(
+            name, found, segment=segment, judge_version=judge_version or None
+        )
+        if analysis is None:
+            raise HTTPException(404, f"no pairs of migration {name!r} in the window {found.label}")
+        return found, analysis
+
+    @app.get("/migrations/{name}", response_class=HTMLResponse)
+    def migration_page(
+        request: Request,
+        name: str,
+        window: str | None = None,
+        segment: str = "*",
+        judge_version: str | None = None,
+    ) -> Response:
+        found, analysis = one(name, window, segment, judge_version)
+        reader = analyst()
+        context = {
+            "window": found,
+            "m": analysis,
+            "segments": reader.segments(name, found, analysis.judge_version),
+            "charts": views.migration_charts(reader.reader, found, analysis),
+        }
+        return page(request, "migration.html", context)
+
+    @app.get("/api/v1/migrations/{name}/analysis")
+    def api_analysis(
+        name: str,
+        window: str | None = None,
+        segment: str = "*",
+        judge_version: str | None = None,
+    ) -> Response:
+        found, analysis = one(name, window, segment, judge_version)
+        segments = analyst().segments(name, found, analysis.judge_version)
+        return _json({**analysis.model_dump(), "segments": segments})
+
+    # -- one pair --------------------------------------------------------------------------
+
+    def detail(migration: str, arm: str, call_id: str) -> dict[str, Any]:
+        found = pair_detail(source(), call_id=call_id, migration=migration, arm=arm)
+        if not found["comparisons"]:
+            raise HTTPException(404, f"no pair {call_id} of {migration}/{arm}")
+        return found
+
+    @app.get("/pairs/{migration}/{arm}/{call_id}", response_class=HTMLResponse)
+    def pair_page(request: Request, migration: str, arm: str, call_id: str) -> Response:
+        found = detail(migration, arm, call_id)
+        context = {"key": (migration, arm, call_id), **views.pair_view(found)}
+        return page(request, "pair.html", context)
+
+    @app.get("/api/v1/pairs/{migration}/{arm}/{call_id}")
+    def api_pair(migration: str, arm: str, call_id: str) -> Response:
+        found = detail(migration, arm, call_id)
+        pair = orjson.loads(found["pair_json"]) if found["pair_json"] else None
+        return _json({**found, "pair_json": None, "pair": pair})
+
+    # -- review ----------------------------------------------------------------------------
+
+    def review_items(
+        migration: str | None, window: str | None, which: str, limit: int
+    ) -> tuple[Window, list[MigrationAnalysis], MigrationAnalysis | None, list[Any]]:
+        found = window_of(window or yesterday())
+        if which not in (DISAGREEMENTS, CALIBRATION):
+            raise HTTPException(400, f"queue {which!r}: expected {DISAGREEMENTS} or {CALIBRATION}")
+        all_migrations = analyst().analyse(found, detail=False)
+        chosen = next((m for m in all_migrations if m.migration == migration), None)
+        if chosen is None and all_migrations and migration is None:
+            chosen = all_migrations[0]
+        items = (
+            queue(
+                source(),
+                found,
+                migration=chosen.migration,
+                judge_version=chosen.judge_version,
+                which=which,
+                limit=limit,
+            )
+            if chosen is not None
+            else []
+        )
+        return found, all_migrations, chosen, items
+
+    @app.get("/review", response_class=HTMLResponse)
+    def review_page(
+        request: Request,
+        migration: str | None = None,
+        window: str | None = None,
+        queue_name: str = DISAGREEMENTS,
+        limit: int = 100,
+    ) -> Response:
+        found, migrations, chosen, items = review_items(migration, window, queue_name, limit)
+        detailed = (
+            analyst().analysis(chosen.migration, found, judge_version=chosen.judge_version)
+            if chosen is not None
+            else None
+        )
+        context = {
+            "window": found,
+            "migrations": migrations,
+            "chosen": detailed,
+            "queue_name": queue_name,
+            "groups": views.group_by_kind(items),
+            "items": items,
+            "actions": ACTIONS,
+        }
+        return page(request, "review.html", context)
+
+    @app.get("/api/v1/review")
+    def api_review(
+        migration: str | None = None,
+        window: str | None = None,
+        queue_name: str = DISAGREEMENTS,
+        limit: int = 100,
+    ) -> Response:
+        found, _, chosen, items = review_items(migration, window, queue_name, limit)
+        return _json(
+            {
+                "window": _window(found),
+                "migration": chosen.migration if chosen else None,
+                "queue": queue_name,
+                "items": items,
+            }
+        )
+
+    @app.post("/review/label")
+    def label(
+        request: Request,
+        call_id: str = Form(...),
+        migration: str = Form(...),
+        arm: str = Form(...),
+        judge_version: str = Form(...),
+        action: str = Form(...),
+        queue_name: str = Form(DISAGREEMENTS),
+        reviewer: str = Form("reviewer"),
+        note: str = Form(""),
+        kind: str = Form(""),
+        back: str = Form("/review"),
+    ) -> Response:
+        if config.token is None:
+            raise HTTPException(
+                403, "labels are writes: set dashboards.token_env to enable them (see README)"
+            )
+        if action not in ACTIONS:
+            raise HTTPException(400, f"action {action!r}: expected one of {', '.join(ACTIONS)}")
+        store = source()
+        found = pair_detail(store, call_id=call_id, migration=migration, arm=arm)
+        current = next(
+            (c for c in found["comparisons"] if c["judge_version"] == judge_version), None
+        )
+        if current is None:
+            raise HTTPException(404, f"no pair {call_id} of {migration}/{arm} ({judge_version})")
+        stored = label_for(action, current["verdict"], kind or views.kind_of(current))
+        row = review_row(
+            call_id=call_id,
+            migration=migration,
+            arm=arm,
+            judge_version=judge_version,
+            reviewer=reviewer,
+            label=stored,
+            note=note,
+            queue_name=queue_name if queue_name in (DISAGREEMENTS, CALIBRATION) else "",
+        )
+        store.write("reviews", REVIEW_COLUMNS, [row])
+        if "application/json" in request.headers.get("accept", ""):
+            return _json({"call_id": call_id, "arm": arm, "label": stored})
+        return RedirectResponse(back if back.startswith("/") else "/review", status_code=303)
+
+    # -- access and health -----------------------------------------------------------------
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002
+        return page(request, "login.html", {"next": next, "failed": False})
+
+    @app.post("/login")
+    def login(request: Request, token: str = Form(...), next: str = Form("/")) -> Response:  # noqa: A002
+        if config.token is None or not token_matches(token, config.token):
+            return page(request, "login.html", {"next": next, "failed": True}, 401)
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        try:
+            source()
+        except StoreError as exc:
+            return _json({"status": "degraded", "reason": str(exc)})
+        return _json({"status": "ok"})
+
+    return protect(app, token=config.token, secret=config.secret)
+
+
+def _window(window: Window) -> dict[str, Any]:
+    return {"since": window.since, "until": window.until, "label": window.label}
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _json(data: Any) -> Response:
+    body = orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return Response(body, media_type="application/json")
