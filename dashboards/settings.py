@@ -9,6 +9,8 @@ traceback, and unknown keys are errors so a typo is not a setting silently ignor
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +40,51 @@ DEFAULT_PATH = Path("shadowjudge.yaml")
 
 
 class DashboardSettings(BaseModel):
+    """The `dashboards:` section. Reads are open without a token, which is only safe on
+    loopback: a non-loopback `listen` needs `token_env`. With a token every page requires it,
+    and writes (labels, rollout changes) are possible only with one."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     listen: str = "127.0.0.1:8701"
+    #: Name of the environment variable holding the dashboards' token (never the token).
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         parse_host_port(value, "listen")
         return value
+
+    @model_validator(mode="after")
+    def _safe(self) -> DashboardSettings:
+        host, _ = parse_host_port(self.listen, "listen")
+        if self.token_env is None and not _loopback(host):
+            raise ValueError(
+                f"listen: {self.listen} is reachable from other machines; set"
+                " dashboards.token_env (the pages would be open to anyone) or listen on 127.0.0.1"
+            )
+        return self
+
+    def token(self) -> str | None:
+        """The token from the environment; a ConfigError names the variable when it is unset."""
+        if self.token_env is None:
+            return None
+        value = os.environ.get(self.token_env, "")
+        if not value:
+            raise ConfigError(
+                f"dashboards.token_env: environment variable {self.token_env} is not set"
+            )
+        return value
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseModel):

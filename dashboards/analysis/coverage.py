@@ -13,7 +13,7 @@ _KEY_VARIABLE = re.compile(r"environment variable (\w+) is not set")
 
 #: (cause prefix, fix). The first prefix that matches wins.
 FIXES: tuple[tuple[str, str], ...] = (
-    ("no LLM judge configured", "no LLM judge configured: set judge.provider and judge.model"),
+    ("no LLM judge configured", "set judge.provider and judge.model"),
     ("request not captured", "raise capture.max_body_bytes, or check capture.redact"),
     ("embeddings are not judged", "embeddings are compared by their own figures, not judged"),
     ("candidate skipped: no API key", "{variable} unset: export it where the runner runs"),

@@ -1,5 +1,6 @@
-"""The `shadowjudge` command: every role alone (`mirror`, `runner`, ...) or together (`run`), and
-the one-shot commands (`migrate`, `rejudge`, `check`, `calibrate`).
+"""The `shadowjudge` command: every role alone (`mirror`, `runner`, `judge`, `dashboards`) or
+together (`run`), and the one-shot commands (`migrate`, `rejudge`, `check`, `calibrate`, `dlq`,
+`report`).
 
 Settings are loaded once here and passed down; `dashboards.command.supervisor` starts the roles
 and owns the signals.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import uvloop
 
-from dashboards.command import dlq
+from dashboards.command import dlq, report
 from dashboards.command.supervisor import run_roles, scorer_for, tune_gc
 from dashboards.settings import Settings, load_settings
 from judge.errors import StoreError
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("mirror", help="the sidecar proxy alone")
     commands.add_parser("runner", help="the shadow runner alone (a consumer group member)")
     commands.add_parser("judge", help="the judge worker alone (a consumer group member)")
+    commands.add_parser(
+        "dashboards", help="the pages and the analysis API alone (a server store, or a free chDB)"
+    )
     commands.add_parser("migrate", help="apply the ClickHouse DDL (idempotent)")
     rejudge = commands.add_parser(
         "rejudge", help="score stored pairs again with the current judge version"
@@ -64,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("detector", choices=["refusal"])
     calibrate.add_argument("options", nargs=argparse.REMAINDER)
     dlq.add_parser(commands)
+    report.add_parser(commands)
     return parser
 
 
@@ -108,9 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             uvloop.run(run_rejudge(settings, args))
         elif args.command == "dlq":
             return uvloop.run(dlq.run(settings, args))
+        elif args.command == "report":
+            return report.run(settings, args)
         else:
             roles = {
-                "run": {"mirror", "runner", "judge"},
+                "run": {"mirror", "runner", "judge", "dashboards"},
+                "dashboards": {"dashboards"},
                 "mirror": {"mirror"},
                 "runner": {"runner"},
                 "judge": {"judge"},

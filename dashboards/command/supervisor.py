@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from dashboards.command.endpoints import Health, serve_role_endpoints
+from dashboards.command.serve import DashboardServer, StoreHolder
 from dashboards.settings import Settings
 from judge.errors import StoreError, StoreUnavailableError
 from judge.scorers.pairwise import PairwiseJudge
@@ -139,7 +140,7 @@ def scorer_for(settings: Settings) -> Scorer:
 
 
 def judge_worker(
-    settings: Settings, bus: Bus, *, own_bus: bool
+    settings: Settings, bus: Bus, *, own_bus: bool, holder: StoreHolder | None = None
 ) -> tuple[JudgeMetrics, Health, Worker]:
     metrics = JudgeMetrics()
     state: dict[str, Any] = {"status": "starting"}
@@ -157,6 +158,8 @@ def judge_worker(
         if store is None:
             return
         metrics.degraded.set(0)
+        if holder is not None:
+            holder.lend(store.store)
         try:
             async with scorer_for(settings) as scorer:
                 if own_bus and not await start_with_retry(bus, stop, "judge"):
@@ -179,18 +182,59 @@ def judge_worker(
                     if own_bus:
                         await bus.stop()
         finally:
+            if holder is not None:
+                holder.take_back("the judge closed the store (stopping)")
             await store.close()
 
     return metrics, health, work
 
 
+def dashboards_worker(settings: Settings, holder: StoreHolder) -> Worker:
+    """`shadowjudge dashboards` alone: open the store (waiting while it is unavailable) and
+    lend it to the pages until the stop signal."""
+
+    def failed(exc: Exception) -> None:
+        holder.take_back(str(exc))
+
+    async def work(stop: asyncio.Event) -> None:
+        store = await open_store(settings, stop, on_error=failed)
+        if store is None:
+            return
+        holder.lend(store.store)
+        try:
+            await stop.wait()
+        finally:
+            holder.take_back("stopping")
+            await store.close()
+
+    return work
+
+
 async def run_roles(settings: Settings, roles: set[str]) -> None:
+    holder = StoreHolder()
+    pages = DashboardServer(settings, holder) if "dashboards" in roles else None
+    if pages is not None and "judge" not in roles:
+        workers_first: list[Worker] = [dashboards_worker(settings, holder)]
+    else:
+        workers_first = []
+    try:
+        if pages is not None:
+            pages.start()
+        await _run_roles(settings, roles, holder if pages is not None else None, workers_first)
+    finally:
+        if pages is not None:
+            pages.stop()
+
+
+async def _run_roles(
+    settings: Settings, roles: set[str], holder: StoreHolder | None, extra: list[Worker]
+) -> None:
     shared: Bus | None = None
     if settings.bus.is_memory:
         shared = MemoryBus(settings.bus.memory_capacity)
         await shared.start()
     servers: list[SidecarServer] = []
-    workers: list[Worker] = []
+    workers: list[Worker] = list(extra)
     sidecar_metrics = SidecarMetrics()
     if "runner" in roles:
         bus = shared or open_bus(settings.bus, client_id="shadowjudge-runner")
@@ -208,7 +252,9 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
             )
     if "judge" in roles:
         bus = shared or open_bus(settings.bus, client_id="shadowjudge-judge")
-        judge_metrics, judge_health, judging = judge_worker(settings, bus, own_bus=shared is None)
+        judge_metrics, judge_health, judging = judge_worker(
+            settings, bus, own_bus=shared is None, holder=holder
+        )
         workers.append(judging)
         if "mirror" in roles:
             sidecar_metrics.also.append(judge_metrics.registry)

@@ -97,16 +97,20 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         }
         return templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
+    def wants_json(request: Request) -> bool:
+        accept = request.headers.get("accept", "")
+        return request.url.path.startswith("/api/") or accept.startswith("application/json")
+
     @app.exception_handler(StoreError)
     def store_down(request: Request, exc: StoreError) -> Response:
         reason = f"the store is not available: {exc}"
-        if request.url.path.startswith("/api/"):
+        if wants_json(request):
             return JSONResponse({"error": reason}, status_code=503)
         return page(request, "error.html", {"title": "Store unavailable", "reason": reason}, 503)
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, exc: HTTPException) -> Response:
-        if request.url.path.startswith("/api/"):
+        if wants_json(request):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
         context = {"title": f"Error {exc.status_code}", "reason": exc.detail}
         return page(request, "error.html", context, exc.status_code)

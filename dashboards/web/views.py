@@ -41,8 +41,13 @@ def signed_interval(found: Interval | None) -> str:
     """A difference in points: `+1.2 pts (−0.3 to +2.6)`."""
     if found is None:
         return "–"
-    e, lo, hi = (x * 100 for x in (found.estimate, found.lower, found.upper))
-    return f"{e:+.1f} pts ({lo:+.1f} to {hi:+.1f})"
+    e, lo, hi = (x * 100 + 0.0 for x in (found.estimate, found.lower, found.upper))
+    return f"{_points(e)} pts ({_points(lo)} to {_points(hi)})"
+
+
+def _points(value: float) -> str:
+    text = f"{value:+.1f}"
+    return "±0.0" if text in ("+0.0", "-0.0") else text
 
 
 def ms(value: float | None) -> str:
@@ -84,7 +89,7 @@ def install(env: Environment) -> None:
 # -- a migration's charts --------------------------------------------------------------------
 
 
-def _points(rows: Sequence[dict[str, Any]], hits: str, of: str) -> list[RatePoint]:
+def _rate_points(rows: Sequence[dict[str, Any]], hits: str, of: str) -> list[RatePoint]:
     points = []
     for row in rows:
         found = proportion(int(row[hits]), int(row[of]))
@@ -124,7 +129,7 @@ def migration_charts(
     charts: dict[str, dict[str, Markup]] = {}
     for arm in analysis.arms:
         mine = by_arm.get(arm.arm, [])
-        baseline = _points(by_arm.get(noise or "", []), "verdict_equivalent", "judged")
+        baseline = _rate_points(by_arm.get(noise or "", []), "verdict_equivalent", "judged")
         level, label = _threshold(arm, "equivalence")
         curves = queries.latency_curves(
             reader, window, migration=arm.migration, arm=arm.arm, judge_version=arm.judge_version
@@ -136,16 +141,16 @@ def migration_charts(
         refusal_level, refusal_label = _threshold(arm, "refusal")
         charts[arm.arm] = {
             "equivalence": rate_chart(
-                _points(mine, "verdict_equivalent", "judged"),
+                _rate_points(mine, "verdict_equivalent", "judged"),
                 title=f"Equivalence rate of {arm.arm}",
                 threshold=level,
                 threshold_label=label,
                 baseline=baseline if noise and arm.arm != noise else None,
             ),
             "refusals": rate_chart(
-                _points(mine, "refusals_candidate", "pairs"),
+                _rate_points(mine, "refusals_candidate", "pairs"),
                 title=f"Refusal rate of {arm.arm}",
-                baseline=_points(mine, "refusals_primary", "pairs"),
+                baseline=_rate_points(mine, "refusals_primary", "pairs"),
                 baseline_label="primary",
                 threshold=refusal_level,
                 threshold_label=refusal_label,

@@ -1,0 +1,99 @@
+"""Serving the dashboards: inside `run` (over the store the judge holds) or alone.
+
+The app runs under uvicorn in a thread of its own, with its own event loop, so rendering a
+page or computing an interval never holds the loop the sidecar's live path runs on; its routes
+are synchronous and reach the store, which serialises calls, from uvicorn's thread pool. The
+listening socket is bound before the thread starts, so a taken port fails the command at once,
+with the key to change (`dashboards.listen`), instead of a thread dying quietly. The thread
+leaves signals alone: the supervisor owns them and stops this server with the other roles.
+
+`StoreHolder` is the hand-over: in `run` the judge opens the embedded store (one process per
+chDB directory) and lends it; alone, `shadowjudge dashboards` opens it itself. Until then pages
+answer 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+
+import uvicorn
+
+from dashboards.analysis.figures import Sampling
+from dashboards.settings import Settings
+from dashboards.web.app import WebConfig, create_app
+from judge.errors import StoreUnavailableError
+from judge.store.store import Store
+from mirror.config import parse_host_port
+from mirror.errors import ConfigError
+
+log = logging.getLogger("shadowjudge.dashboards")
+
+
+class StoreHolder:
+    """The store the pages read, once someone has opened it."""
+
+    def __init__(self) -> None:
+        self._store: Store | None = None
+        self.reason = "the store is being opened"
+
+    def lend(self, store: Store) -> None:
+        self._store = store
+
+    def take_back(self, reason: str) -> None:
+        self._store, self.reason = None, reason
+
+    def __call__(self) -> Store:
+        if self._store is None:
+            raise StoreUnavailableError(self.reason, condition="unreachable")
+        return self._store
+
+
+def web_config(settings: Settings) -> WebConfig:
+    sampling = {
+        m.name: Sampling(rate=m.sampling.rate, noise_rate=m.noise_rate) for m in settings.migrations
+    }
+    models = {m.name: {arm.name: arm.model for arm in m.arms} for m in settings.migrations}
+    return WebConfig(token=settings.dashboards.token(), sampling=sampling, models=models)
+
+
+def bind(listen: str, key: str = "dashboards.listen") -> socket.socket:
+    """A listening socket on `listen`; a ConfigError that names `key` when it cannot be."""
+    host, port = parse_host_port(listen, key)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(f"{key}: cannot listen on {listen}: {why}") from exc
+    sock.listen(128)
+    return sock
+
+
+class DashboardServer:
+    def __init__(self, settings: Settings, holder: StoreHolder) -> None:
+        self.listen = settings.dashboards.listen
+        self._socket = bind(self.listen)
+        app = create_app(holder, web_config(settings))
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)  # off the main thread: it leaves signals alone
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="dashboards",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("dashboards on http://%s", self.listen)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout_s)
+        self._socket.close()
