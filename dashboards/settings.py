@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,9 @@ class Settings(BaseModel):
         return self
 
 
+_INNER_KEY = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.S)
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = []
     for error in exc.errors():
@@ -156,6 +160,10 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+        inner = _INNER_KEY.match(message)
+        if key and error["type"] == "value_error" and inner:
+            # a section's own check names the key inside it: `dashboards` + `listen: ...`
+            key, message = f"{key}.{inner[1]}", inner[2]
         if key:
             lines.append(f"{source}: {key}: {message}")
         else:  # cross-section checks name their keys themselves, one per line

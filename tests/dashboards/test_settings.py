@@ -59,7 +59,7 @@ capture:
         ("capture: {replay_headers: [Authorization]}", "capture.replay_headers: Value error"),
         ("sidecar: {listen: localhost}", "sidecar.listen: listen must be HOST:PORT"),
         ("providers: {x: {kind: gemini, base_url: 'http://a'}}", "providers.x.kind"),
-        ("sidecar: {upstream: {openai: nope}}", "sidecar: upstream.openai: no provider named"),
+        ("sidecar: {upstream: {openai: nope}}", "sidecar.upstream.openai: no provider named"),
         ("store: mysql://x", "store.url: must be chdb"),
         ("- a list", "the top level must be a mapping"),
         ("a: [unclosed", "not valid YAML at line 1"),

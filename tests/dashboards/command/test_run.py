@@ -29,6 +29,7 @@ providers:
   anthropic: {{kind: anthropic, base_url: "{anthropic}", api_key_env: SJ_E2E_ANTHROPIC}}
   judge-llm: {{kind: openai, base_url: "{judge}", api_key_env: SJ_E2E_OPENAI}}
 sidecar: {{listen: "127.0.0.1:{port}"}}
+dashboards: {{listen: "127.0.0.1:{pages}"}}
 store: {{url: "chdb://{store}", batch_rows: 50, batch_seconds: 0.2}}
 judge: {{provider: judge-llm, model: gpt-4.1, metrics_listen: null}}
 runner: {{metrics_listen: null}}
@@ -53,11 +54,16 @@ async def test_one_process_from_sdk_call_to_clickhouse(tmp_path: Path) -> None:
         responder=lambda body, headers: FakeReply(text=f"In short: {last_user_text(body)}")
     )
     with serve(openai_app()) as primary, serve(reworded) as candidate, serve(judge) as llm:
-        port, store = free_port(), tmp_path / "store"
+        port, pages, store = free_port(), free_port(), tmp_path / "store"
         config = tmp_path / "shadowjudge.yaml"
         config.write_text(
             CONFIG.format(
-                openai=primary.url, anthropic=candidate.url, judge=llm.url, port=port, store=store
+                openai=primary.url,
+                anthropic=candidate.url,
+                judge=llm.url,
+                port=port,
+                pages=pages,
+                store=store,
             )
         )
         env = {**os.environ, "SJ_E2E_OPENAI": "sk-e2e-o", "SJ_E2E_ANTHROPIC": "sk-e2e-a"}
@@ -89,6 +95,31 @@ async def test_one_process_from_sdk_call_to_clickhouse(tmp_path: Path) -> None:
             while await asyncio.to_thread(metric, sidecar, "shadowjudge_judge_written_total") < 20:
                 assert time.monotonic() < deadline, "the pairs were not judged in time"
                 await asyncio.sleep(0.2)
+            # `run` holds the store: its pages, its API and `report` (through the API) read it
+            dashboards = f"http://127.0.0.1:{pages}"
+            analysis = httpx2.get(f"{dashboards}/api/v1/migrations/e2e/analysis?window=24h")
+            arms = {a["arm"]: a for a in analysis.json()["arms"]}
+            assert {arm: a["pairs"] for arm, a in arms.items()} == {"claude": 10, "noise": 10}
+            assert arms["claude"]["verdicts"]["equivalent"] == 10
+            assert "e2e" in httpx2.get(f"{dashboards}/?window=24h").text
+            report = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "dashboards.command",
+                "-c",
+                str(config),
+                "report",
+                "--migration",
+                "e2e",
+                "--window",
+                "24h",
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+            )
+            printed, _ = await report.communicate()
+            assert report.returncode == 0
+            assert f"from {dashboards}" in printed.decode()
+            assert "100.0% (" in printed.decode()  # equivalence of both arms
         finally:
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 60) == 0
