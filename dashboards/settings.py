@@ -50,6 +50,10 @@ class DashboardSettings(BaseModel):
     listen: str = "127.0.0.1:8701"
     #: Name of the environment variable holding the dashboards' token (never the token).
     token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: The address people open, for links in the digest (default: http://<listen>).
+    public_url: str | None = Field(default=None, pattern=r"^https?://")
+    #: Name of the environment variable holding a Slack incoming-webhook URL for the digest.
+    digest_slack_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     @field_validator("listen")
     @classmethod
@@ -66,6 +70,10 @@ class DashboardSettings(BaseModel):
                 " dashboards.token_env (the pages would be open to anyone) or listen on 127.0.0.1"
             )
         return self
+
+    @property
+    def url(self) -> str:
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
 
     def token(self) -> str | None:
         """The token from the environment; a ConfigError names the variable when it is unset."""

@@ -1,6 +1,6 @@
 """The `shadowjudge` command: every role alone (`mirror`, `runner`, `judge`, `dashboards`) or
 together (`run`), and the one-shot commands (`migrate`, `rejudge`, `check`, `calibrate`, `dlq`,
-`report`).
+`report`, `review digest`).
 
 Settings are loaded once here and passed down; `dashboards.command.supervisor` starts the roles
 and owns the signals.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvloop
 
-from dashboards.command import dlq, report
+from dashboards.command import dlq, report, review
 from dashboards.command.supervisor import run_roles, scorer_for, tune_gc
 from dashboards.settings import Settings, load_settings
 from judge.errors import StoreError
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("options", nargs=argparse.REMAINDER)
     dlq.add_parser(commands)
     report.add_parser(commands)
+    review.add_parser(commands)
     return parser
 
 
@@ -115,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return uvloop.run(dlq.run(settings, args))
         elif args.command == "report":
             return report.run(settings, args)
+        elif args.command == "review":
+            return review.run(settings, args)
         else:
             roles = {
                 "run": {"mirror", "runner", "judge", "dashboards"},
