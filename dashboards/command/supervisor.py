@@ -165,6 +165,11 @@ def judge_worker(
                 if own_bus and not await start_with_retry(bus, stop, "judge"):
                     return
                 log.info("judge version %s", scorer.version)
+                if settings.judge.provider is None:
+                    log.warning(
+                        "no LLM judge configured (judge.provider): pairs the exact and JSON"
+                        " tiers cannot decide are stored as not judged; the dashboards count them"
+                    )
                 worker = JudgeWorker(
                     bus=bus,
                     topics=settings.bus.topics,

@@ -7,7 +7,8 @@ same DDL runs on chDB and on a single ClickHouse server (MergeTree family); a cl
 
 Tables
 ------
-- `calls` — one row per captured primary call, `ReplacingMergeTree` ordered by `call_id`:
+- `calls` — one row per captured call a migration sampled (written with its pairs),
+  `ReplacingMergeTree` ordered by `call_id`:
   labels, primary status/latency/tokens, and two ZSTD-compressed body columns (`request_body`,
   `primary_output`) that a column TTL of `body_ttl_days` empties (the row stays; the TTL also
   applies at insert, so a call older than the TTL is stored without its bodies).

@@ -4,7 +4,9 @@
 -- is replaced by the store's `body_ttl_days`. See judge/store/schema.py for the design.
 
 -- migration 1: initial
--- One row per captured primary call; bodies in their own compressed columns, emptied by TTL.
+-- One row per captured call that a migration sampled (the judge writes it with the call's
+-- pairs; calls no migration took are not stored); bodies in their own compressed columns,
+-- emptied by TTL.
 CREATE TABLE IF NOT EXISTS calls (
     call_id String,
     captured_at DateTime64(6, 'UTC'),
