@@ -53,7 +53,15 @@ def _points(value: float) -> str:
 def ms(value: float | None) -> str:
     if value is None:
         return "–"
-    return f"{value / 1000:.2f} s" if value >= 10_000 else f"{value:.0f} ms"
+    return f"{value / 1000:.2f} s" if value >= 10_000 else f"{value:,.0f} ms"
+
+
+def ms_pair(quantiles: tuple[Any, Any], level: str) -> str:
+    """`667 → 551 ms`: one latency level of both sides (objects with p50/p95/p99, or None)."""
+    values = [getattr(q, level) if q is not None else None for q in quantiles]
+    if all(v is not None and v < 10_000 for v in values):
+        return f"{values[0]:,.0f} → {values[1]:,.0f} ms"
+    return f"{ms(values[0])} → {ms(values[1])}"
 
 
 def usd(value: float | None) -> str:
@@ -82,6 +90,7 @@ def install(env: Environment) -> None:
         num=num,
         when=when,
         share=lambda part, whole: pct(part / whole) if whole else "–",
+        ms_pair=ms_pair,
     )
     env.globals.update(windows=NAMED)
 

@@ -29,10 +29,17 @@
     focus(all[Math.min(Math.max(at + step, 0), all.length - 1)] || all[0]);
   }
 
-  async function refreshAgreement(form) {
-    const params = new URLSearchParams(location.search);
+  // Refreshes run one after another, so an older answer never overwrites a newer one.
+  let refreshing = Promise.resolve();
+  const pageWindow = document.querySelector('form.pick input[name="window"]').value;
+
+  function refreshAgreement(form) {
+    refreshing = refreshing.then(() => fetchAgreement(form)).catch(() => {});
+  }
+
+  async function fetchAgreement(form) {
     const migration = form.elements.migration.value;
-    const query = new URLSearchParams({ window: params.get("window") || "", judge_version: form.elements.judge_version.value });
+    const query = new URLSearchParams({ window: pageWindow, judge_version: form.elements.judge_version.value });
     const answer = await fetch(`/api/v1/migrations/${encodeURIComponent(migration)}/analysis?${query}`, { headers: { Accept: "application/json" } });
     if (!answer.ok) return;
     const analysis = await answer.json();
@@ -43,12 +50,17 @@
   }
 
   async function label(item, action) {
+    // One label per pair: keys pressed while it is saving go to the next pair.
+    if (item.classList.contains("saving") || item.classList.contains("done")) return;
     const form = item.querySelector("form.actions");
     const data = new FormData(form);
     data.set("action", action);
     data.set("reviewer", reviewer.value || "reviewer");
     item.classList.add("saving");
-    const answer = await fetch(form.action, {
+    const all = items();
+    focus(all[all.indexOf(item) + 1] || null);
+    // `form.action` would be the buttons named "action", not the form's address.
+    const answer = await fetch(form.getAttribute("action"), {
       method: "POST",
       body: new URLSearchParams(data),
       headers: { Accept: "application/json", "x-csrftoken": csrf },
@@ -56,6 +68,7 @@
     });
     item.classList.remove("saving");
     if (!answer.ok) {
+      focus(item);
       const problem = await answer.json().catch(() => ({ error: answer.statusText }));
       item.querySelector(".reason").insertAdjacentHTML("afterend", '<p class="problem" role="alert"></p>');
       item.querySelector(".problem").textContent = problem.error || String(answer.status);
@@ -64,8 +77,7 @@
     const saved = await answer.json();
     item.classList.add("done");
     item.dataset.label = saved.label;
-    const next = items()[0];
-    focus(next);
+    if (!current) focus(items()[0]);
     refreshAgreement(form);
   }
 
