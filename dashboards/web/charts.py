@@ -132,6 +132,9 @@ _CHAR_WIDTH = 0.6  # average glyph width as a share of the font size, for layout
 _LEGEND_FONT = 11.0
 _LEGEND_ROW = 18.0
 _X_INSET = 6.0  # keeps the rate chart's first and last points off the y axis
+_EDGE = 4.0  # least distance between any text and the left or right side of the viewBox
+_TICK_FONT = 11.0
+_TICK_GAP = 6.0  # least space between two x tick labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +236,41 @@ def _truncate(text: str, max_chars: int) -> str:
 
 def _text_width(text: str, font_size: float) -> float:
     return len(text) * font_size * _CHAR_WIDTH
+
+
+@dataclass(frozen=True, slots=True)
+class _Box:
+    """A rectangle of the viewBox (y grows downward), for layout checks."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def overlaps(self, other: _Box, gap: float = 0.0) -> bool:
+        """True if the two come closer than `gap` (merely touching at `gap` is not overlapping)."""
+        return (
+            self.left < other.right + gap
+            and other.left < self.right + gap
+            and self.top < other.bottom + gap
+            and other.top < self.bottom + gap
+        )
+
+    def within(self, other: _Box) -> bool:
+        return (
+            self.left >= other.left
+            and self.right <= other.right
+            and self.top >= other.top
+            and self.bottom <= other.bottom
+        )
+
+
+def _text_box(x: float, y: float, text: str, font_size: float, anchor: str) -> _Box:
+    """The estimated box of a `<text>` at (x, y) (y the baseline) with this `text-anchor`:
+    `_text_width` wide, from 0.8 font sizes above the baseline to 0.2 below it."""
+    width = _text_width(text, font_size)
+    left = x if anchor == "start" else x - width if anchor == "end" else x - width / 2
+    return _Box(left, y - 0.8 * font_size, left + width, y + 0.2 * font_size)
 
 
 def _number(x: object) -> float | None:
@@ -384,8 +422,34 @@ def _y_axis_frame(plot: PlotArea) -> list[str]:
     ]
 
 
-def _grid_vertical(plot: PlotArea, xs: Sequence[tuple[float, str]]) -> list[str]:
-    """Vertical grid lines with tick labels under the plot, at (x, label)."""
+def _x_tick_position(x: float, label: str) -> tuple[float, str]:
+    """Where a tick label under `x` goes, (x, text-anchor): centred on the tick, unless that would
+    take it past a side of the viewBox; then it is anchored at the side's margin instead (`end`
+    on the right, `start` on the left), so its real edge stays inside whatever the font's actual
+    widths."""
+    half = _text_width(label, _TICK_FONT) / 2
+    if x + half > CHART_WIDTH - _EDGE:
+        return CHART_WIDTH - _EDGE, "end"
+    if x - half < _EDGE:
+        return _EDGE, "start"
+    return x, "middle"
+
+
+def _shown_tick_labels(boxes: Sequence[_Box], keep: int) -> set[int]:
+    """The indices of the tick labels to show: all of them if no two neighbours come closer than
+    `_TICK_GAP`, else every k-th one counting from index `keep`, for the smallest k that
+    spaces them out (the grid lines and tick marks all stay)."""
+    for k in range(1, len(boxes) + 1):
+        shown = [i for i in range(len(boxes)) if (i - keep) % k == 0]
+        pairs = zip(shown, shown[1:], strict=False)
+        if not any(boxes[a].overlaps(boxes[b], _TICK_GAP) for a, b in pairs):
+            return set(shown)
+    return set(range(len(boxes)))  # no labels at all: nothing to space out
+
+
+def _grid_vertical(plot: PlotArea, xs: Sequence[tuple[float, str]], keep: int = 0) -> list[str]:
+    """Vertical grid lines with tick labels under the plot, at (x, label); if labels would
+    collide, only every k-th one is shown, always including the one at index `keep`."""
     out = ['<g class="grid x-grid">']
     for x, _ in xs:
         out.append(
@@ -393,13 +457,24 @@ def _grid_vertical(plot: PlotArea, xs: Sequence[tuple[float, str]]) -> list[str]
             f'stroke="currentColor" stroke-opacity="0.12"/>'
         )
     out.append("</g>")
-    out.append('<g class="ticks x-ticks" font-size="11" text-anchor="middle">')
-    for x, label in xs:
+    label_y = plot.bottom + 16
+    positions = [_x_tick_position(x, label) for x, label in xs]
+    shown = _shown_tick_labels(
+        [
+            _text_box(tx, label_y, label, _TICK_FONT, anchor)
+            for (tx, anchor), (_, label) in zip(positions, xs, strict=True)
+        ],
+        keep,
+    )
+    out.append(f'<g class="ticks x-ticks" font-size="{_TICK_FONT:g}" text-anchor="middle">')
+    for index, ((x, label), (tx, anchor)) in enumerate(zip(xs, positions, strict=True)):
         out.append(
             f'<line x1="{_f(x)}" y1="{_f(plot.bottom)}" x2="{_f(x)}" y2="{_f(plot.bottom + 4)}" '
             f'stroke="currentColor" stroke-opacity="0.6"/>'
-            f'<text x="{_f(x)}" y="{_f(plot.bottom + 16)}">{_esc(label)}</text>'
         )
+        if index in shown:
+            side = "" if anchor == "middle" else f' text-anchor="{anchor}"'
+            out[-1] += f'<text x="{_f(tx)}" y="{_f(label_y)}"{side}>{_esc(label)}</text>'
     out.append("</g>")
     return out
 
@@ -439,6 +514,71 @@ def _path(points: Sequence[tuple[float, float]]) -> str:
 _MARKED_LEVELS: tuple[tuple[float, str], ...] = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 # p95 and p99 sit 4% of the plot height apart: their labels are nudged apart vertically.
 _LABEL_NUDGE: Mapping[str, float] = {"p50": 0.0, "p95": 4.0, "p99": -3.0}
+_MARKER_R = 3.5
+_MARKER_FONT = 10.0
+_LABEL_GAP = 6.0  # from a marker's centre to the near end of its label
+_LABEL_ROW = 12.0  # the step between the rows a marker label may move to
+_LABEL_ROWS = 3  # how many rows above and below its marker a label may move
+_LABEL_CLEARANCE = 1.0  # least distance between a label and another label or a marker
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """A marked quantile of one series: its marker at (cx, cy) and the text of its label."""
+
+    series: int
+    tag: str
+    cx: float
+    cy: float
+    text: str
+
+
+def _place_marker_labels(
+    marks: Sequence[_Mark], bounds: _Box, avoid: Sequence[_Box]
+) -> list[tuple[float, float, str]]:
+    """Where each mark's label goes: (x, baseline y, text-anchor), in the order of `marks`.
+
+    Each label sits beside its own marker, at the first of these spots whose estimated box (see
+    `_text_box`) lies within `bounds` and keeps clear of every marker, of the labels placed
+    before it and of `avoid`: level with its marker first (p95 nudged down and p99 up, as the two
+    sit close), then a row further up or down, and so on. Within a row, even series try the
+    left of their marker first and odd series the right, and when both sides are taken even
+    series move up first and odd series down: so two close curves put their labels on opposite
+    sides, or one above the other, rather than on top of each other. If no spot is clear (very
+    crowded charts only), the label takes its first spot within `bounds`.
+    """
+    obstacles = [
+        *avoid,
+        *(
+            _Box(m.cx - _MARKER_R, m.cy - _MARKER_R, m.cx + _MARKER_R, m.cy + _MARKER_R)
+            for m in marks
+        ),
+    ]
+    placed: list[tuple[float, float, str]] = []
+    for mark in marks:
+        even = mark.series % 2 == 0
+        sides = ("end", "start") if even else ("start", "end")
+        signs = (-1, 1) if even else (1, -1)
+        rows = [0, *(sign * k for k in range(1, _LABEL_ROWS + 1) for sign in signs)]
+        base = mark.cy + _MARKER_R + _LABEL_NUDGE[mark.tag]
+        spots = [
+            (
+                mark.cx - _LABEL_GAP if side == "end" else mark.cx + _LABEL_GAP,
+                base + row * _LABEL_ROW,
+                side,
+            )
+            for row in rows
+            for side in sides
+        ]
+        boxes = [_text_box(x, y, mark.text, _MARKER_FONT, anchor) for x, y, anchor in spots]
+        inside = [i for i, box in enumerate(boxes) if box.within(bounds)]
+        clear = [
+            i for i in inside if not any(boxes[i].overlaps(o, _LABEL_CLEARANCE) for o in obstacles)
+        ]
+        chosen = clear[0] if clear else inside[0] if inside else 0
+        obstacles.append(boxes[chosen])
+        placed.append(spots[chosen])
+    return placed
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +649,17 @@ def quantile_chart(
     body += _x_axis_frame(plot) + _y_axis_frame(plot)
     body += _axis_labels(plot, x_label, "calls at or below (%)")
 
+    marks = [
+        _Mark(index, tag, x(v), y(q), f"{tag} {_fmt_num(v)}")
+        for index, (_, pts) in enumerate(cleaned)
+        for level, tag in _MARKED_LEVELS
+        for q, v in pts
+        if abs(q - level) < 1e-9
+    ]
+    title_box = _text_box(8.0, _TITLE_Y, title, 14.0, "start")
+    label_bounds = _Box(plot.left, 0.0, CHART_WIDTH - _EDGE, plot.bottom)
+    spots = iter(_place_marker_labels(marks, label_bounds, [title_box]))
+
     legend: list[_LegendItem] = []
     sentences: list[str] = []
     for index, (name, pts) in enumerate(cleaned):
@@ -552,19 +703,14 @@ def quantile_chart(
                 cx, cy = x(v), y(q)
                 text = f"{tag} {_fmt_num(v)}"
                 tip = f"{name} {tag}: {_fmt_num(v)}{unit_sep}"
-                width = _text_width(text, 10.0)
-                if cx - 6 - width >= plot.left:
-                    tx, anchor = cx - 6, "end"
-                else:
-                    tx, anchor = cx + 6, "start"
+                tx, ty, anchor = next(spots)  # the marks were listed in this same order
                 group.append(
-                    f'<circle class="marker" cx="{_f(cx)}" cy="{_f(cy)}" r="3.5" '
+                    f'<circle class="marker" cx="{_f(cx)}" cy="{_f(cy)}" r="{_f(_MARKER_R)}" '
                     f'fill="currentColor"><title>{_esc(tip)}</title></circle>'
                 )
-                ty = cy + 3.5 + _LABEL_NUDGE[tag]
                 group.append(
                     f'<text class="marker-label" x="{_f(tx)}" y="{_f(ty)}" '
-                    f'text-anchor="{anchor}" font-size="10" fill="currentColor">'
+                    f'text-anchor="{anchor}" font-size="{_MARKER_FONT:g}" fill="currentColor">'
                     f"{_esc(text)}</text>"
                 )
         group.append("</g>")
@@ -875,8 +1021,13 @@ _BAR_TOP = 40.0
 _BAR_ROW = 26.0
 _BAR_THICKNESS = 16.0
 _BAR_LABEL_RIGHT = 184.0
-_BAR_LABEL_CHARS = 26
-_BAR_VALUE_ROOM = 64.0
+_BAR_FONT = 12.0
+_BAR_VALUE_FONT = 11.0
+# As many characters as the estimate fits between the viewBox's left margin and the labels' end.
+_BAR_LABEL_CHARS = int((_BAR_LABEL_RIGHT - _EDGE) / (_BAR_FONT * _CHAR_WIDTH))
+_BAR_VALUE_ROOM = 64.0  # right of the plot, at least; more if a value label needs it
+_BAR_VALUE_GAP = 4.0  # between a bar's end and its value label
+_BAR_PLOT_GAP = 8.0  # between the label column and the plot, at least
 
 
 def bar_chart(
@@ -904,19 +1055,31 @@ def bar_chart(
     hi = max(0.0, *(v for _, v in rows))
     ticks = nice_ticks(lo, hi, 5)
     step = ticks[1] - ticks[0]
-    plot = PlotArea(
-        left=_BAR_LABEL_RIGHT + 8,
-        top=_BAR_TOP,
-        width=CHART_WIDTH - _BAR_LABEL_RIGHT - 8 - _BAR_VALUE_ROOM,
-        height=len(rows) * _BAR_ROW,
-    )
-    x = LinearScale(ticks[0], ticks[-1], plot.left, plot.right)
 
     def show(v: float) -> str:
         return _fmt_pct(v) if percent else _fmt_num(v)
 
+    # Any bar may reach a side of the plot, so each side keeps room for the widest value label
+    # drawn beyond it: right of the plot inside the viewBox, left of it clear of the label column.
+    def room(values: Sequence[float], margin: float) -> float:
+        widths = [_text_width(show(v), _BAR_VALUE_FONT) for v in values]
+        return max((_BAR_VALUE_GAP + w + margin for w in widths), default=0.0)
+
+    left_room = max(_BAR_PLOT_GAP, room([v for _, v in rows if v < 0], _BAR_VALUE_GAP))
+    right_room = max(_BAR_VALUE_ROOM, room([v for _, v in rows if v >= 0], _EDGE))
+    plot = PlotArea(
+        left=_BAR_LABEL_RIGHT + left_room,
+        top=_BAR_TOP,
+        width=CHART_WIDTH - _BAR_LABEL_RIGHT - left_room - right_room,
+        height=len(rows) * _BAR_ROW,
+    )
+    x = LinearScale(ticks[0], ticks[-1], plot.left, plot.right)
+
     body: list[str] = []
-    body += _grid_vertical(plot, [(x(t), _tick_label(t, step, percent=percent)) for t in ticks])
+    zero_tick = min(range(len(ticks)), key=lambda i: abs(ticks[i]))  # 0 is always a tick
+    body += _grid_vertical(
+        plot, [(x(t), _tick_label(t, step, percent=percent)) for t in ticks], keep=zero_tick
+    )
     body += _x_axis_frame(plot)
     body.append('<g class="bars">')
     zero = x(0.0)
@@ -928,9 +1091,9 @@ def bar_chart(
         end = x(value)
         left, width = min(zero, end), abs(end - zero)
         if value >= 0:
-            vx, anchor = max(end, zero) + 4, "start"
+            vx, anchor = max(end, zero) + _BAR_VALUE_GAP, "start"
         else:
-            vx, anchor = min(end, zero) - 4, "end"
+            vx, anchor = min(end, zero) - _BAR_VALUE_GAP, "end"
         body.append(
             f'<g class="bar-row"><title>{_esc(name)}: {_esc(show(value))}</title>'
             f'<text class="bar-label" x="{_f(_BAR_LABEL_RIGHT)}" y="{_f(mid + 4)}" '
@@ -939,7 +1102,7 @@ def bar_chart(
             f'y="{_f(mid - _BAR_THICKNESS / 2)}" width="{_f(width)}" '
             f'height="{_f(_BAR_THICKNESS)}" fill="currentColor"/>'
             f'<text class="bar-value" x="{_f(vx)}" y="{_f(mid + 4)}" text-anchor="{anchor}" '
-            f'font-size="11">{_esc(show(value))}</text></g>'
+            f'font-size="{_BAR_VALUE_FONT:g}">{_esc(show(value))}</text></g>'
         )
     body.append("</g>")
     if ticks[0] < 0:

@@ -13,6 +13,7 @@ import pytest
 from markupsafe import Markup
 
 from dashboards.web.charts import (
+    CHART_WIDTH,
     LINE_PLOT,
     LinearScale,
     RatePoint,
@@ -24,6 +25,7 @@ from dashboards.web.charts import (
     slugify,
     stacked_bar,
 )
+from dashboards.web.charts import _text_width as text_width  # the layout's own estimate
 
 SVG = "{http://www.w3.org/2000/svg}"
 EVIL = "<script>alert(1)</script>"
@@ -89,6 +91,39 @@ def numbers_in(element: ET.Element) -> Iterator[float]:
     for name in ("d", "points"):
         if (value := element.get(name)) is not None:
             yield from (float(n) for n in re.findall(r"-?[0-9.]+(?:e-?[0-9]+)?", value))
+
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom (y grows downward)
+
+
+def text_box(text: ET.Element, font_size: float) -> Box:
+    """The estimated box of a `<text>`: as wide as the charts' own estimate says, placed by its
+    `text-anchor` (`middle` when inherited from a group), from 0.8 font sizes above the baseline
+    to 0.2 below it."""
+    x, y = float(text.get("x", "nan")), float(text.get("y", "nan"))
+    width = text_width("".join(text.itertext()), font_size)
+    anchor = text.get("text-anchor", "middle")
+    left = x if anchor == "start" else x - width if anchor == "end" else x - width / 2
+    return (left, y - 0.8 * font_size, left + width, y + 0.2 * font_size)
+
+
+def overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def x_tick_boxes(root: ET.Element) -> list[Box]:
+    (group,) = [g for g in root.iter(SVG + "g") if "x-ticks" in classes(g)]
+    return [text_box(t, float(group.get("font-size", "nan"))) for t in group.iter(SVG + "text")]
+
+
+def assert_x_ticks_fit(root: ET.Element) -> None:
+    """Every x tick label lies within the viewBox's width, and no two of them overlap."""
+    boxes = x_tick_boxes(root)
+    assert boxes
+    for box in boxes:
+        assert 0 <= box[0] and box[2] <= CHART_WIDTH, box
+    for a, b in zip(boxes, boxes[1:], strict=False):
+        assert not overlap(a, b), (a, b)
 
 
 def assert_well_drawn(root: ET.Element) -> None:
@@ -259,6 +294,76 @@ def test_quantile_chart_survives_odd_input() -> None:
     assert len(find(root, "circle", "marker")) == 1  # p50 only; NaN and level 2.0 skipped
 
 
+SHAPES = {
+    "linear": (200, 300, 350, 450, 551, 700, 900, 1000, 1200),
+    "short tail": (200, 300, 350, 450, 551, 600, 640, 650, 660),
+    "log": (20, 30, 50, 90, 150, 400, 900, 1500, 3000),
+    "seconds": (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("scale", [1, 40])
+@pytest.mark.parametrize("apart", [-0.05, -0.03, -0.01, 0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.21])
+def test_quantile_marker_labels_of_close_series_do_not_overlap(
+    shape: str, scale: int, apart: float
+) -> None:
+    """Two curves whose p50, p95 and p99 are 1-5% apart (and the reported 551 vs 667): no label
+    box overlaps another label or a marker, and each stays in the viewBox, by the estimate the
+    layout uses."""
+    primary = [(q, v * scale) for q, v in zip(LEVELS, SHAPES[shape], strict=True)]
+    candidate = [(q, v * (1 + apart)) for q, v in primary]
+    root = parse(quantile_chart({"primary": primary, "candidate": candidate}, title="Latency"))
+    groups = [g for g in root.iter(SVG + "g") if "series" in classes(g)]
+    labels: list[tuple[int, str, Box]] = []
+    markers: list[tuple[int, Box]] = []
+    for index, group in enumerate(groups):
+        tags = []
+        for text in find(group, "text", "marker-label"):
+            assert text.get("font-size") == "10"
+            labels.append((index, "".join(text.itertext()), text_box(text, 10.0)))
+            tags.append("".join(text.itertext()).split()[0])
+        assert tags == ["p50", "p95", "p99"]
+        for circle in find(group, "circle", "marker"):
+            cx, cy, r = (float(circle.get(a, "nan")) for a in ("cx", "cy", "r"))
+            markers.append((index, (cx - r, cy - r, cx + r, cy + r)))
+    for i, (series_a, text_a, a) in enumerate(labels):
+        assert 0 <= a[0] and a[2] <= CHART_WIDTH, text_a
+        assert a[3] <= LINE_PLOT.bottom, text_a  # clear of the x tick labels
+        for series_b, text_b, b in labels[i + 1 :]:
+            assert not overlap(a, b), (series_a, text_a, series_b, text_b)
+        for series_m, marker in markers:
+            assert not overlap(a, marker), (series_a, text_a, series_m, marker)
+    assert_x_ticks_fit(root)
+
+
+def test_close_series_put_their_labels_on_either_side() -> None:
+    """Level with their markers, series 0 on the left and series 1 on the right, when there is
+    room: both labels still beside their own markers."""
+    primary = [(q, v) for q, v in zip(LEVELS, SHAPES["linear"], strict=True)]
+    candidate = [(q, v * 1.03) for q, v in primary]
+    root = parse(quantile_chart({"primary": primary, "candidate": candidate}, title="Latency"))
+    groups = [g for g in root.iter(SVG + "g") if "series" in classes(g)]
+    p50 = []
+    for group in groups:
+        marker = find(group, "circle", "marker")[0]
+        label = find(group, "text", "marker-label")[0]
+        assert "".join(label.itertext()).startswith("p50 ")
+        p50.append((float(marker.get("cx", "nan")), float(label.get("x", "nan")), label))
+    (cx0, x0, label0), (cx1, x1, label1) = p50
+    assert label0.get("text-anchor") == "end" and x0 < cx0
+    assert label1.get("text-anchor") == "start" and x1 > cx1
+    assert label0.get("y") == label1.get("y")
+
+
+def test_quantile_x_tick_labels_stay_inside_for_large_values() -> None:
+    root = parse(quantile_chart({"a": cdf(900_000, 1_900_000)}, title="Latency", unit="µs"))
+    assert "2,000,000" in texts(root)
+    assert_x_ticks_fit(root)
+    (last,) = [t for t in root.iter(SVG + "text") if t.text == "2,000,000"]
+    assert last.get("text-anchor") == "end"
+
+
 # --- rate_chart ---------------------------------------------------------------------------------
 
 
@@ -333,6 +438,32 @@ def test_time_axis_is_labelled_in_utc() -> None:
     assert not any(re.fullmatch(r"\d\d:\d\d", t) for t in days)
 
 
+def test_the_last_time_tick_label_is_not_cut_off() -> None:
+    """Points every 6 hours up to 12-05 12:00: the last tick sits on the last point, near the
+    right side; its label is anchored at the end instead of running past the viewBox."""
+    start = datetime(2026, 12, 3, tzinfo=UTC)
+    points = [RatePoint(start + timedelta(hours=6 * i), 0.02, 0.01, 0.03, 100) for i in range(11)]
+    root = parse(rate_chart(points, title="Rate", threshold=0.05))
+    labels = [
+        t for g in root.iter(SVG + "g") if "x-ticks" in classes(g) for t in g.iter(SVG + "text")
+    ]
+    assert labels[-1].text == "12-05 12:00"
+    assert labels[-1].get("text-anchor") == "end"
+    assert float(labels[-1].get("x", "nan")) < CHART_WIDTH
+    assert labels[0].get("text-anchor") is None  # centred on its tick: there is room
+    assert_x_ticks_fit(root)
+
+
+@pytest.mark.parametrize("hours", [1, 3, 7, 13, 24, 25, 48, 60, 72, 24 * 7, 24 * 30, 24 * 365])
+@pytest.mark.parametrize("offset", [0.0, 0.5, 11.5])
+def test_every_time_tick_label_fits(hours: int, offset: float) -> None:
+    start = T0 + timedelta(hours=offset)
+    points = [
+        RatePoint(start + timedelta(hours=hours * i / 12), 0.02, 0.01, 0.03, 10) for i in range(13)
+    ]
+    assert_x_ticks_fit(parse(rate_chart(points, title="Rate")))
+
+
 def test_rate_chart_survives_odd_input() -> None:
     for points in (
         hourly([0.02]),  # one point
@@ -394,6 +525,51 @@ def test_bar_chart_without_percent_and_all_zero() -> None:
     root = parse(bar_chart([("a", -3.0), ("b", 1200.0)], title="Counts", percent=False))
     assert "1,200" in texts(root)
     assert_well_drawn(root)
+
+
+@pytest.mark.parametrize(
+    ("bars", "percent"),
+    [
+        ([("refusal", 0.12), ("fence", 0.03)], True),
+        ([("refusal", 0.12), ("fence", -0.03)], True),
+        ([("up", 12.5), ("down", -12.5)], True),  # 1250.0%
+        ([("alpha", 12_345_678.0), ("beta", -2_345_678.0)], False),
+        ([("alpha", 123_456_789_012.0), ("small", 5.0)], False),
+        ([("beta", -123_456_789.0), ("small", 5.0)], False),
+        ([("x" * 60, 0.5), ("y" * 25, 0.2), ("z" * 26, -0.1)], True),
+    ],
+)
+def test_bar_chart_text_stays_inside_and_apart(
+    bars: list[tuple[str, float]], percent: bool
+) -> None:
+    """Value labels stay within the viewBox and clear of the names' column; names and tick
+    labels stay within the viewBox; by the estimate the layout uses."""
+    root = parse(bar_chart(bars, title="Bars", percent=percent))
+    rows = [g for g in root.iter(SVG + "g") if "bar-row" in classes(g)]
+    assert len(rows) == len(bars)
+    names = []
+    for row in rows:
+        (name,) = find(row, "text", "bar-label")
+        (value,) = find(row, "text", "bar-value")
+        names.append(text_box(name, 12.0))
+        box = text_box(value, float(value.get("font-size", "nan")))
+        assert 0 <= box[0] and box[2] <= CHART_WIDTH, (value.text, box)
+        assert box[0] > names[-1][2], (value.text, box)
+    for box in names:
+        assert 0 <= box[0] and box[2] <= CHART_WIDTH, box
+    assert_x_ticks_fit(root)
+    assert {"0", "0%"} & set(texts(root))  # the zero tick keeps its label
+    assert_well_drawn(root)
+
+
+def test_crowded_tick_labels_are_thinned_around_zero() -> None:
+    """Ticks whose labels would collide keep their grid lines and marks, but only every other
+    label is shown, zero's included."""
+    root = parse(bar_chart([("beta", -123_456_789.0), ("small", 5.0)], title="B", percent=False))
+    (group,) = [g for g in root.iter(SVG + "g") if "x-ticks" in classes(g)]
+    assert len(group.findall(SVG + "line")) == 5  # -150M, -100M, -50M, 0, 50M
+    assert [t.text for t in group.iter(SVG + "text")] == ["-100,000,000", "0"]  # 2nd, 4th
+    assert_x_ticks_fit(root)
 
 
 # --- stacked_bar --------------------------------------------------------------------------------
