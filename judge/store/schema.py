@@ -21,6 +21,8 @@ Tables
 - `reviews` (human labels), `trigger_decisions` (the triggers' audit trail), `rollout` (weight
   history; the latest row per (migration, arm) is current: `argMax(weight, changed_at)`). Plain
   `MergeTree`: they keep history.
+- `comparison_stats` — a plain view over `comparison_stats_hourly` with the merges done: the
+  same key, numbers instead of states, for Grafana and ad-hoc SQL.
 - `comparison_stats_hourly` — `AggregatingMergeTree` filled by `comparison_stats_hourly_mv`
   from every insert into `comparisons`. One row per (migration, arm, judge_version, segment,
   hour, arm_kind) where `segment` is `*` (all traffic) or `label=value` (the MV ARRAY JOINs the
@@ -277,6 +279,18 @@ _STATS_COVERAGE = (
     _STATS_MV,
 )
 
+_VIEW_READS = ",\n    ".join(
+    f"{stats_read(n, t)} AS {n}" for n, t, _ in STATS_COLUMNS
+)
+#: Migration 5: the aggregates as plain numbers per key and hour; latency columns are arrays
+#: of the quantiles in `QUANTILES`, label counters are maps. A reader that groups further
+#: sums the counts, and must not average the quantiles (merge the states of the table instead).
+STATS_VIEW = f"""CREATE VIEW IF NOT EXISTS comparison_stats AS
+SELECT {", ".join(STATS_KEY)},
+    {_VIEW_READS}
+FROM comparison_stats_hourly
+GROUP BY {", ".join(STATS_KEY)}"""
+
 # -- the store's queries ---------------------------------------------------------------------
 
 _LO = "fromUnixTimestamp64Micro({lo:Int64}, 'UTC')"
@@ -393,7 +407,9 @@ def _migrations() -> tuple[Migration, ...]:
     first, third = loaded[0], loaded[2]
     generated = Migration(first.version, first.name, first.statements + (_STATS_TABLE, _STATS_MV))
     coverage = Migration(third.version, third.name, _STATS_COVERAGE)
-    return (generated, loaded[1], coverage, *loaded[3:])
+    fifth = loaded[4]
+    view = Migration(fifth.version, fifth.name, (STATS_VIEW,))
+    return (generated, loaded[1], coverage, loaded[3], view, *loaded[5:])
 
 
 #: Append-only (see "Evolving the schema").

@@ -180,3 +180,7 @@ ALTER TABLE reviews MODIFY COLUMN label Enum8('equivalent' = 1, 'candidate_bette
     'candidate_worse' = 3, 'different' = 4, 'refusal_wrong' = 5, 'format_ok' = 6, 'skip' = 7,
     'acceptable' = 8);
 ALTER TABLE reviews ADD COLUMN IF NOT EXISTS queue LowCardinality(String) DEFAULT '' AFTER note;
+
+-- migration 5: plain stats view
+-- Generated in judge/store/schema.py (`STATS_VIEW`): `comparison_stats`, the hourly aggregates
+-- merged into plain numbers (no -Merge functions to know) for Grafana or ad-hoc SQL.

@@ -227,6 +227,7 @@ def test_migrate_twice_is_a_no_op(settings: StoreSettings) -> None:
         "rollout": "MergeTree",
         "comparison_stats_hourly": "AggregatingMergeTree",
         "comparison_stats_hourly_mv": "MaterializedView",
+        "comparison_stats": "View",
         "schema_versions": "ReplacingMergeTree",
         "write_journal": "ReplacingMergeTree",
     }
@@ -401,6 +402,20 @@ def test_migration_3_fills_the_coverage_columns_of_stored_pairs(store: Store) ->
     more, more_comparisons = batch(5)
     store.insert_pairs(more, more_comparisons)  # the re-created view counts new pairs
     assert store.aggregate_counts("m1")["pairs"] == 25
+
+
+def test_the_plain_stats_view_needs_no_merge_functions(store: Store) -> None:
+    pairs, comparisons = batch(30)
+    store.insert_pairs(pairs, comparisons)
+    store.insert_pairs(pairs[:5], comparisons[:5])  # another part for the same hours
+    rows = _sql(
+        store,
+        "SELECT sum(pairs), sum(verdict_equivalent), sum(refusals_candidate)"
+        " FROM comparison_stats WHERE migration = 'm1' AND segment = '*'",
+    )
+    got = store.aggregate_counts("m1")
+    assert rows == [(got["pairs"], got["verdict_equivalent"], got["refusals_candidate"])]
+    assert rows[0][0] == 30
 
 
 def test_distinct_batches_with_identical_aggregates_both_count(store: Store) -> None:
