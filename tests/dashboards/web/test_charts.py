@@ -25,7 +25,7 @@ from dashboards.web.charts import (
     slugify,
     stacked_bar,
 )
-from dashboards.web.charts import _text_width as text_width  # the layout's own estimate
+from dashboards.web.charts.text import _text_width as text_width  # the layout's own estimate
 
 SVG = "{http://www.w3.org/2000/svg}"
 EVIL = "<script>alert(1)</script>"
