@@ -56,37 +56,36 @@ def labelled_pairs(
     reader: Reader,
     window: Window,
     *,
-    migration: str,
-    arm: str,
-    judge_version: str,
+    migration: str | None = None,
     segment: str = "*",
-) -> list[Labelled]:
-    """Each labelled pair's current label (the latest) and the judge's verdict on it."""
+) -> dict[tuple[str, str, str], list[Labelled]]:
+    """Per (migration, arm, judge version): each labelled pair's current label (the latest)
+    and the judge's verdict on it, for pairs captured in the window. One query for all."""
     seg, seg_params = segment_filter(segment)
-    mine = (
-        "migration = {migration:String} AND arm = {arm:String}"
-        " AND judge_version = {judge_version:String}"
-    )
-    sql = f"""SELECT r.label AS label, r.queue AS queue, c.verdict AS verdict FROM
-    (SELECT call_id, toString(argMax(label, created_at)) AS label,
+    mine = " AND migration = {migration:String}" if migration is not None else ""
+    key = "migration, arm, judge_version, call_id"
+    sql = f"""SELECT r.migration AS migration, r.arm AS arm, r.judge_version AS judge_version,
+    r.label AS label, r.queue AS queue, c.verdict AS verdict
+FROM
+    (SELECT {key}, toString(argMax(label, created_at)) AS label,
         argMax(queue, created_at) AS queue
-     FROM reviews WHERE {mine} GROUP BY call_id) AS r
+     FROM reviews WHERE 1{mine} GROUP BY {key}) AS r
 INNER JOIN
-    (SELECT call_id, toString(any(verdict)) AS verdict FROM comparisons
-     WHERE {mine}{seg}
-        AND captured_at >= fromUnixTimestamp64Micro({{since_us:Int64}}, 'UTC')
-        AND captured_at < fromUnixTimestamp64Micro({{until_us:Int64}}, 'UTC')
-        AND call_id IN (SELECT call_id FROM reviews WHERE {mine})
-     GROUP BY call_id) AS c
-USING (call_id)"""
-    params: dict[str, Any] = {
-        "migration": migration,
-        "arm": arm,
-        "judge_version": judge_version,
-        **seg_params,
-        **span(window),
-    }
-    return [Labelled(r["label"], r["queue"], r["verdict"]) for r in reader.select(sql, params)]
+    (SELECT {key}, toString(any(verdict)) AS verdict FROM comparisons
+     WHERE captured_at >= fromUnixTimestamp64Micro({{since_us:Int64}}, 'UTC')
+        AND captured_at < fromUnixTimestamp64Micro({{until_us:Int64}}, 'UTC'){mine}{seg}
+        AND call_id IN (SELECT call_id FROM reviews WHERE 1{mine})
+     GROUP BY {key}) AS c
+USING ({key})"""
+    params: dict[str, Any] = {**seg_params, **span(window)}
+    if migration is not None:
+        params["migration"] = migration
+    found: dict[tuple[str, str, str], list[Labelled]] = {}
+    for r in reader.select(sql, params):
+        found.setdefault((r["migration"], r["arm"], r["judge_version"]), []).append(
+            Labelled(r["label"], r["queue"], r["verdict"])
+        )
+    return found
 
 
 def judge_agreement(labelled: list[Labelled]) -> AgreementFigure | None:

@@ -21,6 +21,12 @@ from judge.store.schema import CAUSE_SQL, STATS_COLUMNS, stats_read
 #: Levels of the latency curves drawn on the migration page.
 CURVE_LEVELS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 _READS = ",\n    ".join(f"{stats_read(n, t)} AS {n}" for n, t, _ in STATS_COLUMNS)
+#: The segment table shows the candidate's p99 only: the other digests are not merged there.
+_SKIPPED = ("primary_latency_ms_q", "primary_ttft_ms_q", "candidate_ttft_ms_q")
+_SEGMENT_READS = ",\n    ".join(
+    f"CAST([], 'Array(Float64)') AS {n}" if n in _SKIPPED else f"{stats_read(n, t)} AS {n}"
+    for n, t, _ in STATS_COLUMNS
+)
 _SPAN = "hour >= toDateTime({since:Int64}, 'UTC') AND hour < toDateTime({until:Int64}, 'UTC')"
 _RAW_SPAN = (
     "captured_at >= fromUnixTimestamp64Micro({since_us:Int64}, 'UTC')"
@@ -69,7 +75,7 @@ def arm_stats(
         params["segment"] = segment
     sql = f"""SELECT {keys}, any(arm_kind) AS arm_kind,
     min(hour) AS first_hour, max(hour) AS last_hour,
-    {_READS}
+    {_SEGMENT_READS if by_segment else _READS}
 FROM comparison_stats_hourly
 WHERE {segment_clause} AND {_SPAN}{extra}
 GROUP BY {keys}
@@ -102,49 +108,72 @@ ORDER BY arm, at"""
 
 
 def latency_curves(
-    reader: Reader, window: Window, *, migration: str, arm: str, judge_version: str
-) -> dict[str, list[tuple[float, float]]]:
-    """(level, ms) points of each side's latency distribution, for the quantile chart."""
+    reader: Reader, window: Window, *, migration: str, judge_version: str
+) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Per arm, (level, ms) points of each side's latency distribution, for the charts."""
     levels = ", ".join(str(q) for q in CURVE_LEVELS)
-    sql = f"""SELECT
+    sql = f"""SELECT arm,
     quantilesTDigestMerge({levels})(primary_latency_ms_q) AS primary,
     quantilesTDigestMerge({levels})(candidate_latency_ms_q) AS candidate,
     sum(pairs) - sum(primary_errors) AS primary_n, sum(pairs) - sum(candidate_errors) AS candidate_n
 FROM comparison_stats_hourly
-WHERE migration = {{migration:String}} AND arm = {{arm:String}}
-    AND judge_version = {{judge_version:String}} AND segment = '*' AND {_SPAN}"""
-    params = {"migration": migration, "arm": arm, "judge_version": judge_version}
-    rows = reader.select(sql, {**params, **span(window)})
-    curves: dict[str, list[tuple[float, float]]] = {}
-    if rows:
+WHERE migration = {{migration:String}} AND judge_version = {{judge_version:String}}
+    AND segment = '*' AND {_SPAN}
+GROUP BY arm"""
+    params = {"migration": migration, "judge_version": judge_version}
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for row in reader.select(sql, {**params, **span(window)}):
+        mine = curves.setdefault(row["arm"], {})
         for side in ("primary", "candidate"):
-            if rows[0][f"{side}_n"]:
-                curves[side] = list(zip(CURVE_LEVELS, rows[0][side], strict=True))
+            if row[f"{side}_n"]:
+                mine[side] = list(zip(CURVE_LEVELS, row[side], strict=True))
     return curves
 
 
 def cause_examples(
-    reader: Reader, window: Window, *, migration: str, arm: str, judge_version: str
-) -> dict[str, str]:
-    """One full reason per not-judged or error cause: the detail a fix needs (which variable,
-    which message part). A drill-down over raw rows of those two verdicts only."""
-    sql = f"""SELECT {CAUSE_SQL}[1] AS cause, any(verdict_reason) AS example
+    reader: Reader, window: Window, *, migration: str | None = None
+) -> dict[tuple[str, str, str], dict[str, str]]:
+    """One full reason per not-judged or error cause, per (migration, arm, judge version): the
+    detail a fix needs (which variable, which message part). A drill-down over the raw rows
+    of those two verdicts only, one query for every arm."""
+    extra, params = _filters({"migration": migration})
+    sql = f"""SELECT migration, arm, judge_version, {CAUSE_SQL}[1] AS cause,
+    any(verdict_reason) AS example
 FROM comparisons
-WHERE migration = {{migration:String}} AND arm = {{arm:String}}
-    AND judge_version = {{judge_version:String}} AND verdict IN ('not_judged', 'error')
-    AND {_RAW_SPAN}
-GROUP BY cause"""
-    params = {"migration": migration, "arm": arm, "judge_version": judge_version}
-    return {r["cause"]: r["example"] for r in reader.select(sql, {**params, **span(window)})}
+WHERE verdict IN ('not_judged', 'error') AND {_RAW_SPAN}{extra}
+GROUP BY migration, arm, judge_version, cause"""
+    found: dict[tuple[str, str, str], dict[str, str]] = {}
+    for r in reader.select(sql, {**params, **span(window)}):
+        found.setdefault((r["migration"], r["arm"], r["judge_version"]), {})[r["cause"]] = r[
+            "example"
+        ]
+    return found
 
 
-def arm_models(reader: Reader, window: Window, migration: str) -> dict[str, tuple[str, str]]:
-    """(primary model, candidate model) each arm ran, from one recent row per arm."""
-    sql = f"""SELECT arm, primary_model, candidate_model FROM comparisons
-WHERE migration = {{migration:String}} AND {_RAW_SPAN}
-ORDER BY captured_at DESC LIMIT 1 BY arm"""
-    rows = reader.select(sql, {"migration": migration, **span(window)})
-    return {r["arm"]: (r["primary_model"], r["candidate_model"]) for r in rows}
+def arm_models(
+    reader: Reader, window: Window, migration: str | None = None
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """(primary model, candidate model) each arm ran most recently, per (migration, arm)."""
+    extra, params = _filters({"migration": migration})
+    sql = f"""SELECT migration, arm, argMax(primary_model, captured_at) AS primary_model,
+    argMax(candidate_model, captured_at) AS candidate_model
+FROM comparisons WHERE {_RAW_SPAN}{extra}
+GROUP BY migration, arm"""
+    rows = reader.select(sql, {**params, **span(window)})
+    return {(r["migration"], r["arm"]): (r["primary_model"], r["candidate_model"]) for r in rows}
+
+
+def trigger_states(reader: Reader, migration: str | None = None) -> list[dict[str, Any]]:
+    """The latest decision of each rule on each arm (the trigger engine's audit trail)."""
+    extra, params = _filters({"migration": migration})
+    sql = f"""SELECT migration, arm, rule, toString(argMax(decision, decided_at)) AS decision,
+    argMax(estimate, decided_at) AS estimate, argMax(lower, decided_at) AS lower,
+    argMax(upper, decided_at) AS upper, argMax(baseline, decided_at) AS threshold,
+    max(decided_at) AS last_decided
+FROM trigger_decisions
+WHERE segment = '*'{extra}
+GROUP BY migration, arm, rule ORDER BY migration, arm, rule"""
+    return reader.select(sql, params)
 
 
 def migrations(reader: Reader, window: Window) -> list[str]:

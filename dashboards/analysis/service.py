@@ -8,13 +8,19 @@ and the pages offer both.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from dashboards.analysis import queries
-from dashboards.analysis.corrections import corrections, judge_agreement, labelled_pairs
+from dashboards.analysis.corrections import (
+    Labelled,
+    corrections,
+    judge_agreement,
+    labelled_pairs,
+)
 from dashboards.analysis.figures import ArmAnalysis, Sampling, TriggerState, arm_analysis, utc
 from dashboards.analysis.queries import Reader
 from dashboards.analysis.window import Window
@@ -82,6 +88,7 @@ class Analyst:
         """Every migration (or one) with data in the window. `detail` adds the not-judged
         examples, reviewer corrections and trigger states (one query more per arm)."""
         rows = queries.arm_stats(self.reader, window, migration=migration, segment=segment)
+        drill = self.drill(window, rows, migration, segment) if detail else None
         grouped: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             grouped.setdefault(row["migration"], []).append(row)
@@ -97,7 +104,7 @@ class Analyst:
                     segment=segment,
                     judge_version=version,
                     judge_versions=versions,
-                    arms=self._arms(name, chosen, window, segment, detail),
+                    arms=self._arms(name, chosen, window, segment, detail, drill),
                 )
             )
         return found
@@ -136,51 +143,37 @@ class Analyst:
         window: Window,
         segment: str,
         detail: bool,
+        drill: _Drill | None = None,
     ) -> list[ArmAnalysis]:
         sampling = self.sampling.get(migration)
         models = self.models.get(migration, {})
-        if detail and any(r["arm"] not in models for r in rows):
-            stored = queries.arm_models(self.reader, window, migration)
-        else:
-            stored = {}
+        drill = drill or _Drill()
         noise_row = next((r for r in rows if r["arm_kind"] == "noise"), None)
 
         def build(row: dict[str, Any], noise: ArmAnalysis | None) -> ArmAnalysis:
-            arm = row["arm"]
-            primary_model, candidate_model = stored.get(arm, ("", models.get(arm, "")))
-            examples: dict[str, str] = {}
-            if detail and (row["verdict_not_judged"] or row["verdict_error"]):
-                examples = queries.cause_examples(
-                    self.reader,
-                    window,
-                    migration=migration,
-                    arm=arm,
-                    judge_version=row["judge_version"],
-                )
+            arm, version = row["arm"], row["judge_version"]
+            primary_model, candidate_model = drill.models.get((migration, arm), ("", ""))
             found = arm_analysis(
                 row,
                 window,
                 segment=segment,
                 models=(primary_model, models.get(arm, candidate_model)),
                 sampling=sampling,
-                examples=examples,
+                examples=drill.examples.get((migration, arm, version), {}),
                 noise=noise,
             )
             if not detail:
                 return found
-            labelled = labelled_pairs(
-                self.reader,
-                window,
-                migration=migration,
-                arm=arm,
-                judge_version=found.judge_version,
-                segment=segment,
-            )
+            labelled = drill.labels.get((migration, arm, version), [])
+            try:
+                corrected = corrections(labelled, found.verdicts, found.judged)
+            except ValueError:  # labels the aggregates cannot hold yet (not merged): skip
+                corrected = []
             return found.model_copy(
                 update={
-                    "corrections": corrections(labelled, found.verdicts, found.judged),
+                    "corrections": corrected,
                     "agreement": judge_agreement(labelled),
-                    "triggers": self.trigger_states(migration, arm),
+                    "triggers": drill.triggers.get((migration, arm), []),
                 }
             )
 
@@ -188,22 +181,29 @@ class Analyst:
         arms = [build(r, noise) for r in rows if r is not noise_row]
         return arms + ([noise] if noise is not None else [])
 
-    def trigger_states(self, migration: str, arm: str) -> list[TriggerState]:
-        """The latest decision of each rule on this arm (written by the trigger engine)."""
-        rows = self.reader.select(
-            """SELECT rule, toString(argMax(decision, decided_at)) AS decision,
-    argMax(estimate, decided_at) AS estimate, argMax(lower, decided_at) AS lower,
-    argMax(upper, decided_at) AS upper, argMax(baseline, decided_at) AS threshold,
-    max(decided_at) AS last_decided
-FROM trigger_decisions
-WHERE migration = {migration:String} AND arm = {arm:String} AND segment = '*'
-GROUP BY rule ORDER BY rule""",
-            {"migration": migration, "arm": arm},
-        )
-        return [
-            TriggerState(
-                **{k: v for k, v in row.items() if k != "last_decided"},
+    def drill(
+        self, window: Window, rows: list[dict[str, Any]], migration: str | None, segment: str
+    ) -> _Drill:
+        """The drill-downs of every arm at once: one query each, whatever the arm count."""
+        found = _Drill()
+        if not rows:
+            return found
+        if any(r["verdict_not_judged"] or r["verdict_error"] for r in rows):
+            found.examples = queries.cause_examples(self.reader, window, migration=migration)
+        found.models = queries.arm_models(self.reader, window, migration)
+        found.labels = labelled_pairs(self.reader, window, migration=migration, segment=segment)
+        for row in queries.trigger_states(self.reader, migration):
+            state = TriggerState(
+                **{k: v for k, v in row.items() if k not in ("last_decided", "migration", "arm")},
                 decided_at=utc(row["last_decided"]),
             )
-            for row in rows
-        ]
+            found.triggers.setdefault((row["migration"], row["arm"]), []).append(state)
+        return found
+
+
+@dataclass
+class _Drill:
+    examples: dict[tuple[str, str, str], dict[str, str]] = field(default_factory=dict)
+    models: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    labels: dict[tuple[str, str, str], list[Labelled]] = field(default_factory=dict)
+    triggers: dict[tuple[str, str], list[TriggerState]] = field(default_factory=dict)

@@ -135,14 +135,15 @@ def migration_charts(
     for row in rows:
         by_arm.setdefault(row["arm"], []).append(row)
     noise = next((a.arm for a in analysis.arms if a.arm_kind == "noise"), None)
+    all_curves = queries.latency_curves(
+        reader, window, migration=analysis.migration, judge_version=analysis.judge_version
+    )
     charts: dict[str, dict[str, Markup]] = {}
     for arm in analysis.arms:
         mine = by_arm.get(arm.arm, [])
         baseline = _rate_points(by_arm.get(noise or "", []), "verdict_equivalent", "judged")
         level, label = _threshold(arm, "equivalence")
-        curves = queries.latency_curves(
-            reader, window, migration=arm.migration, arm=arm.arm, judge_version=arm.judge_version
-        )
+        curves = all_curves.get(arm.arm, {})
         named = {
             f"primary ({arm.primary.model or 'primary'})": curves.get("primary", []),
             f"{arm.arm} ({arm.candidate.model or 'candidate'})": curves.get("candidate", []),

@@ -201,7 +201,7 @@ def test_labels_move_agreement_and_correct_the_rates(store: Store, data: Generat
                 at=datetime.now(UTC),
             )
         )
-    worst = queue(store, WINDOW, migration=MIGRATION, judge_version=version, limit=5)
+    worst = queue(store, WINDOW, migration=MIGRATION, judge_version=version, limit=8)
     rows += [
         review_row(
             call_id=w.call_id,
@@ -213,7 +213,7 @@ def test_labels_move_agreement_and_correct_the_rates(store: Store, data: Generat
             queue_name=DISAGREEMENTS,
         )
         for w in worst
-        if w.arm == "sonnet"
+        if w.arm == "sonnet" and w.call_id not in {i.call_id for i in sample}
     ]
     store.write("reviews", REVIEW_COLUMNS, rows)
     after = _arm(analyst, "sonnet")

@@ -354,3 +354,50 @@ def test_import_leaves_warning_filters_alone() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+# --- the written-out computations equal the libraries' ------------------------------------
+
+
+def test_wilson_limits_equal_statsmodels_everywhere() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(400):
+        n = int(rng.integers(1, 5000))
+        successes = int(rng.integers(0, n + 1))
+        confidence = float(rng.choice([0.8, 0.9, 0.95, 0.99]))
+        low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
+        got = proportion(successes, n, confidence)
+        assert got is not None
+        assert got.lower == pytest.approx(max(0.0, low), abs=1e-12)
+        assert got.upper == pytest.approx(min(1.0, high), abs=1e-12)
+
+
+def test_ppi_from_counts_equals_ppi_py_on_arrays() -> None:
+    with warnings.catch_warnings():  # ppi_py silences every warning when imported
+        from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(5, 300))
+        big_n = int(rng.integers(10, 20_000))
+        truth = rng.random(n) < rng.uniform(0.05, 0.95)
+        judge = np.where(rng.random(n) < rng.uniform(0.5, 1.0), truth, ~truth)
+        unlabelled = rng.random(big_n) < rng.uniform(0.05, 0.95)
+        if judge.all() and unlabelled.all() or not judge.any() and not unlabelled.any():
+            continue  # one verdict everywhere: handled apart (lam = 0)
+        y, yhat, yu = truth.astype(float), judge.astype(float), unlabelled.astype(float)
+        low, high = ppi_mean_ci(y, yhat, yu, alpha=0.05)
+        estimate = float(np.asarray(ppi_mean_pointestimate(y, yhat, yu)).item())
+        got = ppi_proportion(
+            truth=list(truth),
+            judge_on_labelled=list(judge),
+            judge_positive=int(judge.sum() + unlabelled.sum()),
+            judge_n=n + big_n,
+        )
+        assert got is not None
+        assert got.estimate == pytest.approx(min(1.0, max(0.0, estimate)), abs=1e-9)
+        assert got.lower == pytest.approx(
+            min(1.0, max(0.0, float(np.asarray(low).item()))), abs=1e-9
+        )
+        assert got.upper == pytest.approx(
+            min(1.0, max(0.0, float(np.asarray(high).item()))), abs=1e-9
+        )
