@@ -112,15 +112,16 @@ async def test_broker_restarted_empty_loses_no_accepted_call(
         runner_samples = await asyncio.to_thread(scrape, runner_port)
         judge_samples = await asyncio.to_thread(scrape, judge_port)
         assert judge_samples["shadowjudge_judge_written_total"] == BEFORE + AFTER + LATER
-        # Positions past the new logs' ends were noticed, logged and reset, skipping nothing.
-        # (Which role meets one depends on timing: a consumer that rejoins its group after
-        # the restart finds no committed offset and starts the new log by the reset policy.)
+        # Positions past the new logs' ends are noticed, logged and reset, skipping nothing.
+        # Whether a role meets one at all depends on timing: a consumer that rejoins its group
+        # after the restart finds no committed offset and starts the new log by the reset
+        # policy, with nothing to reset; under load both roles may rejoin, and then none is.
         resets = (
             runner_samples["shadowjudge_runner_offset_resets_total"]
             + judge_samples["shadowjudge_judge_offset_resets_total"]
         )
         logs = (tmp_path / "runner.log").read_text() + (tmp_path / "judge.log").read_text()
-        assert resets >= 1 and logs.count("past the log's end") == resets
+        assert logs.count("past the log's end") == resets
         assert runner_samples["shadowjudge_runner_offsets_skipped_total"] == 0
         assert judge_samples["shadowjudge_judge_offsets_skipped_total"] == 0
         assert await stop_role(runner) < 20
