@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import os
 import re
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from dashboards.triggers.config import TriggerSettings
 from judge.config import JudgeSettings, StoreSettings
 from mirror.config import (
     BusSettings,
@@ -106,6 +108,7 @@ class Settings(BaseModel):
     store: StoreSettings = Field(default_factory=StoreSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     dashboards: DashboardSettings = Field(default_factory=DashboardSettings)
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     #: Dollars per million tokens, over the built-in list prices (`mirror.pricing`).
     prices: dict[str, Price] = Field(default_factory=dict)
     migrations: tuple[MigrationSettings, ...] = ()
@@ -148,6 +151,12 @@ class Settings(BaseModel):
                 problems.append(f"judge.provider: no provider named {self.judge.provider!r}")
             if not self.judge.model:
                 problems.append("judge.model: required when judge.provider is set")
+        for i, rule in enumerate(self.triggers.rules):
+            for pattern in rule.migrations:
+                if pattern != "*" and not any(fnmatchcase(n, pattern) for n in names):
+                    problems.append(
+                        f"triggers.rules[{i}].migrations: no migration matches {pattern!r}"
+                    )
         for name in self.runner.limits:
             if name not in self.providers:
                 problems.append(f"runner.limits.{name}: no provider named {name!r}")

@@ -1,6 +1,6 @@
 """The `shadowjudge` command: every role alone (`mirror`, `runner`, `judge`, `dashboards`) or
 together (`run`), and the one-shot commands (`migrate`, `rejudge`, `check`, `calibrate`, `dlq`,
-`report`, `review digest`).
+`report`, `review digest`, `triggers check`).
 
 Settings are loaded once here and passed down; `dashboards.command.supervisor` starts the roles
 and owns the signals.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvloop
 
-from dashboards.command import dlq, report, review
+from dashboards.command import dlq, report, review, triggers
 from dashboards.command.supervisor import run_roles, scorer_for, tune_gc
 from dashboards.settings import Settings, load_settings
 from judge.errors import StoreError
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_parser(commands)
     report.add_parser(commands)
     review.add_parser(commands)
+    triggers.add_parser(commands)
     return parser
 
 
@@ -118,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report.run(settings, args)
         elif args.command == "review":
             return review.run(settings, args)
+        elif args.command == "triggers":
+            return triggers.run(settings, args)
         else:
             roles = {
                 "run": {"mirror", "runner", "judge", "dashboards"},

@@ -23,6 +23,8 @@ import uvicorn
 
 from dashboards.analysis.figures import Sampling
 from dashboards.settings import Settings
+from dashboards.triggers.alerts import Sink
+from dashboards.triggers.engine import Evaluator
 from dashboards.web.app import WebConfig, create_app
 from judge.errors import StoreUnavailableError
 from judge.store.store import Store
@@ -56,7 +58,12 @@ def web_config(settings: Settings) -> WebConfig:
         m.name: Sampling(rate=m.sampling.rate, noise_rate=m.noise_rate) for m in settings.migrations
     }
     models = {m.name: {arm.name: arm.model for arm in m.arms} for m in settings.migrations}
-    return WebConfig(token=settings.dashboards.token(), sampling=sampling, models=models)
+    return WebConfig(
+        token=settings.dashboards.token(),
+        sampling=sampling,
+        models=models,
+        triggers=settings.triggers,
+    )
 
 
 def bind(listen: str, key: str = "dashboards.listen") -> socket.socket:
@@ -75,11 +82,34 @@ def bind(listen: str, key: str = "dashboards.listen") -> socket.socket:
     return sock
 
 
+def evaluator_for(settings: Settings, holder: StoreHolder) -> Evaluator | None:
+    """The trigger engine, when this process evaluates and there are rules; sinks' URLs are
+    read from the environment now, so a missing one fails the start with its key."""
+    if not settings.triggers.evaluate or not settings.triggers.rules:
+        return None
+    sinks = [
+        Sink.from_settings(sink, f"triggers.sinks[{i}]")
+        for i, sink in enumerate(settings.triggers.sinks)
+    ]
+    return Evaluator(
+        settings.triggers,
+        holder,
+        sinks=sinks,
+        base_url=settings.dashboards.url,
+        config_hash=settings.config_hash,
+    )
+
+
 class DashboardServer:
-    def __init__(self, settings: Settings, holder: StoreHolder) -> None:
+    def __init__(
+        self, settings: Settings, holder: StoreHolder, evaluator: Evaluator | None = None
+    ) -> None:
         self.listen = settings.dashboards.listen
         self._socket = bind(self.listen)
-        app = create_app(holder, web_config(settings))
+        web = web_config(settings)
+        if evaluator is not None:
+            web.registries.append(evaluator.registry)
+        app = create_app(holder, web)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)  # off the main thread: it leaves signals alone
         self._thread = threading.Thread(

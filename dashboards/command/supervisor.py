@@ -17,9 +17,12 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from dashboards.command.endpoints import Health, serve_role_endpoints
-from dashboards.command.serve import DashboardServer, StoreHolder
+from dashboards.command.serve import DashboardServer, StoreHolder, evaluator_for
 from dashboards.settings import Settings
+from dashboards.triggers.engine import Evaluator
 from judge.errors import StoreError, StoreUnavailableError
 from judge.scorers.pairwise import PairwiseJudge
 from judge.scoring import Scorer
@@ -215,24 +218,56 @@ def dashboards_worker(settings: Settings, holder: StoreHolder) -> Worker:
     return work
 
 
+def triggers_worker(evaluator: Evaluator, interval_s: float) -> Worker:
+    """Evaluate the rules every `interval_s` in a worker thread. A failure is logged and the
+    next round tried: the triggers never take the other roles down with them."""
+
+    async def work(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(evaluator.evaluate)
+            except StoreError as exc:
+                log.warning("triggers not evaluated: %s", exc)
+            except Exception:  # noqa: BLE001 - a bug here must not stop the live path
+                log.exception("triggers not evaluated")
+            try:
+                await asyncio.wait_for(stop.wait(), interval_s)
+            except TimeoutError:
+                pass
+
+    return work
+
+
 async def run_roles(settings: Settings, roles: set[str]) -> None:
     holder = StoreHolder()
-    pages = DashboardServer(settings, holder) if "dashboards" in roles else None
+    evaluator = evaluator_for(settings, holder) if "dashboards" in roles else None
+    pages = DashboardServer(settings, holder, evaluator) if "dashboards" in roles else None
+    workers_first: list[Worker] = []
     if pages is not None and "judge" not in roles:
-        workers_first: list[Worker] = [dashboards_worker(settings, holder)]
-    else:
-        workers_first = []
+        workers_first.append(dashboards_worker(settings, holder))
+    if evaluator is not None:
+        workers_first.append(triggers_worker(evaluator, settings.triggers.interval_s))
     try:
         if pages is not None:
             pages.start()
-        await _run_roles(settings, roles, holder if pages is not None else None, workers_first)
+        await _run_roles(
+            settings,
+            roles,
+            holder if pages is not None else None,
+            workers_first,
+            evaluator.registry if evaluator is not None else None,
+        )
     finally:
         if pages is not None:
             pages.stop()
 
 
 async def _run_roles(
-    settings: Settings, roles: set[str], holder: StoreHolder | None, extra: list[Worker]
+    settings: Settings,
+    roles: set[str],
+    holder: StoreHolder | None,
+    extra: list[Worker],
+    trigger_metrics: CollectorRegistry | None,
 ) -> None:
     shared: Bus | None = None
     if settings.bus.is_memory:
@@ -241,6 +276,8 @@ async def _run_roles(
     servers: list[SidecarServer] = []
     workers: list[Worker] = list(extra)
     sidecar_metrics = SidecarMetrics()
+    if trigger_metrics is not None:
+        sidecar_metrics.also.append(trigger_metrics)
     if "runner" in roles:
         bus = shared or open_bus(settings.bus, client_id="shadowjudge-runner")
         runner, work = runner_worker(settings, bus, own_bus=shared is None)

@@ -28,6 +28,7 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp
 
 from dashboards.analysis.corrections import CALIBRATION, DISAGREEMENTS
@@ -43,6 +44,8 @@ from dashboards.review.queue import (
     queue,
     review_row,
 )
+from dashboards.triggers.config import TriggerSettings
+from dashboards.triggers.engine import Evaluator, overall
 from dashboards.web import views
 from dashboards.web.access import COOKIE, protect, token_matches
 from judge.errors import StoreError
@@ -62,6 +65,10 @@ class WebConfig:
     models: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Signs the CSRF cookie; a fresh one per process unless given.
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    #: The rules, for `/api/v1/migrations/{name}/triggers` (a read-only evaluation).
+    triggers: TriggerSettings = field(default_factory=TriggerSettings)
+    #: Served on `/metrics` (the trigger gauges when this process evaluates).
+    registries: list[CollectorRegistry] = field(default_factory=list)
 
 
 def _templates() -> Jinja2Templates:
@@ -171,6 +178,24 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         found, analysis = one(name, window, segment, judge_version)
         segments = analyst().segments(name, found, analysis.judge_version)
         return _json({**analysis.model_dump(), "segments": segments})
+
+    @app.get("/api/v1/migrations/{name}/triggers")
+    def api_triggers(name: str) -> Response:
+        """Every rule's decision now, read-only: no audit row, no alert (`triggers check`)."""
+        evaluator = Evaluator(config.triggers, source)
+        evaluations = evaluator.evaluate(migration=name, record=False, notify=False)
+        return _json(
+            {
+                "migration": name,
+                "decision": overall(evaluations).value,
+                "evaluations": [e.as_dict() for e in evaluations],
+            }
+        )
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body = b"".join(generate_latest(r) for r in config.registries)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     # -- one pair --------------------------------------------------------------------------
 
