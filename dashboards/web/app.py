@@ -46,6 +46,7 @@ from dashboards.review.queue import (
 )
 from dashboards.triggers.config import TriggerSettings
 from dashboards.triggers.engine import Evaluator, overall
+from dashboards.triggers.rules import Decision
 from dashboards.web import views
 from dashboards.web.access import COOKIE, protect, token_matches
 from judge.errors import StoreError
@@ -164,7 +165,7 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
             "window": found,
             "m": analysis,
             "segments": reader.segments(name, found, analysis.judge_version),
-            "charts": views.migration_charts(reader.reader, found, analysis),
+            "charts": views.migration_charts(reader.reader, found, analysis, config.triggers.rules),
         }
         return page(request, "migration.html", context)
 
@@ -191,6 +192,17 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
                 "evaluations": [e.as_dict() for e in evaluations],
             }
         )
+
+    @app.get("/api/v1/migrations/{name}/gate")
+    def api_gate(name: str) -> Response:
+        """For webhooks that read only the status (Flagger): 409 when a rule fires, else 200."""
+        evaluations = Evaluator(config.triggers, source).evaluate(
+            migration=name, record=False, notify=False
+        )
+        decision = overall(evaluations)
+        body = orjson.dumps({"migration": name, "decision": decision.value})
+        status = 409 if decision is Decision.FIRE else 200
+        return Response(body, status_code=status, media_type="application/json")
 
     @app.get("/metrics")
     def metrics() -> Response:

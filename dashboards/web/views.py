@@ -7,6 +7,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from dashboards.analysis.queries import Reader
 from dashboards.analysis.service import MigrationAnalysis
 from dashboards.analysis.window import NAMED, Window
 from dashboards.review.queue import QueueItem
+from dashboards.triggers.config import Metric, RuleSettings
 from dashboards.web.charts import RatePoint, bar_chart, quantile_chart, rate_chart, stacked_bar
 
 # -- formats -------------------------------------------------------------------------------
@@ -114,15 +116,24 @@ def _rate_points(rows: Sequence[dict[str, Any]], hits: str, of: str) -> list[Rat
     return points
 
 
-def _threshold(arm: ArmAnalysis, words: str) -> tuple[float | None, str]:
-    for state in arm.triggers:
-        if words in state.rule and state.threshold is not None:
-            return state.threshold, f"{state.rule} ({state.decision})"
+def _floor(arm: ArmAnalysis, rules: Sequence[RuleSettings]) -> tuple[float | None, str]:
+    """The equivalence floor a rule holds this arm to (drawn on its equivalence chart), with
+    the rule's latest decision."""
+    for rule in rules:
+        applies = any(fnmatchcase(arm.migration, m) for m in rule.migrations) and any(
+            fnmatchcase(arm.arm, a) for a in rule.arms
+        )
+        if rule.metric is Metric.EQUIVALENCE_RATE and rule.threshold is not None and applies:
+            state = next((t.decision for t in arm.triggers if t.rule == rule.name), "no decision")
+            return rule.threshold, f"{rule.name} ({state})"
     return None, ""
 
 
 def migration_charts(
-    reader: Reader, window: Window, analysis: MigrationAnalysis
+    reader: Reader,
+    window: Window,
+    analysis: MigrationAnalysis,
+    rules: Sequence[RuleSettings] = (),
 ) -> dict[str, dict[str, Markup]]:
     rows = queries.series(
         reader,
@@ -142,13 +153,12 @@ def migration_charts(
     for arm in analysis.arms:
         mine = by_arm.get(arm.arm, [])
         baseline = _rate_points(by_arm.get(noise or "", []), "verdict_equivalent", "judged")
-        level, label = _threshold(arm, "equivalence")
+        level, label = _floor(arm, rules) if arm.arm_kind != "noise" else (None, "")
         curves = all_curves.get(arm.arm, {})
         named = {
             f"primary ({arm.primary.model or 'primary'})": curves.get("primary", []),
             f"{arm.arm} ({arm.candidate.model or 'candidate'})": curves.get("candidate", []),
         }
-        refusal_level, refusal_label = _threshold(arm, "refusal")
         charts[arm.arm] = {
             "equivalence": rate_chart(
                 _rate_points(mine, "verdict_equivalent", "judged"),
@@ -162,8 +172,6 @@ def migration_charts(
                 title=f"Refusal rate of {arm.arm}",
                 baseline=_rate_points(mine, "refusals_primary", "pairs"),
                 baseline_label="primary",
-                threshold=refusal_level,
-                threshold_label=refusal_label,
             ),
             "latency": quantile_chart(
                 {k: v for k, v in named.items() if v}, title=f"Latency, primary vs {arm.arm}"

@@ -103,6 +103,7 @@ def test_exit_codes_against_a_running_run(tmp_path: Path, filled: Path) -> None:
     )
     try:
         wait_for_port(pages, 30)
+        wait_for_port(sidecar, 30)
         base = f"http://127.0.0.1:{pages}"
         deadline = time.monotonic() + 60
         while (
@@ -119,6 +120,8 @@ def test_exit_codes_against_a_running_run(tmp_path: Path, filled: Path) -> None:
         sonnet = next(a for a in analysis["arms"] if a["arm"] == "sonnet")
         assert [(t["rule"], t["decision"]) for t in sonnet["triggers"]] == [("eq", "fire")]
         assert 'rule="eq"' in httpx.get(f"{base}/metrics").text
+        gate = httpx.get(f"{base}/api/v1/migrations/support/gate")
+        assert (gate.status_code, gate.json()["decision"]) == (409, "fire")
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
