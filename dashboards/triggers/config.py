@@ -24,7 +24,8 @@ the bad side, clears when it is wholly on the good side, and holds otherwise):
 - `equivalence_rate`: below `threshold` (baseline `primary`), or below the noise arm's by more
   than `margin` points (baseline `noise`);
 - `worse_rate`, `format_drift_rate`: above `threshold`, or above the noise arm's by `margin`;
-- `error_rate`: the candidate's above the primary's (or the noise arm's) by `margin` points,
+- `error_rate`: the candidate's errors (HTTP, timeouts, broken streams; a skipped arm is
+  not counted, it is our setup) above the primary's (or the noise arm's) by `margin` points,
   or above `threshold` when one is set;
 - `refusal_difference`: the candidate refusing more often than the primary on the same calls,
   by more than `margin` points (paired);

@@ -454,7 +454,9 @@ def _rate(metric: Metric, row: dict[str, Any]) -> tuple[int, int, bool]:
         return int(row["verdict_candidate_worse"]), int(row["judged"]), True
     if metric is Metric.FORMAT_DRIFT_RATE:
         return int(row["format_drifts"]), int(row["pairs"]), True
-    return int(row["candidate_errors"]), int(row["pairs"]), True
+    # a skipped arm (untranslatable, no key, spend cap) is our setup, not the candidate failing
+    skipped = int(row["candidate_error_kinds"].get("skipped", 0))
+    return int(row["candidate_errors"]) - skipped, int(row["pairs"]) - skipped, True
 
 
 def _finding(

@@ -282,3 +282,33 @@ def test_rollback_sets_the_weight_to_zero(store: Store) -> None:
         "weight": 0.0,
         "actor": "trigger:refusals-up",
     } in rows
+
+
+def test_every_metric_and_baseline_decides(store: Store) -> None:
+    rules = (
+        rule(name="ttft", metric="ttft_ratio", margin=0.3, window="7d"),
+        rule(name="ttft-noise", metric="ttft_ratio", margin=0.3, window="7d", baseline="noise"),
+        rule(name="cost", metric="cost_ratio", margin=0.1, window="7d"),
+        rule(name="errors", metric="error_rate", margin=0.01, window="7d"),
+        rule(name="errors-level", metric="error_rate", threshold=0.5, window="7d"),
+        rule(name="worse-noise", metric="worse_rate", margin=0.02, window="7d", baseline="noise"),
+        rule(name="drift", metric="format_drift_rate", threshold=0.5, window="7d"),
+        rule(
+            name="eq-noise", metric="equivalence_rate", margin=0.05, window="7d", baseline="noise"
+        ),
+    )
+    found = {
+        e.rule.name: e.finding
+        for e in Evaluator(TriggerSettings(rules=rules), lambda: store).evaluate()
+    }
+    assert set(found) == {r.name for r in rules}
+    # the generated candidate answers its first token faster and costs 1.5x per output token
+    assert found["ttft"].decision is Decision.CLEAR and found["ttft"].estimate < 1
+    assert found["cost"].decision is Decision.FIRE and found["cost"].estimate > 1.1
+    # the candidate's only errors are skipped calls: our setup, not the candidate failing
+    assert found["errors"].decision is Decision.CLEAR and found["errors"].estimate == 0
+    assert found["errors-level"].decision is Decision.CLEAR
+    assert found["drift"].decision is Decision.CLEAR
+    # the noise arm agrees with the primary far more than the candidate does
+    assert found["eq-noise"].decision is Decision.FIRE
+    assert found["eq-noise"].estimate < -0.05
