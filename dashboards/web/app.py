@@ -45,7 +45,7 @@ from dashboards.review.queue import (
     review_row,
 )
 from dashboards.triggers.config import TriggerSettings
-from dashboards.triggers.engine import Evaluator, overall
+from dashboards.triggers.engine import Evaluation, Evaluator, overall
 from dashboards.triggers.rules import Decision
 from dashboards.web import views
 from dashboards.web.access import COOKIE, protect, token_matches
@@ -180,26 +180,22 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         segments = analyst().segments(name, found, analysis.judge_version)
         return _json({**analysis.model_dump(), "segments": segments})
 
-    @app.get("/api/v1/migrations/{name}/triggers")
-    def api_triggers(name: str) -> Response:
-        """Every rule's decision now, read-only: no audit row, no alert (`triggers check`)."""
+    def evaluate_now(name: str) -> tuple[Decision, list[Evaluation]]:
+        """Every rule's decision now, read-only: no audit row, no alert."""
         evaluator = Evaluator(config.triggers, source)
         evaluations = evaluator.evaluate(migration=name, record=False, notify=False)
-        return _json(
-            {
-                "migration": name,
-                "decision": overall(evaluations).value,
-                "evaluations": [e.as_dict() for e in evaluations],
-            }
-        )
+        return overall(evaluations), evaluations
+
+    @app.get("/api/v1/migrations/{name}/triggers")
+    def api_triggers(name: str) -> Response:
+        decision, evaluations = evaluate_now(name)
+        found = [e.as_dict() for e in evaluations]
+        return _json({"migration": name, "decision": decision.value, "evaluations": found})
 
     @app.get("/api/v1/migrations/{name}/gate")
     def api_gate(name: str) -> Response:
         """For webhooks that read only the status (Flagger): 409 when a rule fires, else 200."""
-        evaluations = Evaluator(config.triggers, source).evaluate(
-            migration=name, record=False, notify=False
-        )
-        decision = overall(evaluations)
+        decision, _ = evaluate_now(name)
         body = orjson.dumps({"migration": name, "decision": decision.value})
         status = 409 if decision is Decision.FIRE else 200
         return Response(body, status_code=status, media_type="application/json")

@@ -9,10 +9,16 @@ Seeded: the same arguments give the same rows.
 from __future__ import annotations
 
 import random
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
+from judge.config import StoreSettings
+from judge.store.store import Store
 from mirror.events import (
     Api,
     Arm,
@@ -81,8 +87,10 @@ def generate(
         captured = start + timedelta(seconds=rng.uniform(0, hours * 3600))
         p_latency = rng.lognormvariate(6.5, 0.4)
         c_latency = rng.lognormvariate(6.3 if not noise else 6.5, 0.45)
-        p_usage = None if stream and rng.random() < 0.5 else Usage(
-            input_tokens=rng.randint(100, 900), output_tokens=rng.randint(20, 300)
+        p_usage = (
+            None
+            if stream and rng.random() < 0.5
+            else Usage(input_tokens=rng.randint(100, 900), output_tokens=rng.randint(20, 300))
         )
         primary_text = f"Answer {i % 17} to: {question}"
         call = CapturedCall(
@@ -111,11 +119,15 @@ def generate(
             Verdict.ERROR: "judge timed out after 30 s",
         }.get(verdict, f"judge: {verdict.value}")
         failed = verdict is Verdict.NOT_JUDGED and "skipped" in reason
-        candidate_text = primary_text if verdict is Verdict.EQUIVALENT else (
-            f"Reply {i % 13}: {question.lower()} — see the help centre."
+        candidate_text = (
+            primary_text
+            if verdict is Verdict.EQUIVALENT
+            else (f"Reply {i % 13}: {question.lower()} — see the help centre.")
         )
-        c_usage = None if failed or (stream and rng.random() < 0.5) else Usage(
-            input_tokens=rng.randint(100, 900), output_tokens=rng.randint(20, 300)
+        c_usage = (
+            None
+            if failed or (stream and rng.random() < 0.5)
+            else Usage(input_tokens=rng.randint(100, 900), output_tokens=rng.randint(20, 300))
         )
         result = ArmResult(
             provider="openai" if noise else "anthropic",
@@ -127,9 +139,7 @@ def generate(
             error=ErrorInfo(kind=ErrorKind.SKIPPED, message=reason.split(": ", 1)[1])
             if failed
             else None,
-            output=None
-            if failed
-            else Output(text=candidate_text, finish_reason=FinishReason.STOP),
+            output=None if failed else Output(text=candidate_text, finish_reason=FinishReason.STOP),
             usage=c_usage,
         )
         arm = Arm(name="noise", kind=ArmKind.NOISE) if noise else Arm(name="sonnet")
@@ -141,12 +151,18 @@ def generate(
             (False, True): RefusalFinding.CANDIDATE_ONLY,
             (True, True): RefusalFinding.BOTH,
         }[refused]
-        drift = () if failed or rng.random() > 0.1 else tuple(
-            rng.sample(["json_fence", "finish_reason", "key_set", "length"], rng.randint(1, 2))
+        drift = (
+            ()
+            if failed or rng.random() > 0.1
+            else tuple(
+                rng.sample(["json_fence", "finish_reason", "key_set", "length"], rng.randint(1, 2))
+            )
         )
         judged = verdict not in (Verdict.NOT_JUDGED, Verdict.ERROR)
-        tier = Tier.NONE if verdict is Verdict.NOT_JUDGED else (
-            Tier.EXACT if verdict is Verdict.EQUIVALENT and rng.random() < 0.5 else Tier.LLM
+        tier = (
+            Tier.NONE
+            if verdict is Verdict.NOT_JUDGED
+            else (Tier.EXACT if verdict is Verdict.EQUIVALENT and rng.random() < 0.5 else Tier.LLM)
         )
         comparisons.append(
             Comparison(
@@ -197,3 +213,14 @@ def generate(
         )
         pairs.append(pair)
     return Generated(pairs, comparisons)
+
+
+@contextmanager
+def stored(chdb_dir: Path, data: Generated) -> Iterator[Store]:
+    """A migrated store in a database of its own on the session's chDB directory (one
+    directory per process), holding `data`."""
+    url = f"chdb://{chdb_dir}?database=g_{uuid.uuid4().hex[:12]}"
+    with Store.open(StoreSettings(url=url)) as opened:
+        opened.migrate()
+        opened.insert_pairs(data.pairs, data.comparisons)
+        yield opened

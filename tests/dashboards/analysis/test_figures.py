@@ -7,7 +7,6 @@ labels), so the aggregates are a speed-up and never a second truth.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,10 +22,9 @@ from dashboards.analysis.service import Analyst
 from dashboards.analysis.window import parse_window
 from dashboards.review.queue import REVIEW_COLUMNS, queue, review_row
 from judge.comparison import Comparison, RefusalFinding, Verdict
-from judge.config import StoreSettings
 from judge.store.schema import reason_cause
 from judge.store.store import Store
-from tests.dashboards.generate import MIGRATION, Generated, generate
+from tests.dashboards.generate import MIGRATION, Generated, generate, stored
 
 JUDGED = {Verdict.EQUIVALENT, Verdict.CANDIDATE_BETTER, Verdict.CANDIDATE_WORSE, Verdict.DIFFERENT}
 WINDOW = parse_window("7d")
@@ -39,10 +37,7 @@ def data() -> Generated:
 
 @pytest.fixture
 def store(chdb_dir: Path, data: Generated) -> Iterator[Store]:
-    url = f"chdb://{chdb_dir}?database=f_{uuid.uuid4().hex[:12]}"
-    with Store.open(StoreSettings(url=url)) as opened:
-        opened.migrate()
-        opened.insert_pairs(data.pairs, data.comparisons)
+    with stored(chdb_dir, data) as opened:
         opened.insert_pairs(data.pairs[:300], data.comparisons[:300])  # a replay: counts once
         yield opened
 

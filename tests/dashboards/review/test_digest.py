@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,48 +20,19 @@ from dashboards.review.digest import (
     render_markdown,
     slack_text,
 )
-from judge.config import StoreSettings
 from judge.store.store import Store
 from mirror.errors import ConfigError
 from tests.dashboards.generate import MIGRATION, Generated, generate
 from tests.fakes import serve
+from tests.webhook import Receiver
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 START = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
 
 
-class Webhook:
-    """A Slack incoming webhook: records what it is sent (an outside service, faked)."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.status = status
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            event = await receive()
-            body += event.get("body", b"")
-            if not event.get("more_body"):
-                break
-        self.posts.append(json.loads(body))
-        text = b"ok" if self.status == 200 else b"invalid_payload"
-        await send({"type": "http.response.start", "status": self.status, "headers": []})
-        await send({"type": "http.response.body", "body": text})
-
-
 @pytest.fixture(scope="module")
 def data() -> Generated:
     return generate(800, seed=8, start=START, hours=24)
-
-
-@pytest.fixture
-def store(chdb_dir: Path, data: Generated) -> Iterator[Store]:
-    url = f"chdb://{chdb_dir}?database=d_{uuid.uuid4().hex[:12]}"
-    with Store.open(StoreSettings(url=url)) as opened:
-        opened.migrate()
-        opened.insert_pairs(data.pairs, data.comparisons)
-        yield opened
 
 
 def test_digest_has_the_days_figures_and_ten_worst(store: Store, data: Generated) -> None:
@@ -92,15 +59,15 @@ def test_markdown_shows_text_as_written() -> None:
 
 def test_slack_gets_the_headline_and_never_shows_the_url(store: Store) -> None:
     digest = build_digest(Analyst(store), store, DAY.isoformat(), "https://sj.example")
-    hook = Webhook()
+    hook = Receiver()
     with serve(hook) as served:
         post_to_slack(f"{served.url}/services/T000/B000/XXXX", digest)
-    assert hook.posts == [{"text": slack_text(digest)}]
+    assert hook.payloads == [{"text": slack_text(digest)}]
     assert (
         f"*<https://sj.example/migrations/{MIGRATION}?window={DAY}|{MIGRATION}>*"
-        in (hook.posts[0]["text"])
+        in (hook.payloads[0]["text"])
     )
-    refusing = Webhook(status=400)
+    refusing = Receiver(status=400, answer=b"invalid_payload")
     with serve(refusing) as served, pytest.raises(ConfigError) as failed:
         post_to_slack(f"{served.url}/services/T000/B000/XXXX", digest)
     assert "HTTP 400: invalid_payload" in str(failed.value)
@@ -120,7 +87,7 @@ def test_review_digest_command_writes_both_files_and_posts(tmp_path: Path) -> No
         "s.insert_pairs(g.pairs, g.comparisons); s.close()\n"
     )
     subprocess.run([sys.executable, "-c", fill], check=True, timeout=120)
-    hook = Webhook()
+    hook = Receiver()
     with serve(hook) as served:
         config = tmp_path / "shadowjudge.yaml"
         config.write_text(
@@ -153,4 +120,4 @@ def test_review_digest_command_writes_both_files_and_posts(tmp_path: Path) -> No
     assert "posted to Slack" in done.stdout
     assert (tmp_path / "out" / f"digest-{DAY}.html").read_text().startswith("<!doctype html>")
     assert "https://sj.example/pairs/" in (tmp_path / "out" / f"digest-{DAY}.md").read_text()
-    assert len(hook.posts) == 1
+    assert len(hook.payloads) == 1

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,30 +15,12 @@ from dashboards.triggers.config import RuleSettings, TriggerSettings
 from dashboards.triggers.engine import Evaluation, Evaluator, overall
 from dashboards.triggers.rules import Decision, Finding
 from judge.comparison import RefusalFinding, Verdict
-from judge.config import StoreSettings
 from judge.store.store import Store
 from tests.dashboards.generate import MIGRATION, Generated, generate
 from tests.fakes import serve
+from tests.webhook import Receiver
 
 NOW = datetime.now(UTC)
-
-
-class Receiver:
-    """An Alertmanager-compatible webhook receiver on loopback: keeps every payload."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            event = await receive()
-            body += event.get("body", b"")
-            if not event.get("more_body"):
-                break
-        self.payloads.append(json.loads(body))
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
 
 
 def rule(**fields: Any) -> RuleSettings:
@@ -64,15 +42,6 @@ def data() -> Generated:
         }[(c.refusal_primary, candidate)]
         comparisons.append(replace(c, refusal_candidate=candidate, refusal_finding=finding))
     return Generated(found.pairs, comparisons)
-
-
-@pytest.fixture
-def store(chdb_dir: Path, data: Generated) -> Iterator[Store]:
-    url = f"chdb://{chdb_dir}?database=t_{uuid.uuid4().hex[:12]}"
-    with Store.open(StoreSettings(url=url)) as opened:
-        opened.migrate()
-        opened.insert_pairs(data.pairs, data.comparisons)
-        yield opened
 
 
 def test_rules_decide_and_every_evaluation_is_audited(store: Store, data: Generated) -> None:

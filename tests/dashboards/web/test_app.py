@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from dashboards.web.access import COOKIE
 from dashboards.web.app import WebConfig, create_app
-from judge.config import StoreSettings
 from judge.errors import StoreUnavailableError
 from judge.store.store import Store
 from tests.dashboards.generate import MIGRATION, Generated, generate
@@ -33,15 +29,6 @@ def data() -> Generated:
         verdict_reason=f"judge: {HOSTILE}",
     )
     return found
-
-
-@pytest.fixture
-def store(chdb_dir: Path, data: Generated) -> Iterator[Store]:
-    url = f"chdb://{chdb_dir}?database=w_{uuid.uuid4().hex[:12]}"
-    with Store.open(StoreSettings(url=url)) as opened:
-        opened.migrate()
-        opened.insert_pairs(data.pairs, data.comparisons)
-        yield opened
 
 
 def client(store: Store, token: str | None = TOKEN) -> TestClient:
