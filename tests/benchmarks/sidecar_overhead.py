@@ -19,16 +19,71 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import httpx
 
 from tests.broker import TansuBroker, free_port, wait_for_port
 from tests.fakes import serve_subprocess
 
 CONTENT = re.compile(rb'"content":"[^"]')
+#: `--in-run`: a migration replaying every call to the same fake twice (an arm and the noise
+#: arm), trigger rules, and the pages' address.
+IN_RUN = """store: {{url: "chdb://{store}", batch_seconds: 0.5}}
+dashboards: {{listen: "127.0.0.1:{pages}"}}
+migrations:
+  - {{name: bench, noise_rate: 1.0, arms: [{{name: again, provider: openai, model: gpt-4o}}]}}
+triggers:
+  interval_s: 5
+  rules:
+    - {{name: eq, metric: equivalence_rate, threshold: 0.9, window: 1h}}
+    - {{name: tail, metric: latency_ratio, margin: 0.3, window: 1h}}
+"""
+
+
+class PageReader:
+    """Asks the dashboards' overview, migration page and review queue one after another, in a
+    thread, until stopped: the pages busy while the sidecar is measured."""
+
+    PAGES = ("/?window=1h", "/migrations/bench?window=1h", "/review?window=1h")
+
+    def __init__(self, base: str, stop: threading.Event) -> None:
+        self.base, self.stop = base, stop
+        self.times: list[float] = []
+        self.errors = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=30) as client:
+            while not self.stop.is_set():
+                for page in self.PAGES:
+                    started = time.perf_counter()
+                    try:
+                        answer = client.get(page)
+                    except httpx.HTTPError:
+                        self.errors += 1
+                        time.sleep(0.2)
+                        continue
+                    if answer.status_code == 200:
+                        self.times.append((time.perf_counter() - started) * 1000)
+                    else:  # 404 until the first pairs are judged
+                        time.sleep(0.2)
+
+    def summary(self) -> str:
+        self.thread.join(30)
+        if not self.times:
+            return f"dashboards: no page answered ({self.errors} errors)"
+        ordered = sorted(self.times)
+        p50 = ordered[len(ordered) // 2]
+        return (
+            f"dashboards asked {len(ordered)} times during the load: p50 {p50:.0f} ms,"
+            f" max {ordered[-1]:.0f} ms, {self.errors} errors"
+        )
 
 
 @dataclass
@@ -157,6 +212,18 @@ def main() -> None:
         action="store_true",
         help="diagnostic: capture on, published to the in-process bus instead of Kafka",
     )
+    parser.add_argument(
+        "--in-run",
+        action="store_true",
+        help="the sidecar inside `shadowjudge run` (memory bus, chDB), with a migration that"
+        " replays every call twice, so the runner and the judge are busy, trigger rules"
+        " evaluated every 5 s, and the dashboards' pages asked without pause",
+    )
+    parser.add_argument(
+        "--quiet-pages",
+        action="store_true",
+        help="with --in-run: leave the dashboards' pages alone (the judge and triggers still run)",
+    )
     args = parser.parse_args()
 
     broker = TansuBroker()
@@ -167,11 +234,13 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
     ):
         config = Path(tmp) / "shadowjudge.yaml"
+        pages = free_port()
         config.write_text(
             f"providers:\n  openai: {{kind: openai, base_url: '{fake.url}'}}\n"
             f"sidecar: {{listen: '127.0.0.1:{port}'}}\n"
-            f"bus: {'memory://' if args.memory_bus else broker.url}\n"
+            f"bus: {'memory://' if args.memory_bus or args.in_run else broker.url}\n"
             f"capture: {{enabled: {'false' if args.no_capture else 'true'}}}\n"
+            + (IN_RUN.format(store=Path(tmp) / "store", pages=pages) if args.in_run else "")
         )
         sidecar = subprocess.Popen(
             [
@@ -182,18 +251,24 @@ def main() -> None:
                 str(config),
                 "--log-level",
                 "WARNING",
-                "mirror",
+                "run" if args.in_run else "mirror",
             ],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
             wait_for_port(port)
             sidecar_url = f"http://127.0.0.1:{port}"
+            stop = threading.Event()
+            busy_pages = args.in_run and not args.quiet_pages
+            readers = PageReader(f"http://127.0.0.1:{pages}", stop) if busy_pages else None
             for stream in (False, True):
                 direct, via = asyncio.run(
                     load(fake.url, sidecar_url, args.rate, args.seconds, stream)
                 )
                 report("stream" if stream else "non-stream", direct, via)
+            stop.set()
+            if readers is not None:
+                print(readers.summary())  # noqa: T201
             time.sleep(1)
             print(f"sidecar publisher (Kafka): {sidecar_metrics(sidecar_url)}")  # noqa: T201
         finally:
