@@ -334,7 +334,7 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         store.write("reviews", REVIEW_COLUMNS, [row])
         if "application/json" in request.headers.get("accept", ""):
             return _json({"call_id": call_id, "arm": arm, "label": stored})
-        return RedirectResponse(back if back.startswith("/") else "/review", status_code=303)
+        return RedirectResponse(_local(back, "/review"), status_code=303)
 
     # -- access and health -----------------------------------------------------------------
 
@@ -346,8 +346,7 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
     def login(request: Request, token: str = Form(...), next: str = Form("/")) -> Response:  # noqa: A002
         if config.token is None or not token_matches(token, config.token):
             return page(request, "login.html", {"next": next, "failed": True}, 401)
-        target = next if next.startswith("/") and not next.startswith("//") else "/"
-        response = RedirectResponse(target, status_code=303)
+        response = RedirectResponse(_local(next, "/"), status_code=303)
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
         return response
 
@@ -360,6 +359,14 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         return _json({"status": "ok"})
 
     return protect(app, token=config.token, secret=config.secret)
+
+
+def _local(path: str, fallback: str) -> str:
+    """`path` when it stays on this site (a path, not `//host` or `/\\host`), else `fallback`:
+    a form's return address must not send anyone elsewhere."""
+    if path.startswith("/") and not path.startswith(("//", "/\\")):
+        return path
+    return fallback
 
 
 def _window(window: Window) -> dict[str, Any]:

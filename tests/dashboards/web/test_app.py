@@ -126,6 +126,20 @@ def test_cookie_writes_need_the_csrf_token(store: Store, data: Generated) -> Non
     assert rows == [{"reviewer": "ana", "label": "candidate_worse", "queue": "disagreements"}]
 
 
+def test_a_label_never_redirects_off_site(store: Store, data: Generated) -> None:
+    web = client(store)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for back, expected in (
+        ("//evil.example/x", "/review"),
+        ("/\\evil.example", "/review"),
+        ("/review?window=7d", "/review?window=7d"),
+    ):
+        answer = web.post(
+            "/review/label", data={**_label_form(data, None), "back": back}, headers=auth
+        )
+        assert answer.headers["location"] == expected
+
+
 def test_bearer_writes_are_not_csrf_checked(store: Store, data: Generated) -> None:
     web = client(store)
     answer = web.post(
