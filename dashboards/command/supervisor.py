@@ -155,6 +155,8 @@ def judge_worker(
     def store_failed(exc: Exception) -> None:
         state.update(status="degraded", reason=f"store: {exc}")
         metrics.degraded.set(1)
+        if holder is not None:  # the pages say why they wait
+            holder.take_back(str(exc))
 
     async def work(stop: asyncio.Event) -> None:
         store = await open_store(settings, stop, on_error=store_failed)
