@@ -73,7 +73,10 @@ def render(found: dict[str, Any], source: str, out: TextIO) -> None:
             f" ({e['lower']:.4g} to {e['upper']:.4g}, n={e['n']}) against {e['limit']:.4g}\n"
         )
     if not found["evaluations"]:
-        out.write("  no rule applies to this migration, or it has no pairs in the rules' windows\n")
+        out.write(
+            "  no rule applies to this migration, or it has no pairs in the rules' windows:"
+            " hold (no evidence is not a pass)\n"
+        )
 
 
 def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

@@ -105,11 +105,14 @@ class _State:
 
 
 def overall(evaluations: Sequence[Evaluation]) -> Decision:
-    """Fire if any fires, else hold if any holds, else clear (also when none applies)."""
+    """Fire if any fires, else hold if any holds, else clear. No evaluation at all (no rule
+    applies, a misspelt migration, no pairs in the window) is hold: no evidence is not a pass."""
     decisions = {e.finding.decision for e in evaluations}
     if Decision.FIRE in decisions:
         return Decision.FIRE
-    return Decision.HOLD if Decision.HOLD in decisions else Decision.CLEAR
+    if Decision.HOLD in decisions or not decisions:
+        return Decision.HOLD
+    return Decision.CLEAR
 
 
 class Evaluator:

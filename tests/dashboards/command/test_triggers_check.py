@@ -125,3 +125,26 @@ def test_exit_codes_against_a_running_run(tmp_path: Path, filled: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
+
+
+def test_a_misspelt_migration_holds(tmp_path: Path, filled: Path) -> None:
+    path = config(tmp_path, filled, "clear")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dashboards.command",
+            "-c",
+            str(path),
+            "triggers",
+            "check",
+            "--migration",
+            "suport",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "no evidence is not a pass" in done.stdout

@@ -101,7 +101,7 @@ def test_rules_decide_and_every_evaluation_is_audited(store: Store, data: Genera
         'segment="*"} 2.0' in gauges
     )
     assert overall(found) is Decision.FIRE
-    assert overall([]) is Decision.CLEAR
+    assert overall([]) is Decision.HOLD  # no evidence is not a pass
 
 
 def test_the_states_show_on_the_analysis(store: Store) -> None:
