@@ -130,7 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "judge": {"judge"},
             }
             uvloop.run(run_roles(settings, roles[args.command]))
-    except (StoreError, ConfigError) as exc:
+    except ConfigError as exc:  # a taken port, a variable unset: fix the setting, run again
+        print(f"shadowjudge: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except StoreError as exc:
         print(f"shadowjudge: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     return 0

@@ -14,9 +14,7 @@ answer 503 with the reason.
 
 from __future__ import annotations
 
-import errno
 import logging
-import socket
 import threading
 
 import uvicorn
@@ -28,8 +26,7 @@ from dashboards.triggers.engine import Evaluator
 from dashboards.web.app import WebConfig, create_app
 from judge.errors import StoreUnavailableError
 from judge.store.store import Store
-from mirror.config import parse_host_port
-from mirror.errors import ConfigError
+from mirror.sidecar.server import bind
 
 log = logging.getLogger("shadowjudge.dashboards")
 
@@ -66,22 +63,6 @@ def web_config(settings: Settings) -> WebConfig:
     )
 
 
-def bind(listen: str, key: str = "dashboards.listen") -> socket.socket:
-    """A listening socket on `listen`; a ConfigError that names `key` when it cannot be."""
-    host, port = parse_host_port(listen, key)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise ConfigError(f"{key}: cannot listen on {listen}: {why}") from exc
-    sock.listen(128)
-    return sock
-
-
 def evaluator_for(settings: Settings, holder: StoreHolder) -> Evaluator | None:
     """The trigger engine, when this process evaluates and there are rules; sinks' URLs are
     read from the environment now, so a missing one fails the start with its key."""
@@ -105,7 +86,7 @@ class DashboardServer:
         self, settings: Settings, holder: StoreHolder, evaluator: Evaluator | None = None
     ) -> None:
         self.listen = settings.dashboards.listen
-        self._socket = bind(self.listen)
+        self._socket = bind(self.listen, "dashboards.listen")
         web = web_config(settings)
         if evaluator is not None:
             web.registries.append(evaluator.registry)

@@ -14,6 +14,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.worker import Runner
 from mirror.sidecar.metrics import SidecarMetrics
-from mirror.sidecar.server import SidecarServer, build_sidecar
+from mirror.sidecar.server import SidecarServer, bind, build_sidecar
 
 log = logging.getLogger("shadowjudge")
 
@@ -241,6 +242,8 @@ def triggers_worker(evaluator: Evaluator, interval_s: float) -> Worker:
 
 
 async def run_roles(settings: Settings, roles: set[str]) -> None:
+    # The ports are bound first: a taken one fails the start before anything has started.
+    listener = bind(settings.sidecar.listen, "sidecar.listen") if "mirror" in roles else None
     holder = StoreHolder()
     evaluator = evaluator_for(settings, holder) if "dashboards" in roles else None
     pages = DashboardServer(settings, holder, evaluator) if "dashboards" in roles else None
@@ -258,6 +261,7 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
             holder if pages is not None else None,
             workers_first,
             evaluator.registry if evaluator is not None else None,
+            listener,
         )
     finally:
         if pages is not None:
@@ -270,6 +274,7 @@ async def _run_roles(
     holder: StoreHolder | None,
     extra: list[Worker],
     trigger_metrics: CollectorRegistry | None,
+    listener: socket.socket | None,
 ) -> None:
     shared: Bus | None = None
     if settings.bus.is_memory:
@@ -319,7 +324,7 @@ async def _run_roles(
             bus=shared,
             metrics=sidecar_metrics,
         )
-        servers.append(SidecarServer(sidecar, settings.sidecar.listen))
+        servers.append(SidecarServer(sidecar, settings.sidecar.listen, sock=listener))
         log.info("sidecar listening on %s", settings.sidecar.listen)
     log.info("roles %s, bus %s", ", ".join(sorted(roles)), settings.bus.url)
     try:

@@ -8,7 +8,9 @@ workers and stop them in order: a server runs until its `should_exit` is set.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import time
 from collections.abc import Mapping
 
@@ -21,6 +23,7 @@ from mirror.config import (
     SidecarSettings,
     parse_host_port,
 )
+from mirror.errors import ConfigError
 from mirror.sidecar.metrics import SidecarMetrics
 from mirror.sidecar.proxy import Sidecar
 from mirror.sidecar.publisher import Publisher
@@ -31,12 +34,40 @@ log = logging.getLogger(__name__)
 _POLL_S = 0.1
 
 
-class SidecarServer:
-    """Serves one `Sidecar` on `listen` until `should_exit`, then drains for a bounded time."""
+def bind(listen: str, key: str) -> socket.socket:
+    """A listening socket on `listen`, bound now: a ConfigError that names `key` when it cannot
+    be (a taken port), before anything starts, instead of a server that never comes up."""
+    host, port = parse_host_port(listen, key)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(f"{key}: cannot listen on {listen}: {why}") from exc
+    sock.setblocking(False)
+    return sock
 
-    def __init__(self, sidecar: Sidecar, listen: str, *, graceful_timeout_s: float = 30.0) -> None:
+
+class SidecarServer:
+    """Serves one `Sidecar` on `listen` until `should_exit`, then drains for a bounded time.
+    The socket is bound when the server is made (see `bind`)."""
+
+    def __init__(
+        self,
+        sidecar: Sidecar,
+        listen: str,
+        *,
+        graceful_timeout_s: float = 30.0,
+        key: str = "sidecar.listen",
+        sock: socket.socket | None = None,
+    ) -> None:
         self.sidecar = sidecar
-        self.host, self.port = parse_host_port(listen, "listen")
+        self.host, self.port = parse_host_port(listen, key)
+        self.socket = sock if sock is not None else bind(listen, key)
         self.graceful_timeout_s = graceful_timeout_s
         self.should_exit = False
 
@@ -45,9 +76,7 @@ class SidecarServer:
         await sidecar.startup()
         try:
             loop = asyncio.get_running_loop()
-            server = await loop.create_server(
-                sidecar.connection, self.host, self.port, reuse_address=True, backlog=2048
-            )
+            server = await loop.create_server(sidecar.connection, sock=self.socket)
         except BaseException:
             await sidecar.shutdown()
             raise

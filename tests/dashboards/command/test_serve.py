@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dashboards.command.serve import bind
 from dashboards.settings import parse_settings
 from mirror.errors import ConfigError
+from mirror.sidecar.server import bind
 from tests.broker import free_port, wait_for_port
 
 
@@ -26,7 +26,7 @@ def test_a_taken_port_names_the_key() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=r"dashboards.listen: cannot listen on .*in use"):
-            bind(f"127.0.0.1:{port}")
+            bind(f"127.0.0.1:{port}", "dashboards.listen")
 
 
 def test_pages_on_another_interface_need_a_token() -> None:
@@ -73,7 +73,7 @@ def test_dashboards_alone_and_report_from_the_store(tmp_path: Path, filled: Path
         f'dashboards: {{listen: "127.0.0.1:{pages}", token_env: SJ_T_TOKEN}}\n'
     )
     unset = _command(config, "dashboards", env={**os.environ, "SJ_T_TOKEN": ""})
-    assert unset.returncode == 1
+    assert unset.returncode == 2
     assert "dashboards.token_env: environment variable SJ_T_TOKEN is not set" in unset.stderr
     # nothing answers on the dashboards address: report reads the store itself
     printed = _command(
@@ -111,7 +111,7 @@ def test_dashboards_alone_and_report_from_the_store(tmp_path: Path, filled: Path
         assert again.returncode == 0, again.stderr
         assert f"from {base}" in again.stdout
         taken = _command(config, "dashboards", env={**os.environ, "SJ_T_TOKEN": "t"})
-        assert taken.returncode == 1
+        assert taken.returncode == 2
         assert f"dashboards.listen: cannot listen on 127.0.0.1:{pages}" in taken.stderr
     finally:
         process.send_signal(signal.SIGTERM)
@@ -126,3 +126,22 @@ def test_report_of_an_unknown_migration(tmp_path: Path, filled: Path) -> None:
     printed = _command(config, "report", "--migration", "nope")
     assert printed.returncode == 1
     assert "no pairs of migration 'nope' in the window 7d" in printed.stderr
+
+
+def test_run_with_the_sidecar_port_taken_says_so_and_exits(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "shadowjudge.yaml"
+        config.write_text(
+            f'store: "chdb://{tmp_path / "store"}"\n'
+            f"sidecar: {{listen: '127.0.0.1:{port}'}}\n"
+            f"dashboards: {{listen: '127.0.0.1:{free_port()}'}}\n"
+        )
+        started = time.monotonic()
+        done = _command(config, "run")
+        elapsed = time.monotonic() - started
+    assert done.returncode == 2, done.stderr
+    assert f"sidecar.listen: cannot listen on 127.0.0.1:{port}: the port is in use" in done.stderr
+    assert elapsed < 10  # the interpreter's start included; the failure itself is immediate
