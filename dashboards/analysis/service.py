@@ -7,7 +7,7 @@ and the pages offer both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,7 +47,9 @@ class MigrationAnalysis(BaseModel):
     arms: list[ArmAnalysis]
 
 
-def _pick_version(rows: list[dict[str, Any]]) -> str:
+def latest_version(rows: Sequence[dict[str, Any]]) -> str:
+    """The judge version a migration's rows are read at: the one with the most recent pairs,
+    ties broken by the most pairs (pages, API and trigger engine alike)."""
     by_version: dict[str, tuple[datetime, int]] = {}
     for row in rows:
         last, pairs = by_version.get(row["judge_version"], (utc(row["last_hour"]), 0))
@@ -95,7 +97,7 @@ class Analyst:
         found = []
         for name, mine in grouped.items():
             versions = sorted({r["judge_version"] for r in mine})
-            version = judge_version if judge_version in versions else _pick_version(mine)
+            version = judge_version if judge_version in versions else latest_version(mine)
             chosen = [r for r in mine if r["judge_version"] == version]
             found.append(
                 MigrationAnalysis(

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from dashboards.analysis import queries
 from dashboards.analysis.queries import Reader, span
+from dashboards.analysis.service import latest_version
 from dashboards.analysis.window import Window, parse_window
 from dashboards.triggers.alerts import AlertEvent, Sink
 from dashboards.triggers.config import Metric, RuleSettings, TriggerSettings
@@ -191,7 +192,10 @@ class Evaluator:
             if (migration is None or r["migration"] == migration)
             and any(fnmatchcase(r["migration"], m) for m in rule.migrations)
         ]
-        versions = _latest_versions(rows)
+        by_migration: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_migration.setdefault(r["migration"], []).append(r)
+        versions = {m: latest_version(mine) for m, mine in by_migration.items()}
         rows = [r for r in rows if r["judge_version"] == versions[r["migration"]]]
         targets = [
             r
@@ -438,15 +442,6 @@ class Evaluator:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _latest_versions(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
-    best: dict[str, tuple[Any, int, str]] = {}
-    for r in rows:
-        mark = (r["last_hour"], int(r["pairs"]), r["judge_version"])
-        if r["migration"] not in best or mark > best[r["migration"]]:
-            best[r["migration"]] = mark
-    return {m: mark[2] for m, mark in best.items()}
 
 
 def _rate(metric: Metric, row: dict[str, Any]) -> tuple[int, int, bool]:
