@@ -168,6 +168,31 @@ class Settings(BaseModel):
 _INNER_KEY = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.S)
 
 
+def start_warnings(settings: Settings) -> list[str]:
+    """What a valid configuration still leaves off, said at start by `run` and `check`: a key
+    variable unset for a provider that arms replay to, and no migration at all."""
+    found = []
+    if not settings.migrations:
+        found.append(
+            "no migrations configured: the sidecar forwards and captures calls, nothing is"
+            " replayed or judged; add one under migrations (see shadowjudge.example.yaml)"
+        )
+    for name, provider in sorted(settings.providers.items()):
+        arms = [
+            f"{m.name}/{arm.name}"
+            for m in settings.migrations
+            for arm in m.arms
+            if arm.provider == name
+        ]
+        if arms and provider.api_key_env and not provider.api_key():
+            found.append(
+                f"providers.{name}.api_key_env: environment variable {provider.api_key_env} is"
+                f" not set: the replays to {', '.join(arms)} are skipped (the app's own calls"
+                " through the sidecar still carry the app's key)"
+            )
+    return found
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = []
     for error in exc.errors():

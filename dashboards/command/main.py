@@ -19,7 +19,7 @@ import uvloop
 
 from dashboards.command import dlq, report, review, triggers
 from dashboards.command.supervisor import run_roles, scorer_for, tune_gc
-from dashboards.settings import Settings, load_settings
+from dashboards.settings import Settings, load_settings, start_warnings
 from judge.errors import StoreError
 from judge.rejudge import rejudge
 from judge.store.store import AsyncStore
@@ -104,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"shadowjudge: bad configuration\n{exc}", file=sys.stderr)  # noqa: T201
         return 2
+    if args.command in ("check", "run", "mirror", "runner", "judge", "dashboards"):
+        for warning in start_warnings(settings):
+            log.warning(warning)
     if args.command == "check":
         print(settings.model_dump_json(indent=2))  # noqa: T201 - secrets are env names only
         return 0

@@ -163,3 +163,21 @@ def test_the_example_file_is_valid() -> None:
     settings = load_settings(example)
     assert settings.migrations[0].arms[0].provider == "anthropic"
     assert settings.capture.redact[0].name == "email"
+
+
+def test_start_warnings_name_the_unset_key_and_the_missing_migrations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dashboards.settings import start_warnings
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert start_warnings(parse_settings({}))[0].startswith("no migrations configured")
+    arm = {"name": "sonnet", "provider": "anthropic", "model": "claude-sonnet-4-6"}
+    found = start_warnings(parse_settings({"migrations": [{"name": "m", "arms": [arm]}]}))
+    assert found == [
+        "providers.anthropic.api_key_env: environment variable ANTHROPIC_API_KEY is not set:"
+        " the replays to m/sonnet are skipped (the app's own calls through the sidecar still"
+        " carry the app's key)"
+    ]
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-x")
+    assert start_warnings(parse_settings({"migrations": [{"name": "m", "arms": [arm]}]})) == []
