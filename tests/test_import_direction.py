@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("mirror", "judge", "dashboards")
+PACKAGES = ("mirror", "judge", "dashboards", "simulation")
 
 # (importer prefix, forbidden prefix, why). A prefix matches the module and its submodules.
 RULES: tuple[tuple[str, str, str], ...] = (
@@ -34,6 +34,16 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("judge.scorers", "judge.worker", "scorers are pure: no worker"),
     ("judge.scorers", "mirror.bus", "scorers are pure: no bus"),
     ("judge.store", "judge.scorers", "the store writes what it is given"),
+    # The simulation stands apart: only the composition root wires it in (`shadowjudge demo`).
+    ("simulation", "mirror", "a simulated provider knows nothing of what it is tested with"),
+    ("simulation", "judge", "a simulated provider knows nothing of what it is tested with"),
+    ("simulation", "dashboards", "a simulated provider knows nothing of what it is tested with"),
+    ("mirror", "simulation", "nothing on a real path runs simulated parts"),
+    ("judge", "simulation", "nothing on a real path runs simulated parts"),
+    ("dashboards.analysis", "simulation", "nothing on a real path runs simulated parts"),
+    ("dashboards.review", "simulation", "nothing on a real path runs simulated parts"),
+    ("dashboards.triggers", "simulation", "nothing on a real path runs simulated parts"),
+    ("dashboards.web", "simulation", "nothing on a real path runs simulated parts"),
 )
 # The contract every role shares imports none of the rooms.
 CONTRACT = ("mirror.events", "mirror.errors", "mirror.config", "mirror.pricing", "mirror.fit")

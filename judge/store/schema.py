@@ -279,9 +279,7 @@ _STATS_COVERAGE = (
     _STATS_MV,
 )
 
-_VIEW_READS = ",\n    ".join(
-    f"{stats_read(n, t)} AS {n}" for n, t, _ in STATS_COLUMNS
-)
+_VIEW_READS = ",\n    ".join(f"{stats_read(n, t)} AS {n}" for n, t, _ in STATS_COLUMNS)
 #: Migration 5: the aggregates as plain numbers per key and hour; latency columns are arrays
 #: of the quantiles in `QUANTILES`, label counters are maps. A reader that groups further
 #: sums the counts, and must not average the quantiles (merge the states of the table instead).

@@ -31,10 +31,10 @@ from judge.store.store import Store
 from mirror.bus.kafka import KafkaBus
 from mirror.config import BusSettings, TopicSettings
 from mirror.events import ShadowPair, dump_event
+from simulation.providers import FakeReply, openai_app, serve
 from tests.benchmarks.runner_throughput import cpu_seconds
 from tests.broker import TansuBroker, free_port
 from tests.demo_mix import MIGRATION, demo_pairs, deterministic_pairs
-from tests.fakes import FakeReply, openai_app, serve
 
 CONFIG = """
 providers:

@@ -26,8 +26,8 @@ from mirror.bus.base import Record
 from mirror.bus.kafka import KafkaBus
 from mirror.config import BusSettings
 from mirror.events import Api, ArmResult, CapturedCall, Output, dump_event
+from simulation.providers import serve_subprocess
 from tests.broker import TansuBroker
-from tests.fakes import serve_subprocess
 
 CONFIG = """
 providers:

@@ -27,8 +27,8 @@ from pathlib import Path
 import aiohttp
 import httpx
 
+from simulation.providers import serve_subprocess
 from tests.broker import TansuBroker, free_port, wait_for_port
-from tests.fakes import serve_subprocess
 
 CONTENT = re.compile(rb'"content":"[^"]')
 #: `--in-run`: a migration replaying every call to the same fake twice (an arm and the noise

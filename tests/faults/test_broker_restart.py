@@ -26,8 +26,8 @@ from mirror.bus.kafka import KafkaBus
 from mirror.bus.retry import deliver
 from mirror.config import BusSettings
 from mirror.events import dump_event
+from simulation.providers import Served, openai_app, serve
 from tests.broker import TansuBroker, free_port
-from tests.fakes import Served, openai_app, serve
 from tests.faults.harness import captured, eventually, scrape, start_role, stop_role, unique_topics
 
 pytestmark = [pytest.mark.faults, pytest.mark.kafka]

@@ -25,7 +25,7 @@ from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.migrations import MigrationSettings, RunnerSettings
 from mirror.runner.worker import Runner
-from tests.fakes import Served, openai_app, serve
+from simulation.providers import Served, openai_app, serve
 from tests.faults.harness import captured, eventually
 
 pytestmark = pytest.mark.faults

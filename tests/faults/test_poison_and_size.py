@@ -26,8 +26,8 @@ from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.migrations import MigrationSettings, RunnerSettings
 from mirror.runner.worker import Runner
+from simulation.providers import Served, openai_app, serve
 from tests.broker import TansuBroker
-from tests.fakes import Served, openai_app, serve
 from tests.faults.harness import (
     captured,
     committed_and_ends,

@@ -1,8 +1,8 @@
 """The scorer end to end: ShadowPair in, Comparison out, with LLM judges on the fake providers.
 
-The judges are the official SDKs talking to `tests.fakes` apps whose responder plays the judge:
-always "A" (position bias), or a consistent judge that finds the candidate's answer in the
-prompt it receives and prefers it wherever it is shown.
+The judges are the official SDKs talking to `simulation.providers` apps whose responder plays
+the judge: always "A" (position bias), or a consistent judge that finds the candidate's answer
+in the prompt it receives and prefers it wherever it is shown.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from mirror.events import (
     Usage,
 )
 from mirror.pricing import PriceTable
-from tests.fakes import FakeReply, Served, anthropic_app, last_user_text, openai_app, serve
+from simulation.providers import FakeReply, Served, anthropic_app, last_user_text, openai_app, serve
 
 JUDGE_MODELS = {ProviderKind.OPENAI: "gpt-4.1", ProviderKind.ANTHROPIC: "claude-sonnet-4-6"}
 BIASED = '{"verdict": "A", "reason": "first is better"}'

@@ -20,8 +20,8 @@ import openai
 
 from judge.config import StoreSettings
 from judge.store.store import Store
+from simulation.providers import FakeReply, anthropic_app, last_user_text, openai_app, serve
 from tests.broker import free_port, wait_for_port
-from tests.fakes import FakeReply, anthropic_app, last_user_text, openai_app, serve
 
 CONFIG = """
 providers:

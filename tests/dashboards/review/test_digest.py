@@ -22,8 +22,8 @@ from dashboards.review.digest import (
 )
 from judge.store.store import Store
 from mirror.errors import ConfigError
+from simulation.providers import serve
 from tests.dashboards.generate import MIGRATION, Generated, generate
-from tests.fakes import serve
 from tests.webhook import Receiver
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()

@@ -16,8 +16,8 @@ from dashboards.triggers.engine import Evaluation, Evaluator, overall
 from dashboards.triggers.rules import Decision, Finding
 from judge.comparison import RefusalFinding, Verdict
 from judge.store.store import Store
+from simulation.providers import serve
 from tests.dashboards.generate import MIGRATION, Generated, generate
-from tests.fakes import serve
 from tests.webhook import Receiver
 
 NOW = datetime.now(UTC)

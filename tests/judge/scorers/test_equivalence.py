@@ -1,7 +1,7 @@
 """The equivalence cascade: cheap tiers, combining orders, parsing, the question, the client.
 
-The LLM judge is reached through the official SDKs against the fake providers (`tests.fakes`);
-end-to-end verdicts through the scorer are in `test_scoring.py`.
+The LLM judge is reached through the official SDKs against the simulated providers
+(`simulation.providers`); end-to-end verdicts through the scorer are in `test_scoring.py`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from mirror.events import (
     ProviderKind,
     ToolCall,
 )
-from tests.fakes import FakeReply, Served, anthropic_app, openai_app, serve
+from simulation.providers import FakeReply, Served, anthropic_app, openai_app, serve
 
 QUESTION = Question(system="Answer briefly.", user="What is the capital of France?")
 

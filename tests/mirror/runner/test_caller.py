@@ -14,8 +14,7 @@ import pytest
 from mirror.config import ProviderSettings
 from mirror.events import SHADOW_TRAFFIC_HEADER, Api, ErrorKind, FinishReason, ProviderKind
 from mirror.runner.caller import ArmCaller, request_headers, retry_after_seconds
-from tests.broker import free_port
-from tests.fakes import (
+from simulation.providers import (
     AnthropicFake,
     OpenAIFake,
     anthropic_app,
@@ -23,6 +22,7 @@ from tests.fakes import (
     openai_app,
     serve,
 )
+from tests.broker import free_port
 
 OPENAI_KEY = "sk-test-caller-1f2e3d4c"
 ANTHROPIC_KEY = "sk-ant-test-caller-9a8b7c"

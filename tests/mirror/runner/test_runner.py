@@ -23,7 +23,7 @@ from mirror.pricing import Price, PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.migrations import MigrationSettings, RunnerSettings
 from mirror.runner.worker import Runner
-from tests.fakes import (
+from simulation.providers import (
     AnthropicFake,
     FakeReply,
     FakeUsage,

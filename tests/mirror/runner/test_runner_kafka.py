@@ -27,8 +27,8 @@ from mirror.events import (
 )
 from mirror.runner.migrations import MigrationSettings
 from mirror.runner.sampling import arm_salt, sampling_key, selected
+from simulation.providers import openai_app, serve
 from tests.broker import TansuBroker
-from tests.fakes import openai_app, serve
 
 CALLS = 2000
 CONFIG = """

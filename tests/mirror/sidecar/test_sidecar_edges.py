@@ -16,8 +16,8 @@ import pytest
 
 from mirror.config import CaptureSettings
 from mirror.events import ErrorKind
+from simulation.providers import AnthropicFake, OpenAIFake, anthropic_app, openai_app, serve
 from tests.broker import free_port
-from tests.fakes import AnthropicFake, OpenAIFake, anthropic_app, openai_app, serve
 from tests.sidecar import RunningSidecar, providers_for, run_sidecar
 
 KEY = "sk-test-edges-5b7d9e1f3a"

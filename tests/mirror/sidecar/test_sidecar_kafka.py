@@ -11,8 +11,8 @@ from mirror.bus.base import Record
 from mirror.bus.kafka import KafkaBus, KafkaConsumer
 from mirror.config import BusSettings, CaptureSettings, KafkaProducerSettings
 from mirror.events import parse_captured_call
+from simulation.providers import openai_app, serve
 from tests.broker import TansuBroker
-from tests.fakes import openai_app, serve
 from tests.sidecar import RunningSidecar, providers_for, run_sidecar
 
 PER_PHASE = 40

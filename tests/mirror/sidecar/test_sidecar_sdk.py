@@ -20,7 +20,7 @@ import pytest
 
 from mirror.config import CaptureSettings
 from mirror.events import Api, CapturedCall, ErrorKind, FinishReason
-from tests.fakes import AnthropicFake, OpenAIFake, anthropic_app, openai_app, serve
+from simulation.providers import AnthropicFake, OpenAIFake, anthropic_app, openai_app, serve
 from tests.sidecar import RunningSidecar, providers_for, run_sidecar
 
 OPENAI_KEY = "sk-test-openai-4f9c2d7e1b"

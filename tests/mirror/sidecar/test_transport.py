@@ -17,7 +17,7 @@ from mirror.bus.memory import MemoryBus
 from mirror.config import BusSettings, CaptureSettings
 from mirror.events import Api, CapturedCall, ErrorKind, parse_captured_call
 from mirror.sidecar.transport import InProcessMirror
-from tests.fakes import Served, anthropic_app, openai_app, serve
+from simulation.providers import Served, anthropic_app, openai_app, serve
 
 KEY = "sk-inprocess-7c1e9a3b5d"
 MESSAGES: Any = [{"role": "user", "content": "Where is Bergen?"}]

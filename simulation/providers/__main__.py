@@ -1,7 +1,7 @@
 """Run a fake provider in its own process (benchmarks: no GIL shared with the measured code).
 
-    python -m tests.fakes openai --port 9100 --latency-ms 300 --ttft-ms 120
-    python -m tests.fakes anthropic --port 0        # 0: any free port
+    python -m simulation.providers openai --port 9100 --latency-ms 300 --ttft-ms 120
+    python -m simulation.providers anthropic --port 0        # 0: any free port
 
 Prints ``listening on http://HOST:PORT`` on stdout once it accepts connections; stops
 on SIGTERM or Ctrl-C.
@@ -30,7 +30,9 @@ class _AnnouncingServer(uvicorn.Server):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes", description="Run a fake.")
+    parser = argparse.ArgumentParser(
+        prog="python -m simulation.providers", description="Run a fake."
+    )
     parser.add_argument("kind", choices=("openai", "anthropic"))
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=0)

@@ -9,8 +9,8 @@ import anthropic
 import httpx2
 import pytest
 
-from . import AnthropicFake, Served
-from .conftest import ANTHROPIC_HEADERS
+from simulation.providers import AnthropicFake, Served
+from tests.simulation.conftest import ANTHROPIC_HEADERS
 
 HELLO: Any = [{"role": "user", "content": "Hello there, how are you?"}]
 WEATHER_TOOL: Any = {

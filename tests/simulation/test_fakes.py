@@ -17,7 +17,7 @@ import httpx2
 import openai
 import pytest
 
-from . import (
+from simulation.providers import (
     UTF8_SAMPLE,
     AnthropicFake,
     FakeReply,
@@ -31,8 +31,8 @@ from . import (
     serve,
     serve_subprocess,
 )
-from .asgi import Message
-from .conftest import ANTHROPIC_HEADERS, OPENAI_HEADERS
+from simulation.providers.asgi import Message
+from tests.simulation.conftest import ANTHROPIC_HEADERS, OPENAI_HEADERS
 
 CHAT: Any = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say something"}]}
 MESSAGES: Any = {
@@ -314,7 +314,7 @@ def test_serve_subprocess(kind: Literal["openai", "anthropic"]) -> None:
 def test_documented_command_line() -> None:
     root = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes", "openai", "--port", "0"],
+        [sys.executable, "-m", "simulation.providers", "openai", "--port", "0"],
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,

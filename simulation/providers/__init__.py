@@ -3,7 +3,7 @@
 They speak the real wire formats closely enough for the official SDKs, streaming helpers
 included, and are deterministic: the same request gets the same bytes. Typical use::
 
-    from tests.fakes import FakeReply, openai_app, serve
+    from simulation.providers import FakeReply, openai_app, serve
 
     app = openai_app(responder=lambda body, headers: FakeReply(text="A"))
     with serve(app) as served:

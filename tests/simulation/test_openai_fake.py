@@ -11,8 +11,8 @@ import httpx2
 import openai
 import pytest
 
-from . import OpenAIFake, Served
-from .conftest import OPENAI_HEADERS
+from simulation.providers import OpenAIFake, Served
+from tests.simulation.conftest import OPENAI_HEADERS
 
 HELLO: Any = [{"role": "user", "content": "Hello there, how are you?"}]
 WEATHER_TOOL: Any = {
@@ -289,7 +289,7 @@ def test_missing_or_wrong_api_key(openai_server: Served, raw: httpx2.Client) -> 
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "invalid_request_error"
     keyed = OpenAIFake(api_key="sk-right")
-    from . import serve
+    from simulation.providers import serve
 
     with (
         serve(keyed) as served,

@@ -9,7 +9,7 @@ import httpx2
 import openai
 import pytest
 
-from . import AnthropicFake, OpenAIFake, Served, anthropic_app, openai_app, serve
+from simulation.providers import AnthropicFake, OpenAIFake, Served, anthropic_app, openai_app, serve
 
 ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 OPENAI_HEADERS = {"authorization": "Bearer sk-test"}

@@ -6,7 +6,7 @@ headers of its own) in a daemon thread and yields a ``Served`` with ``url``
 Works for any ASGI app (a fake, or the sidecar under test).
 
 ``serve_subprocess("openai" | "anthropic", latency_ms=..., ttft_ms=...)`` starts
-``python -m tests.fakes <kind> --port 0 ...`` so the fake does not share the GIL with the
+``python -m simulation.providers <kind> --port 0 ...`` so the fake does not share the GIL with the
 code under measurement (benchmarks), waits until it listens, and terminates it on exit.
 The child prints ``listening on http://127.0.0.1:PORT`` on stdout once it serves.
 """
@@ -98,7 +98,7 @@ def serve(
 
 def _module() -> tuple[str, Path]:
     """This package's dotted name and the directory to run ``python -m`` from."""
-    package = __package__ or "tests.fakes"
+    package = __package__ or "simulation.providers"
     root = Path(__file__).resolve().parents[len(package.split("."))]
     return package, root
 
@@ -114,7 +114,7 @@ def serve_subprocess(
     chunk_delay_ms: float = 0.0,
     startup_timeout: float = 30.0,
 ) -> Iterator[Served]:
-    """Run a fake in its own process (``python -m tests.fakes``) for the block's duration."""
+    """Run a fake in its own process (`python -m simulation.providers`) while the block runs."""
     package, root = _module()
     command = [
         sys.executable,
