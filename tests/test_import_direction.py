@@ -30,6 +30,11 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("mirror.bus", "mirror.sidecar", "the bus carries events, it does not make them"),
     ("mirror.bus", "mirror.runner", "the bus carries events, it does not make them"),
     ("mirror.bus", "mirror.answers", "the bus carries events, it does not make them"),
+    ("mirror.bus", "mirror.translate", "the bus carries events, it does not make them"),
+    ("mirror.answers", "mirror.translate", "answers are read as the provider gave them"),
+    ("mirror.translate", "mirror.sidecar", "translation is shared by the live path and the runner"),
+    ("mirror.translate", "mirror.runner", "translation is shared by the live path and the runner"),
+    ("mirror.translate", "mirror.bus", "translating a call needs no bus"),
     ("judge.scorers", "judge.store", "scorers are pure: no store"),
     ("judge.scorers", "judge.worker", "scorers are pure: no worker"),
     ("judge.scorers", "mirror.bus", "scorers are pure: no bus"),
@@ -47,7 +52,7 @@ RULES: tuple[tuple[str, str, str], ...] = (
 )
 # The contract every role shares imports none of the rooms.
 CONTRACT = ("mirror.events", "mirror.errors", "mirror.config", "mirror.pricing", "mirror.fit")
-ROOMS = ("mirror.bus", "mirror.answers", "mirror.sidecar", "mirror.runner")
+ROOMS = ("mirror.bus", "mirror.answers", "mirror.translate", "mirror.sidecar", "mirror.runner")
 COMPOSITION_ROOT = "dashboards.command"
 
 
@@ -202,6 +207,14 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
             "mirror.sidecar.p imports mirror.runner.w",
         ),
         (
+            {"mirror/translate/r.py": "from mirror.sidecar import p\n", "mirror/sidecar/p.py": ""},
+            "mirror.translate.r imports mirror.sidecar.p",
+        ),
+        (
+            {"mirror/translate/r.py": "from mirror.runner.w import W\n", "mirror/runner/w.py": ""},
+            "mirror.translate.r imports mirror.runner.w",
+        ),
+        (
             {"mirror/events.py": "from mirror.bus.base import B\n", "mirror/bus/base.py": ""},
             "mirror.events is the shared contract",
         ),
@@ -227,5 +240,7 @@ def test_allowed_imports_pass(tmp_path: Path) -> None:
         "mirror/events.py": "",
         "mirror/sidecar/p.py": "from mirror.answers import n\n",
         "mirror/answers/n.py": "from mirror import events\n",
+        "mirror/translate/r.py": "from mirror.answers import n\nfrom mirror.events import E\n",
+        "mirror/runner/w.py": "from mirror.translate import r\n",
     }
     assert violations(_tree(tmp_path, files)) == []

@@ -29,7 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mirror.config import Section
 from mirror.events import Api, ArmKind, CapturedCall, ProviderKind
-from mirror.runner.translate.request import RESERVED_PARAMS
+from mirror.translate.request import RESERVED_PARAMS
 
 #: The noise arm's name: the primary model asked again, the floor every candidate is read
 #: against.

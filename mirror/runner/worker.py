@@ -63,7 +63,7 @@ from mirror.runner.migrations import (
     target_api,
 )
 from mirror.runner.sampling import arm_salt, sampling_key, selected
-from mirror.runner.translate.request import apply_arm_transforms, translate_request
+from mirror.translate.request import apply_arm_transforms, translate_request
 
 log = logging.getLogger(__name__)
 

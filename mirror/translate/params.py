@@ -1,7 +1,7 @@
 """Parameters between Chat Completions and Anthropic Messages: tools, tool choice, structured
 output, sampling, limits, and the screen that refuses what has no counterpart.
 
-Part of `mirror.runner.translate.request`, whose docstring holds the table of decisions; raises
+Part of `mirror.translate.request`, whose docstring holds the table of decisions; raises
 `Untranslatable` naming the parameter or path the target cannot express.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from mirror.errors import Untranslatable
-from mirror.runner.translate.messages import JSON, TO_ANTHROPIC, TO_CHAT, check_keys, present
+from mirror.translate.messages import JSON, TO_ANTHROPIC, TO_CHAT, check_keys, present
 
 #: Chat Completions function names: at most 64 of these characters (Anthropic allows 128).
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

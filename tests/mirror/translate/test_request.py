@@ -26,7 +26,7 @@ from openai.types.chat import completion_create_params as openai_params
 
 from mirror.errors import ConfigError, MirrorError, Untranslatable
 from mirror.events import Api
-from mirror.runner.translate.request import (
+from mirror.translate.request import (
     DEFAULT_MAX_TOKENS,
     anthropic_to_openai_chat,
     apply_arm_transforms,

@@ -4,8 +4,8 @@ A candidate arm on the other provider gets the captured request translated faith
 all: what the target cannot express raises `Untranslatable(reason)`, and the runner records the
 arm as skipped with that reason. Only what does not change what the model is asked (caching
 hints, storage, billing tiers, opaque identifiers) is dropped. Messages and content blocks are
-converted in `mirror.runner.translate.messages`; tools, output formats and sampling in
-`mirror.runner.translate.params`.
+converted in `mirror.translate.messages`; tools, output formats and sampling in
+`mirror.translate.params`.
 
 The Anthropic side is API version 2026-10-21, the one the anthropic SDK 2.x sends. It has no
 sampling parameters at all: `temperature`, `top_p` and `top_k` are a 400 at any value.
@@ -130,13 +130,13 @@ from typing import Any, Literal
 
 from mirror.errors import ConfigError, Untranslatable
 from mirror.events import Api
-from mirror.runner.translate.messages import (
+from mirror.translate.messages import (
     JSON,
     anthropic_messages_to_chat,
     chat_messages_to_anthropic,
     present,
 )
-from mirror.runner.translate.params import (
+from mirror.translate.params import (
     SamplingPolicy,
     anthropic_output_config_to_chat,
     anthropic_tool_choice_to_chat,

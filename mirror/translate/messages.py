@@ -1,6 +1,6 @@
 """Messages and content blocks between Chat Completions and Anthropic Messages.
 
-Part of `mirror.runner.translate`, whose `request` module holds the table of decisions and the
+Part of `mirror.translate`, whose `request` module holds the table of decisions and the
 public functions. Every function here either returns a faithful equivalent or raises
 `Untranslatable` naming the path of the first element it cannot express, e.g.
 `messages[3].content[1]`.
