@@ -30,13 +30,22 @@ class BusClosedError(BusError):
 
 
 class Untranslatable(MirrorError):
-    """A request uses something the target API cannot express faithfully.
+    """A request or an answer uses something the other API cannot express faithfully.
 
     The runner skips the arm for that call and records `reason` (it names the parameter or the
     message path, e.g. `messages[3].content[1]: input_audio ...`) instead of sending a request
-    that would differ from the one the app made.
+    that would differ from the one the app made; the sidecar serves the call from the primary
+    instead of an answer that would differ from the candidate's.
     """
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class TruncatedStream(MirrorError):
+    """A translated stream's source ended without its terminal event (`message_stop`, `[DONE]`).
+
+    Raised by `StreamTranslator.close()`: what arrived has been translated and emitted, and no
+    clean end is made up for the rest; the caller breaks the client's stream so its SDK sees it.
+    """

@@ -24,7 +24,7 @@ TO_CHAT = "Chat Completions"
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)", re.DOTALL)
 #: Anthropic's pattern for tool-use ids; an OpenAI call id outside it would be refused.
-_TOOL_USE_ID = re.compile(r"[A-Za-z0-9_-]+")
+TOOL_USE_ID = re.compile(r"[A-Za-z0-9_-]+")
 #: Chat Completions takes the arguments as a JSON string; compact, as the models write them.
 _COMPACT = (",", ":")
 
@@ -231,7 +231,7 @@ def _tool_call_to_anthropic(call: Any, path: str) -> JSON:
     if not isinstance(arguments, dict):
         raise Untranslatable(f"{path}.function.arguments: not a JSON object")
     call_id = call.get("id")
-    if not isinstance(call_id, str) or not _TOOL_USE_ID.fullmatch(call_id):
+    if not isinstance(call_id, str) or not TOOL_USE_ID.fullmatch(call_id):
         raise Untranslatable(f"{path}.id: {call_id!r} is not a valid Anthropic tool_use id")
     return {"type": "tool_use", "id": call_id, "name": fn.get("name"), "input": arguments}
 
