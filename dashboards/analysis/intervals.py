@@ -3,9 +3,12 @@
 Each bound names its method and paper (a project rule). Two library computations are written
 out here for speed, because a page shows hundreds of intervals over up to millions of pairs:
 the Wilson limits (the formula statsmodels evaluates) and PPI++ for a binary mean from counts
-(what ppi_py computes from arrays). `tests/dashboards/analysis/test_intervals.py` holds both
-equal to the libraries. Newcombe's paired interval, which none of our libraries implements,
-is composed from Wilson limits and cited.
+(what ppi_py computes from arrays); a third, Cohen's kappa, because importing statsmodels for
+one formula cost every process that shows a page 1.3 s and 150 MB.
+`tests/dashboards/analysis/test_intervals.py` holds all three equal to the libraries.
+Newcombe's paired interval, which none of our libraries implements, is composed from Wilson
+limits and cited. The normal quantile comes from `scipy.special`, imported at the first
+interval (scipy costs a process that never draws one ~0.15 s and ~25 MB at start).
 
 - `proportion(successes, n)`: a rate and its Wilson score interval (Wilson 1927, "Probable
   inference, the law of succession, and statistical inference", JASA 22:209-212), from
@@ -35,7 +38,7 @@ is composed from Wilson limits and cited.
   (CLT) interval, clipped to [0, 1]. Method "PPI++ 95%".
 - `agreement(reviewer, judge)`: how often reviewer and judge give the same class, and Cohen's
   kappa (Cohen 1960, "A coefficient of agreement for nominal scales", Educational and
-  Psychological Measurement 20:37-46) from `statsmodels.stats.inter_rater.cohens_kappa`.
+  Psychological Measurement 20:37-46), the formula of `statsmodels.stats.inter_rater.cohens_kappa`.
 
 The level in a method name follows `confidence` ("Wilson 90%" for `confidence=0.9`).
 """
@@ -45,13 +48,12 @@ from __future__ import annotations
 import functools
 import math
 import operator
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
-from statsmodels.stats.inter_rater import cohens_kappa
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,9 +305,9 @@ def agreement(reviewer: Sequence[str], judge: Sequence[str]) -> Agreement:
     """How far reviewer and judge agree on the classes they gave the same pairs.
 
     `reviewer[i]` and `judge[i]` are the two classes given to pair i. Kappa is Cohen's (1960),
-    from statsmodels' `cohens_kappa` on the square table over the classes either side used;
-    it is None when undefined (fewer than 2 pairs, or a single class on both sides), found
-    before the library is called so that no warning or NaN comes out.
+    (p_o - p_e) / (1 - p_e) with p_o the share agreed and p_e the agreement expected from the
+    two sides' class shares (what statsmodels' `cohens_kappa` computes from the square table);
+    it is None when undefined (fewer than 2 pairs, or a single class on both sides).
     """
     if len(reviewer) != len(judge):
         raise ValueError(f"{len(reviewer)} reviewer labels but {len(judge)} judge labels")
@@ -314,11 +316,10 @@ def agreement(reviewer: Sequence[str], judge: Sequence[str]) -> Agreement:
     classes = sorted(set(reviewer) | set(judge))
     if n < 2 or len(classes) < 2:
         return Agreement(n=n, agree=agree, kappa=None)
-    index = {label: i for i, label in enumerate(classes)}
-    table = np.zeros((len(classes), len(classes)), dtype=np.float64)
-    for mine, theirs in zip(reviewer, judge, strict=True):
-        table[index[mine], index[theirs]] += 1.0
-    kappa = float(cohens_kappa(table, return_results=False))
+    mine, theirs = Counter(reviewer), Counter(judge)
+    observed = agree / n
+    expected = sum(mine[c] * theirs[c] for c in classes) / (n * n)
+    kappa = (observed - expected) / (1.0 - expected) if expected < 1.0 else math.nan
     return Agreement(n=n, agree=agree, kappa=kappa if math.isfinite(kappa) else None)
 
 
@@ -335,7 +336,9 @@ def _wilson_interval(successes: int, n: int, confidence: float, method: str) -> 
 @functools.cache
 def _z(confidence: float) -> float:
     """The two-sided normal critical value, `scipy.stats.norm.isf((1 - confidence) / 2)`."""
-    return float(norm.isf((1.0 - confidence) / 2.0))
+    from scipy.special import ndtri  # what norm.isf evaluates, without scipy.stats' import
+
+    return float(-ndtri((1.0 - confidence) / 2.0))
 
 
 def _wilson_limits(successes: int, n: int, confidence: float) -> tuple[float, float]:

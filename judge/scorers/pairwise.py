@@ -14,6 +14,11 @@ sees an SDK exception.
 The question shown to the judge is the captured request's system prompt and last user message
 (`extract_question`, for OpenAI chat and Responses and Anthropic messages); tool calls are
 rendered as text. Long texts are cut (`MAX_PROMPT_CHARS` each) to bound the judge's cost.
+
+The SDK is imported and its client made at the first question, in a worker thread: importing
+`anthropic` takes ~1.5 s and ~75 MB (`openai` ~0.7 s, ~50 MB), which a process that asks the
+judge nothing yet should not pay at start, and which must not stall the event loop that, in
+`run`, also carries the sidecar's live path.
 """
 
 from __future__ import annotations
@@ -23,11 +28,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import anthropic
 import httpx2
-import openai
 import orjson
 
 from judge.config import JudgeSettings
@@ -36,6 +39,10 @@ from judge.scorers.rubrics import RUBRICS, Rubric
 from mirror.config import ProviderSettings
 from mirror.errors import ConfigError
 from mirror.events import SHADOW_TRAFFIC_HEADER, Api, Output, ProviderKind
+
+if TYPE_CHECKING:
+    import anthropic
+    import openai
 
 #: Each of the question, the system prompt and the two answers is cut to this many characters.
 MAX_PROMPT_CHARS = 16_000
@@ -228,28 +235,23 @@ class PairwiseJudge:
         self.rubric = RUBRICS[rubric_version]
         self.timeout_s = timeout_s
         self._slots = asyncio.Semaphore(max_concurrency)
-        headers = {SHADOW_TRAFFIC_HEADER: "judge"}
-        # A key-less local endpoint still needs a non-empty key for the SDKs to send a request;
-        # passing one explicitly also keeps them from reading credentials of their own.
-        api_key = key or "unused"
+        self._base_url = provider.base_url
+        self._options: dict[str, Any] = {
+            # A key-less local endpoint still needs a non-empty key for the SDKs to send a
+            # request; passing one explicitly also keeps them from reading credentials of their
+            # own.
+            "api_key": key or "unused",
+            "timeout": timeout_s,
+            "max_retries": max_retries,
+            "default_headers": {SHADOW_TRAFFIC_HEADER: "judge"},
+        }
+        self._connecting = asyncio.Lock()
         self._openai: openai.AsyncOpenAI | None = None
         self._anthropic: anthropic.AsyncAnthropic | None = None
-        if provider.kind is ProviderKind.OPENAI:
-            self._openai = openai.AsyncOpenAI(
-                base_url=f"{provider.base_url}/v1",
-                api_key=api_key,
-                timeout=timeout_s,
-                max_retries=max_retries,
-                default_headers=headers,
-            )
-        else:
-            self._anthropic = anthropic.AsyncAnthropic(
-                base_url=provider.base_url,
-                api_key=api_key,
-                timeout=timeout_s,
-                max_retries=max_retries,
-                default_headers=headers,
-            )
+        #: What a question may raise: the SDK's errors (known once it is imported) and httpx's.
+        self._caught: tuple[type[Exception], ...] = (httpx2.HTTPError,)
+        #: The SDK's timeout, HTTP status and connection errors, for the reason shown.
+        self._kinds: tuple[type[Exception], ...] = ()
 
     @classmethod
     def from_settings(
@@ -295,12 +297,37 @@ class PairwiseJudge:
     async def ask(self, question: Question, answer_a: str, answer_b: str) -> OrderVerdict:
         """One order of presentation; raises `JudgeCallError`."""
         prompt = build_prompt(self.rubric, question, answer_a, answer_b)
+        if self._openai is None and self._anthropic is None:
+            await self._connect()
         try:
             async with self._slots:
                 text = await self._complete(prompt)
-        except (openai.OpenAIError, anthropic.AnthropicError, httpx2.HTTPError) as exc:
+        except self._caught as exc:
             raise JudgeCallError(self._describe(exc)) from exc
         return parse_judge_answer(text)
+
+    async def _connect(self) -> None:
+        async with self._connecting:
+            if self._openai is None and self._anthropic is None:
+                await asyncio.to_thread(self._make_client)
+
+    def _make_client(self) -> None:
+        if self.kind is ProviderKind.OPENAI:
+            import openai
+
+            self._caught = (openai.OpenAIError, httpx2.HTTPError)
+            self._kinds = (openai.APITimeoutError, openai.APIStatusError, openai.APIConnectionError)
+            self._openai = openai.AsyncOpenAI(base_url=f"{self._base_url}/v1", **self._options)
+        else:
+            import anthropic
+
+            self._caught = (anthropic.AnthropicError, httpx2.HTTPError)
+            self._kinds = (
+                anthropic.APITimeoutError,
+                anthropic.APIStatusError,
+                anthropic.APIConnectionError,
+            )
+            self._anthropic = anthropic.AsyncAnthropic(base_url=self._base_url, **self._options)
 
     async def _complete(self, prompt: str) -> str:
         if self._openai is not None:
@@ -318,20 +345,24 @@ class PairwiseJudge:
                 raise JudgeCallError(f"judge refused: {message.refusal[:200]}")
             return message.content or ""
         assert self._anthropic is not None
+        from anthropic.types import TextBlock  # imported already, by `_make_client`
+
         reply = await self._anthropic.messages.create(
             model=self.model,
             max_tokens=MAX_ANSWER_TOKENS,
             system=self.rubric.system,
             messages=[{"role": "user", "content": prompt}],
         )
-        return "".join(b.text for b in reply.content if isinstance(b, anthropic.types.TextBlock))
+        return "".join(b.text for b in reply.content if isinstance(b, TextBlock))
 
     def _describe(self, exc: Exception) -> str:
-        if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError):
+        timeout, status, connection = self._kinds or (JudgeCallError,) * 3
+        if isinstance(exc, timeout):
             return f"judge timed out after {self.timeout_s:g} s"
-        if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
-            return f"judge answered HTTP {exc.status_code}: {str(exc.message)[:200]}"
-        if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
+        if isinstance(exc, status):
+            code, message = getattr(exc, "status_code", "?"), getattr(exc, "message", exc)
+            return f"judge answered HTTP {code}: {str(message)[:200]}"
+        if isinstance(exc, connection):
             return f"judge unreachable: {exc}"
         return f"judge call failed: {type(exc).__name__}: {str(exc)[:200]}"
 

@@ -359,6 +359,25 @@ def test_import_leaves_warning_filters_alone() -> None:
 # --- the written-out computations equal the libraries' ------------------------------------
 
 
+def test_kappa_equals_statsmodels_cohens_kappa() -> None:
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    rng = np.random.default_rng(37)
+    classes = ["equivalent", "worse", "better", "different"]
+    for _ in range(200):
+        n = int(rng.integers(2, 400))
+        reviewer = rng.choice(classes, size=n).tolist()
+        judge = [r if rng.random() < 0.6 else str(rng.choice(classes)) for r in reviewer]
+        used = sorted(set(reviewer) | set(judge))
+        if len(used) < 2:
+            continue
+        table = np.zeros((len(used), len(used)))
+        for r, j in zip(reviewer, judge, strict=True):
+            table[used.index(r), used.index(j)] += 1
+        expected = float(cohens_kappa(table, return_results=False))
+        assert agreement(reviewer, judge).kappa == pytest.approx(expected, abs=1e-12)
+
+
 def test_wilson_limits_equal_statsmodels_everywhere() -> None:
     rng = np.random.default_rng(3)
     for _ in range(400):
