@@ -19,9 +19,11 @@ from mirror.errors import SerializationError
 __all__ = [
     "JudgeError",
     "SerializationError",
+    "StoreAccessError",
     "StoreClosedError",
     "StoreError",
     "StoreLockedError",
+    "StoreMissingError",
     "StoreUnavailableError",
     "store_error",
 ]
@@ -61,6 +63,16 @@ class StoreLockedError(StoreUnavailableError):
 
 class StoreClosedError(StoreError):
     """The store was closed; nothing more will be read or written through it."""
+
+
+class StoreMissingError(StoreError):
+    """An embedded (chDB) store directory does not exist, and the caller only reads: nothing
+    has been recorded there (it is not created, so a read leaves no trace)."""
+
+
+class StoreAccessError(StoreError):
+    """An embedded (chDB) store directory cannot be written by this user (permissions, a
+    read-only file system, a file in its place): the setting or the machine needs fixing."""
 
 
 #: ClickHouse error codes of a full disk.

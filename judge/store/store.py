@@ -6,14 +6,15 @@ in `judge.store.schema`. Every clickhouse-connect or chDB exception leaves as a 
 (`judge.errors`), `retriable` when the same call may succeed later.
 
 URLs: `chdb:///abs/dir`, `chdb:///./relative/dir` or `chdb://relative/dir` (the directory is
-created; `?database=x` picks a database; `chdb://memory` keeps nothing), or
-`http(s)://user:pass@host:8123/db`. A missing database is created.
+created unless the caller only reads; `?database=x` picks a database; `chdb://memory` keeps
+nothing), or `http(s)://user:pass@host:8123/db`. A missing database is created. A chDB
+directory is claimed before the engine loads (`judge.store.claim`): one process per directory,
+and a refusal that says who holds it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -24,12 +25,12 @@ from pathlib import Path
 from typing import Any, ParamSpec, Self, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-import clickhouse_connect
 import orjson
 
 from judge.comparison import Comparison
 from judge.config import StoreSettings
 from judge.errors import JudgeError, StoreClosedError, StoreLockedError, store_error
+from judge.store.claim import DirectoryClaim, chdb_directory, claim, status_held
 from judge.store.rows import (
     CALL_COLUMNS,
     COMPARISON_FIELDS,
@@ -69,24 +70,30 @@ _END_OF_DATETIME64 = 10_413_791_999_000_000  # 2299-12-31 23:59:59 UTC
 class Store:
     """The judge's view of ClickHouse. Thread-safe: calls are serialised on one client."""
 
-    def __init__(self, client: Any, *, body_ttl_days: int = 30) -> None:
+    def __init__(
+        self, client: Any, *, body_ttl_days: int = 30, claim: DirectoryClaim | None = None
+    ) -> None:
         self._client: Any = client
         self._body_ttl_days = body_ttl_days
+        self._claim = claim
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, settings: StoreSettings) -> Store:
-        """Connect (chDB: open the directory, creating it), and make sure the database exists."""
+    def open(cls, settings: StoreSettings, *, create: bool = True) -> Store:
+        """Connect (chDB: claim the directory, creating it when `create`), and make sure the
+        database exists. With `create=False` a chDB directory that does not exist is a
+        `StoreMissingError`, and nothing is made on disk."""
+        # Imported here: clickhouse-connect takes ~0.15 s; a command that fails first, or
+        # finds its answer elsewhere, should not pay it.
+        import clickhouse_connect
+
         parts = urlsplit(settings.url)
-        path = ""
+        path = chdb_directory(settings.url)
+        directory = Path(path) if path is not None and path != "memory" else None
+        held = claim(directory, create=create) if directory is not None else None
         try:
-            if parts.scheme == "chdb":
+            if path is not None:
                 database = parse_qs(parts.query).get("database", [""])[0]
-                # `chdb:///./var/x` and `chdb://var/x` both mean the relative directory var/x.
-                path = parts.netloc + parts.path
-                path = path[1:] if path.startswith(("/./", "/../")) else path
-                if path != "memory":  # chdb://memory: clickhouse-connect's in-memory engine
-                    Path(path).mkdir(parents=True, exist_ok=True)
                 client = clickhouse_connect.get_client(
                     interface="chdb",
                     path=None if path == "memory" else path,
@@ -101,19 +108,18 @@ class Store:
                     settings=_CLIENT_SETTINGS,
                 )
         except Exception as exc:
-            if (
-                parts.scheme == "chdb"
-                and path not in ("", "memory")
-                and _held_elsewhere(Path(path))
-            ):
+            if held is not None:
+                held.release()
+            if directory is not None and status_held(directory):
+                # Lost a race with a process that opened it without claiming it first.
                 raise StoreLockedError(
-                    f"open chdb store: the directory {path} is held by another process (another "
-                    "`shadowjudge run`, `judge` or `dashboards` on it?); chDB allows one process "
-                    "per directory",
+                    f"open chdb store: the directory {path} is held by another process (chDB"
+                    " allows one process per directory): stop it, or set store.url to another"
+                    " directory",
                     condition="locked",
                 ) from exc
             raise store_error(exc, f"open {parts.scheme} store") from exc
-        store = cls(client, body_ttl_days=settings.body_ttl_days)
+        store = cls(client, body_ttl_days=settings.body_ttl_days, claim=held)
         try:
             if database:
                 store._use_database(database)
@@ -280,6 +286,14 @@ class Store:
             page = result.result_rows
         return [(call_id, arm, parse_shadow_pair(raw)) for call_id, arm, raw in page]
 
+    def migration_names(self) -> list[str]:
+        """Every migration with a comparison stored, from the hourly aggregates (small)."""
+        with self._call("list migrations") as ch:
+            result = ch.query(
+                "SELECT DISTINCT migration FROM comparison_stats_hourly ORDER BY migration"
+            )
+            return [str(row[0]) for row in result.result_rows]
+
     def count_comparisons(
         self, migration: str | None = None, judge_version: str | None = None
     ) -> int:
@@ -351,8 +365,13 @@ class Store:
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            held, self._claim = self._claim, None
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if held is not None:  # after the engine let go of the directory
+                held.release()
 
     def __enter__(self) -> Self:
         return self
@@ -433,20 +452,3 @@ class AsyncStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-def _held_elsewhere(directory: Path) -> bool:
-    """Whether another process holds the chDB directory. ClickHouse takes an exclusive `flock`
-    on `<dir>/status` for as long as it runs; chDB's own error then only says `Error
-    initializing EmbeddedServer: . (BAD_ARGUMENTS)`, so the lock is probed here to say why."""
-    status = directory / "status"
-    try:
-        with status.open("rb") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    except OSError:
-        return False
-    return False
