@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
-
-from dashboards.analysis.service import Analyst, MigrationAnalysis
-from dashboards.analysis.window import parse_window
-from dashboards.command.serve import web_config
-from dashboards.settings import Settings
-from dashboards.web.views import interval, ms, num, pct, signed_interval, usd
-from judge.store.store import Store
+from dashboards.command.preflight import check_migration, names_from_api, open_for_reading
 from mirror.errors import ConfigError
+
+if TYPE_CHECKING:  # the analysis, the pages' helpers and httpx load when a report is made
+    from dashboards.analysis.service import MigrationAnalysis
+    from dashboards.settings import Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -38,6 +35,12 @@ def add_parser(commands: Any) -> None:
 
 def fetch(settings: Settings, args: argparse.Namespace) -> tuple[MigrationAnalysis | None, str]:
     """The analysis, and where it came from."""
+    import httpx
+
+    from dashboards.analysis.service import Analyst, MigrationAnalysis
+    from dashboards.analysis.window import parse_window
+    from dashboards.command.serve import web_config
+
     url = args.url or f"http://{settings.dashboards.listen}"
     params = {"window": args.window, "segment": args.segment}
     if args.judge_version:
@@ -55,13 +58,15 @@ def fetch(settings: Settings, args: argparse.Namespace) -> tuple[MigrationAnalys
         if args.url:
             raise ConfigError(f"--url {args.url}: {exc}") from exc
     else:
-        if answer.status_code == 404:
+        if answer.status_code == 404:  # an unknown name, or no pairs in the window
+            check_migration(args.migration, settings, lambda: names_from_api(url, headers))
             return None, url
         if answer.status_code != 200:
             raise ConfigError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}")
         return MigrationAnalysis.model_validate(answer.json()), url
     window = parse_window(args.window)
-    with Store.open(settings.store) as store:
+    with open_for_reading(settings) as store:
+        check_migration(args.migration, settings, store.migration_names)
         config = web_config(settings)
         analyst = Analyst(store, sampling=config.sampling, models=config.models)
         found = analyst.analysis(
@@ -82,6 +87,8 @@ def table(rows: list[list[str]], out: TextIO) -> None:
 
 
 def render(analysis: MigrationAnalysis, source: str, out: TextIO) -> None:
+    from dashboards.web.views import interval, ms, num, pct, signed_interval, usd
+
     out.write(
         f"{analysis.migration} · window {analysis.window.label} · segment {analysis.segment}"
         f" · judge {analysis.judge_version} · from {source}\n\n"

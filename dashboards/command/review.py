@@ -13,24 +13,14 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from dashboards.analysis.service import Analyst
-from dashboards.command.serve import web_config
-from dashboards.review.digest import (
-    Digest,
-    build_digest,
-    default_day,
-    digest_from_api,
-    post_to_slack,
-    render_html,
-    render_markdown,
-)
-from dashboards.settings import Settings
-from judge.store.store import Store
+from dashboards.command.preflight import open_for_reading
 from mirror.errors import ConfigError
+
+if TYPE_CHECKING:  # the digest, the analysis and httpx load when a digest is made
+    from dashboards.review.digest import Digest
+    from dashboards.settings import Settings
 
 
 def add_parser(commands: Any) -> None:
@@ -46,6 +36,12 @@ def add_parser(commands: Any) -> None:
 
 
 def gather(settings: Settings, args: argparse.Namespace, day: str) -> Digest:
+    import httpx
+
+    from dashboards.analysis.service import Analyst
+    from dashboards.command.serve import web_config
+    from dashboards.review.digest import build_digest, digest_from_api
+
     url = args.url or f"http://{settings.dashboards.listen}"
     token = settings.dashboards.token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -58,12 +54,14 @@ def gather(settings: Settings, args: argparse.Namespace, day: str) -> Digest:
         answer = exc.response
         raise ConfigError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}") from exc
     config = web_config(settings)
-    with Store.open(settings.store) as store:
+    with open_for_reading(settings) as store:
         analyst = Analyst(store, sampling=config.sampling, models=config.models)
         return build_digest(analyst, store, day, settings.dashboards.url)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    from dashboards.review.digest import default_day, post_to_slack, render_html, render_markdown
+
     logging.getLogger("httpx").setLevel(logging.WARNING)
     day = args.date or default_day(datetime.now(UTC).date())
     webhook = ""

@@ -1,5 +1,6 @@
 """`shadowjudge triggers check --migration NAME`: the rules' decisions now, as an exit code for
-CI/CD pipelines: 0 clear, 1 fire, 2 hold (not enough evidence yet), 3 the check itself failed.
+CI/CD pipelines: 0 clear, 1 fire, 2 hold (not enough evidence yet, or a migration name found in
+neither the settings nor the store: no evidence is not a pass), 3 the check itself failed.
 
 It asks the dashboards' API when something answers there (a running `run` holds the embedded
 store) and evaluates against the store itself otherwise. Either way the check only reads: it
@@ -12,18 +13,23 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
-
-from dashboards.settings import Settings
-from dashboards.triggers.engine import Evaluator, overall
-from dashboards.triggers.rules import Decision
+from dashboards.command.preflight import (
+    UnknownMigrationError,
+    check_migration,
+    names_from_api,
+    open_for_reading,
+)
 from judge.errors import StoreError
-from judge.store.store import Store
 from mirror.errors import ConfigError
 
-EXIT = {Decision.CLEAR: 0, Decision.FIRE: 1, Decision.HOLD: 2}
+if TYPE_CHECKING:
+    from dashboards.settings import Settings
+
+#: The exit code of each decision (`dashboards.triggers.rules.Decision`'s values).
+EXIT = {"clear": 0, "fire": 1, "hold": 2}
+HOLD = EXIT["hold"]
 FAILED = 3
 
 
@@ -39,6 +45,10 @@ def add_parser(commands: Any) -> None:
 
 
 def evaluate(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    import httpx
+
+    from dashboards.triggers.engine import Evaluator, overall
+
     url = args.url or f"http://{settings.dashboards.listen}"
     token = settings.dashboards.token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -53,8 +63,11 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, An
         if answer.status_code != 200:
             raise ConfigError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}")
         found: dict[str, Any] = answer.json()
+        if not found["evaluations"]:  # no evidence: a misspelt name says so
+            check_migration(args.migration, settings, lambda: names_from_api(url, headers))
         return found, url
-    with Store.open(settings.store) as store:
+    with open_for_reading(settings) as store:
+        check_migration(args.migration, settings, store.migration_names)
         evaluator = Evaluator(settings.triggers, lambda: store)
         evaluations = evaluator.evaluate(migration=args.migration, record=False, notify=False)
     return {
@@ -83,6 +96,9 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         found, source = evaluate(settings, args)
+    except UnknownMigrationError as exc:
+        sys.stderr.write(f"shadowjudge: {exc}\n")
+        return HOLD
     except (ConfigError, StoreError) as exc:
         sys.stderr.write(f"shadowjudge: triggers check failed: {exc}\n")
         return FAILED
@@ -90,4 +106,4 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) 
         out.write(json.dumps(found, indent=2, default=str) + "\n")
     else:
         render(found, source, out)
-    return EXIT[Decision(found["decision"])]
+    return EXIT[found["decision"]]

@@ -123,9 +123,17 @@ def test_report_of_an_unknown_migration(tmp_path: Path, filled: Path) -> None:
     config.write_text(
         f'store: "chdb://{filled}"\ndashboards: {{listen: "127.0.0.1:{free_port()}"}}\n'
     )
+    started = time.monotonic()
     printed = _command(config, "report", "--migration", "nope")
-    assert printed.returncode == 1
-    assert "no pairs of migration 'nope' in the window 7d" in printed.stderr
+    assert printed.returncode == 2
+    assert printed.stderr == (
+        "shadowjudge: --migration nope: no migration of that name; known: support\n"
+    )
+    assert time.monotonic() - started < 10
+    # a known migration with no pairs in the window is another answer
+    recent = _command(config, "report", "--migration", "support", "--window", "2001-01-01")
+    assert recent.returncode == 1
+    assert "no pairs of migration 'support' in the window 2001-01-01" in recent.stderr
 
 
 def test_run_with_the_sidecar_port_taken_says_so_and_exits(tmp_path: Path) -> None:

@@ -146,5 +146,7 @@ def test_a_misspelt_migration_holds(tmp_path: Path, filled: Path) -> None:
         timeout=120,
         check=False,
     )
-    assert done.returncode == 2
-    assert "no evidence is not a pass" in done.stdout
+    assert done.returncode == 2  # hold: no evidence is not a pass
+    assert done.stderr == (
+        "shadowjudge: --migration suport: no migration of that name; known: support\n"
+    )
