@@ -168,11 +168,20 @@ class Settings(BaseModel):
 _INNER_KEY = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.S)
 
 
-def start_warnings(settings: Settings) -> list[str]:
-    """What a valid configuration still leaves off, said at start by `run` and `check`: a key
-    variable unset for a provider that arms replay to, and no migration at all."""
+def start_warnings(settings: Settings, *, from_file: bool = True) -> list[str]:
+    """What a valid configuration still leaves off, said at start by `run` and `check`: no
+    settings file at all (`from_file` false: the built-in defaults), a key variable unset for a
+    provider that arms replay to, and no migration at all."""
     found = []
-    if not settings.migrations:
+    if not from_file:
+        found.append(
+            f"no settings file ({DEFAULT_PATH}): running with the defaults (the sidecar on"
+            f" {settings.sidecar.listen} forwarding to OpenAI and Anthropic, the dashboards on"
+            f" {settings.dashboards.url}, the store at {settings.store.url}); nothing is"
+            " shadowed: `shadowjudge init` writes a starter config, `shadowjudge demo` shows"
+            " the whole loop without API keys"
+        )
+    elif not settings.migrations:
         found.append(
             "no migrations configured: the sidecar forwards and captures calls, nothing is"
             " replayed or judged; add one under migrations (see shadowjudge.example.yaml)"

@@ -181,3 +181,15 @@ def test_start_warnings_name_the_unset_key_and_the_missing_migrations(
     ]
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-x")
     assert start_warnings(parse_settings({"migrations": [{"name": "m", "arms": [arm]}]})) == []
+
+
+def test_without_a_settings_file_the_start_says_how_to_begin() -> None:
+    from dashboards.settings import start_warnings
+
+    assert start_warnings(parse_settings({}), from_file=False) == [
+        "no settings file (shadowjudge.yaml): running with the defaults (the sidecar on"
+        " 127.0.0.1:8700 forwarding to OpenAI and Anthropic, the dashboards on"
+        " http://127.0.0.1:8701, the store at chdb:///./var/shadowjudge); nothing is shadowed:"
+        " `shadowjudge init` writes a starter config, `shadowjudge demo` shows the whole loop"
+        " without API keys"
+    ]
