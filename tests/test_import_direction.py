@@ -51,7 +51,14 @@ RULES: tuple[tuple[str, str, str], ...] = (
     ("dashboards.web", "simulation", "nothing on a real path runs simulated parts"),
 )
 # The contract every role shares imports none of the rooms.
-CONTRACT = ("mirror.events", "mirror.errors", "mirror.config", "mirror.pricing", "mirror.fit")
+CONTRACT = (
+    "mirror.events",
+    "mirror.errors",
+    "mirror.config",
+    "mirror.pricing",
+    "mirror.fit",
+    "mirror.rollout",
+)
 ROOMS = ("mirror.bus", "mirror.answers", "mirror.translate", "mirror.sidecar", "mirror.runner")
 COMPOSITION_ROOT = "dashboards.command"
 

@@ -1,0 +1,288 @@
+"""`shadowjudge demo`: the whole loop on one machine with no API keys, clearly simulated.
+
+`run`, unchanged, with three simulated parts around it (`simulation.demo`):
+
+- two simulated providers on free loopback ports, speaking the OpenAI and the Anthropic APIs
+  (streaming included): the app's model (`gpt-4o`) and the judge (`simulated-judge`) on the
+  OpenAI one, the candidate (`claude-sonnet-4-5`) on the Anthropic one;
+- the shop's support assistant sending its traffic mix through the sidecar with the official
+  OpenAI SDK, in its own thread and event loop (as an app would be its own process);
+- the settings a team would write: one migration sampled in full, the noise arm on, segments by
+  plan, and four rules — two of them `rollback: true` — evaluated every 10 s over the last hour.
+
+The demo keeps its own store (`./var/demo` by default, `--fresh` empties it) so it never mixes
+simulated figures with a real `run`'s. Every name that shows on the pages says simulated: the
+providers are `simulated-openai` and `simulated-anthropic`, the judge `simulated-judge`, and its
+reasons start with "(simulated judge)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dashboards.command.supervisor import run_roles
+from dashboards.settings import Settings, parse_settings
+from simulation.demo.models import CANDIDATE_MODEL, JUDGE_MODEL, Candidate, Judge, Primary
+from simulation.demo.traffic import Traffic
+from simulation.providers import FakeReply, anthropic_app, openai_app, serve
+
+log = logging.getLogger("shadowjudge.demo")
+
+MIGRATION = "support-bot-to-claude"
+#: The simulated providers' key variable: set by the demo, to a value that is not a secret.
+KEY_ENV = "SHADOWJUDGE_DEMO_KEY"
+APP_KEY = "sk-demo-simulated-not-a-secret"
+ROLES = {"mirror", "runner", "judge", "dashboards"}
+
+
+def add_parser(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="the whole loop with simulated providers, judge and traffic: no API keys needed",
+    )
+    demo.add_argument("--rate", type=float, default=6.0, help="app calls per second (6)")
+    demo.add_argument("--store", default="./var/demo", help="the demo's own chDB directory")
+    demo.add_argument("--fresh", action="store_true", help="empty the demo's store first")
+    demo.add_argument("--sidecar-listen", default="127.0.0.1:8700")
+    demo.add_argument("--dashboards-listen", default="127.0.0.1:8701")
+    demo.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (default: ^C)"
+    )
+
+
+def demo_settings(
+    openai_url: str,
+    anthropic_url: str,
+    *,
+    store: str,
+    sidecar_listen: str,
+    dashboards_listen: str,
+) -> Settings:
+    """The settings a team would write for this migration, pointed at the simulated providers."""
+    key = {"api_key_env": KEY_ENV}
+    raw: dict[str, Any] = {
+        "providers": {
+            "simulated-openai": {"kind": "openai", "base_url": openai_url, **key},
+            "simulated-anthropic": {"kind": "anthropic", "base_url": anthropic_url, **key},
+        },
+        "sidecar": {
+            "listen": sidecar_listen,
+            "upstream": {"openai": "simulated-openai", "anthropic": "simulated-anthropic"},
+        },
+        "capture": {
+            "redact": [{"name": "email", "pattern": r"[\w.+-]+@[\w-]+\.[\w.-]+"}],
+            "segment_headers": {"plan": "x-demo-plan"},
+        },
+        "store": {"url": f"chdb://{Path(store).resolve()}", "batch_seconds": 0.5},
+        "judge": {"provider": "simulated-openai", "model": JUDGE_MODEL},
+        "dashboards": {"listen": dashboards_listen},
+        "triggers": {
+            "interval_s": 10,
+            "rules": [
+                {
+                    "name": "equivalence-low",
+                    "metric": "equivalence_rate",
+                    "threshold": 0.90,
+                    "min_pairs": 100,
+                    "window": "1h",
+                    "rollback": True,
+                },
+                {
+                    "name": "refusals-up",
+                    "metric": "refusal_difference",
+                    "margin": 0.005,
+                    "min_pairs": 100,
+                    "window": "1h",
+                    "rollback": True,
+                },
+                {
+                    "name": "slow-tail",
+                    "metric": "latency_ratio",
+                    "margin": 0.30,
+                    "min_pairs": 100,
+                    "window": "1h",
+                },
+                {
+                    "name": "format-drift",
+                    "metric": "format_drift_rate",
+                    "threshold": 0.05,
+                    "min_pairs": 100,
+                    "window": "1h",
+                },
+            ],
+        },
+        "runner": {"limits": {"simulated-anthropic": {"concurrency": 64}}},
+        "migrations": [
+            {
+                "name": MIGRATION,
+                "match": {"api": ["openai.chat_completions"], "model": ["gpt-4o*"]},
+                "sampling": {"rate": 1.0},
+                "noise_rate": 0.1,
+                "arms": [
+                    {
+                        "name": "sonnet",
+                        "provider": "simulated-anthropic",
+                        "model": CANDIDATE_MODEL,
+                        "sampling": "drop",
+                    }
+                ],
+            }
+        ],
+    }
+    return parse_settings(raw, "the demo's built-in settings")
+
+
+def _by_model(routes: Mapping[str, Primary | Judge]) -> Any:
+    async def reply(body: dict[str, Any], headers: Mapping[str, str]) -> FakeReply | None:
+        model = routes.get(str(body.get("model", "")))
+        return None if model is None else await model.reply(body, headers)
+
+    return reply
+
+
+@contextmanager
+def simulated_providers() -> Iterator[tuple[str, str]]:
+    """The two simulated providers, served in threads: (OpenAI URL, Anthropic URL)."""
+    primary, judge, candidate = Primary(), Judge(), Candidate()
+    openai_sim = openai_app(
+        responder=_by_model({primary.model: primary, JUDGE_MODEL: judge}),
+        chunk_delay_ms=15,
+        max_recorded=100,
+    )
+    anthropic_sim = anthropic_app(responder=candidate.reply, chunk_delay_ms=15, max_recorded=100)
+    with ExitStack() as stack:
+        served_openai = stack.enter_context(serve(openai_sim))
+        served_anthropic = stack.enter_context(serve(anthropic_sim))
+        yield served_openai.url, served_anthropic.url
+
+
+class AppThread:
+    """The simulated app in its own thread and event loop, started once the sidecar listens."""
+
+    def __init__(self, sidecar: str, rate: float) -> None:
+        self.traffic = Traffic(f"http://{sidecar}/v1", rate=rate, api_key=APP_KEY)
+        self.sidecar = sidecar
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="demo-app", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=35)
+
+    def _main(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        host, _, port = self.sidecar.rpartition(":")
+        while not self._stop.is_set():  # the sidecar's socket is bound before it serves
+            try:
+                with socket.create_connection((host, int(port)), timeout=1):
+                    break
+            except OSError:
+                await asyncio.sleep(0.2)
+        await self.traffic.run(self._stop)
+
+
+def progress(dashboards: str, app: AppThread) -> str:
+    """One line: what the app sent, what the judge stored, which triggers fire."""
+    line = f"app: {app.traffic.counts.line()}"
+    try:
+        found = httpx.get(f"http://{dashboards}/api/v1/migrations?window=1h", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return line + "; pages: not up yet"
+    for migration in found.get("migrations", []):
+        for arm in migration.get("arms", []):
+            if arm.get("arm_kind") != "candidate":
+                continue
+            equivalence = arm.get("equivalence") or {}
+            firing = [t["rule"] for t in arm.get("triggers", []) if t.get("decision") == "fire"]
+            line += (
+                f"; {arm['migration']}/{arm['arm']}: {arm['pairs']} pairs, {arm['judged']} judged"
+            )
+            if equivalence:
+                line += f", equivalent {equivalence['estimate']:.0%}"
+            line += f", firing: {', '.join(firing)}" if firing else ", no trigger firing"
+    return line
+
+
+async def _report(dashboards: str, app: AppThread, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        log.info("%s", await asyncio.to_thread(progress, dashboards, app))
+
+
+async def _run(settings: Settings, app: AppThread, dashboards: str) -> None:
+    reporter = asyncio.create_task(_report(dashboards, app, 15.0))
+    try:
+        await run_roles(settings, ROLES)
+    finally:
+        reporter.cancel()
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Path(args.store)
+    if args.fresh and store.exists():
+        shutil.rmtree(store)
+    os.environ.setdefault(KEY_ENV, "simulated-key-not-a-secret")
+    with simulated_providers() as (openai_url, anthropic_url):
+        settings = demo_settings(
+            openai_url,
+            anthropic_url,
+            store=str(store),
+            sidecar_listen=args.sidecar_listen,
+            dashboards_listen=args.dashboards_listen,
+        )
+        log.warning(
+            "SIMULATED DEMO: the providers (%s, %s), the judge and the app's traffic are "
+            "simulated; nothing leaves this machine and no key is needed",
+            openai_url,
+            anthropic_url,
+        )
+        log.info(
+            "the app calls the sidecar at http://%s/v1 with the OpenAI SDK, %.1f calls/s; "
+            "open http://%s for the dashboards (judged pairs within a minute, a rollback "
+            "trigger within a few minutes); ^C stops",
+            args.sidecar_listen,
+            args.rate,
+            args.dashboards_listen,
+        )
+        app = AppThread(args.sidecar_listen, args.rate)
+        app.start()
+        if args.duration is not None:
+            timer = threading.Timer(args.duration, os.kill, (os.getpid(), signal.SIGTERM))
+            timer.daemon = True
+            timer.start()
+        started = time.monotonic()
+        try:
+            import uvloop
+
+            uvloop.run(_run(settings, app, args.dashboards_listen))
+        finally:
+            app.stop()
+            log.info(
+                "demo stopped after %.0fs: %s",
+                time.monotonic() - started,
+                app.traffic.counts.line(),
+            )
+    return 0
