@@ -36,8 +36,8 @@ from mirror.config import (
     parse_host_port,
 )
 from mirror.errors import ConfigError
+from mirror.migrations import MigrationSettings, RunnerSettings
 from mirror.pricing import Price, PriceTable
-from mirror.runner.migrations import MigrationSettings, RunnerSettings
 
 DEFAULT_PATH = Path("shadowjudge.yaml")
 

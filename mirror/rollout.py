@@ -11,7 +11,7 @@ store being away never stops a sidecar from serving its last known weights.
 `Weights` is what a sidecar holds: the latest change per migration, applied in order of
 `changed_at` (an older change arriving late never undoes a newer one). `serves` is the sticky
 decision: a hash of (migration, sticky key) compared with the weight, the same hash sampling
-uses (`mirror.runner.sampling.hash_point`'s BLAKE2b construction, salted apart from it), so
+uses (`mirror.sampling.hash_point`'s BLAKE2b construction, salted apart from it), so
 one user gets one model while the weight stands, raising the weight only adds users, and
 every sidecar instance decides the same without sharing state.
 """

@@ -58,6 +58,8 @@ CONTRACT = (
     "mirror.pricing",
     "mirror.fit",
     "mirror.rollout",
+    "mirror.migrations",
+    "mirror.sampling",
 )
 ROOMS = ("mirror.bus", "mirror.answers", "mirror.translate", "mirror.sidecar", "mirror.runner")
 COMPOSITION_ROOT = "dashboards.command"

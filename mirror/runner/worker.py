@@ -49,11 +49,7 @@ from mirror.events import (
     parse_captured_call,
 )
 from mirror.fit import dump_to_fit
-from mirror.pricing import PriceTable
-from mirror.runner.caller import ArmCaller
-from mirror.runner.limits import ProviderLimiter, SpendCap, estimate_cost, estimate_tokens
-from mirror.runner.metrics import RunnerMetrics
-from mirror.runner.migrations import (
+from mirror.migrations import (
     NOISE_ARM,
     ArmSettings,
     LimitSettings,
@@ -62,7 +58,11 @@ from mirror.runner.migrations import (
     arm_kind,
     target_api,
 )
-from mirror.runner.sampling import arm_salt, sampling_key, selected
+from mirror.pricing import PriceTable
+from mirror.runner.caller import ArmCaller
+from mirror.runner.limits import ProviderLimiter, SpendCap, estimate_cost, estimate_tokens
+from mirror.runner.metrics import RunnerMetrics
+from mirror.sampling import arm_salt, sampling_key, selected
 from mirror.translate.request import apply_arm_transforms, translate_request
 
 log = logging.getLogger(__name__)

@@ -130,6 +130,7 @@ from typing import Any, Literal
 
 from mirror.errors import ConfigError, Untranslatable
 from mirror.events import Api
+from mirror.migrations import RESERVED_PARAMS
 from mirror.translate.messages import (
     JSON,
     anthropic_messages_to_chat,
@@ -169,8 +170,6 @@ DEFAULT_MAX_TOKENS = 4096
 MAX_CHAT_STOP = 4
 #: Joins an arm's text to an existing system prompt (`prepend`/`append`).
 SYSTEM_JOINER = "\n\n"
-#: Keys an arm's `params` may not set: the runner and `system_prompt` own them.
-RESERVED_PARAMS = frozenset({"model", "messages", "input", "system", "instructions"})
 
 
 @contextmanager

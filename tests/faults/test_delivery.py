@@ -21,9 +21,9 @@ from mirror.bus.memory import MemoryBus
 from mirror.config import ProviderKind, ProviderSettings, TopicSettings
 from mirror.errors import BusError
 from mirror.events import dump_event, parse_shadow_pair
+from mirror.migrations import MigrationSettings, RunnerSettings
 from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
-from mirror.runner.migrations import MigrationSettings, RunnerSettings
 from mirror.runner.worker import Runner
 from simulation.providers import Served, openai_app, serve
 from tests.faults.harness import captured, eventually

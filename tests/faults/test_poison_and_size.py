@@ -22,9 +22,9 @@ from mirror.bus.dlq import parse_dead_letter
 from mirror.bus.kafka import KafkaBus
 from mirror.config import BusSettings, ProviderKind, ProviderSettings
 from mirror.events import ShadowPair, dump_event
+from mirror.migrations import MigrationSettings, RunnerSettings
 from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
-from mirror.runner.migrations import MigrationSettings, RunnerSettings
 from mirror.runner.worker import Runner
 from simulation.providers import Served, openai_app, serve
 from tests.broker import TansuBroker

@@ -19,9 +19,9 @@ import pytest
 from mirror.bus.memory import MemoryBus
 from mirror.config import ProviderKind, ProviderSettings, TopicSettings
 from mirror.events import ArmKind, ErrorKind, ShadowPair, parse_shadow_pair
+from mirror.migrations import MigrationSettings, RunnerSettings
 from mirror.pricing import Price, PriceTable
 from mirror.runner.caller import ArmCaller
-from mirror.runner.migrations import MigrationSettings, RunnerSettings
 from mirror.runner.worker import Runner
 from simulation.providers import (
     AnthropicFake,

@@ -25,8 +25,8 @@ from mirror.events import (
     dump_event,
     parse_shadow_pair,
 )
-from mirror.runner.migrations import MigrationSettings
-from mirror.runner.sampling import arm_salt, sampling_key, selected
+from mirror.migrations import MigrationSettings
+from mirror.sampling import arm_salt, sampling_key, selected
 from simulation.providers import openai_app, serve
 from tests.broker import TansuBroker
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from mirror.events import Api, ArmResult, CapturedCall
-from mirror.runner.sampling import arm_salt, hash_point, sampling_key, selected
+from mirror.sampling import arm_salt, hash_point, sampling_key, selected
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _call(call_id: str | None = None, **segment: str) -> CapturedCall:
@@ -79,7 +79,7 @@ def test_same_decisions_in_another_process() -> None:
     here = "".join("1" if selected(i, salt="m1", rate=0.37) else "0" for i in ids)
     script = (
         "import sys\n"
-        "from mirror.runner.sampling import selected\n"
+        "from mirror.sampling import selected\n"
         "ids = sys.stdin.read().split()\n"
         "print(''.join('1' if selected(i, salt='m1', rate=0.37) else '0' for i in ids))\n"
     )

@@ -1,4 +1,8 @@
-"""Migrations: which captured calls the runner replays, to which arms, within which limits.
+"""Migrations: which captured calls the runner replays, to which arms, within which limits,
+and which arm serves live traffic in a staged rollout.
+
+Shared contract (not the runner's room): the sidecar matches calls against the same settings
+to serve a rollout's share of them from the candidate arm.
 
     migrations:
       - name: support-to-claude
@@ -29,7 +33,11 @@ from pydantic import Field, field_validator, model_validator
 
 from mirror.config import Section
 from mirror.events import Api, ArmKind, CapturedCall, ProviderKind
-from mirror.translate.request import RESERVED_PARAMS
+
+#: Keys an arm's `params` may not set: the runner (or the sidecar, serving a call) and
+#: `system_prompt` own them. Here, not in `mirror.translate`, because the settings are shared
+#: contract and may not import a room.
+RESERVED_PARAMS = frozenset({"model", "messages", "input", "system", "instructions"})
 
 #: The noise arm's name: the primary model asked again, the floor every candidate is read
 #: against.
