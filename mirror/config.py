@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -20,6 +21,22 @@ from mirror.events import ProviderKind
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """`90s`, `10m`, `4h`, `1d`, `250ms` (or seconds as a number); ValueError otherwise."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    found = _DURATION.match(str(value).strip())
+    if not found:
+        raise ValueError(f"expected a duration like 90s, 10m, 4h or 1d, got {value!r}")
+    return timedelta(seconds=float(found[1]) * _UNITS[found[2]])
 
 
 def parse_host_port(value: str, key: str) -> tuple[str, int]:
@@ -83,6 +100,10 @@ class SidecarSettings(Section):
     #: How long an idle upstream connection is kept for reuse; keep it below the provider's
     #: own idle timeout, or a request may meet a connection the provider is closing.
     upstream_keepalive_s: float = Field(default=15.0, gt=0)
+    #: Staged rollout: how long a candidate arm may take to produce the first byte of its
+    #: answer (connection and headers included) before the call is served by the primary
+    #: instead. Counted as a fallback with reason `timeout`.
+    rollout_first_byte_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("listen")
     @classmethod

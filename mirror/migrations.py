@@ -16,22 +16,31 @@ to serve a rollout's share of them from the candidate arm.
             model: claude-sonnet-4-6
             system_prompt: {mode: append, text: "Answer in at most three sentences."}
             params: {max_tokens: 1024}
+        rollout:                  # optional: serve a share of the live calls from an arm
+          arm: sonnet             # default: the only arm (required with several)
+          sticky: segment.user    # segment.<label> | header:<name> | body:<dotted.path>
+          weight: 0.0             # served at start, until a change is recorded
+          steps: [0.05, 0.25, 0.5, 1.0]
+          hold: 10m
 
 An arm whose provider speaks another dialect than the captured call gets the request
 translated (Chat Completions ⇄ Messages) or skipped with the reason. Model patterns are shell
 globs. Settings refuse, at start, what could not work: an arm on an unknown provider, two arms
 or migrations with one name, a spend cap on a model without a price, a parameter the runner
-owns (`model`, `messages`...).
+owns (`model`, `messages`...), a rollout arm the migration does not have.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mirror.config import Section
+from mirror.config import CREDENTIAL_HEADERS, Section, parse_duration
 from mirror.events import Api, ArmKind, CapturedCall, ProviderKind
 
 #: Keys an arm's `params` may not set: the runner (or the sidecar, serving a call) and
@@ -95,13 +104,18 @@ class MatchSettings(Section):
         return value
 
     def matches(self, call: CapturedCall) -> bool:
-        if self.api and call.api not in self.api:
+        model = call.request.get("model") if call.request else None
+        return self.matches_parts(call.api, model, call.segment)
+
+    def matches_parts(self, api: Api, model: Any, segment: Mapping[str, str]) -> bool:
+        """The same rules over the parts of a call: the runner has a `CapturedCall`, the
+        sidecar (serving a rollout) the request as it arrives."""
+        if self.api and api not in self.api:
             return False
         if self.model:
-            model = call.request.get("model") if call.request else None
             if not isinstance(model, str) or not any(fnmatchcase(model, p) for p in self.model):
                 return False
-        return all(call.segment.get(label) in values for label, values in self.segment.items())
+        return all(segment.get(label) in values for label, values in self.segment.items())
 
 
 class SamplingSettings(Section):
@@ -109,6 +123,85 @@ class SamplingSettings(Section):
     #: `segment.<label>`: sample by that label's value (a user, a session) so one user's calls
     #: are all in or all out; default: each call on its own.
     sticky: str | None = Field(default=None, pattern=r"^segment\.[A-Za-z0-9_-]+$")
+
+
+StickySource = Literal["segment", "header", "body"]
+_STICKY = re.compile(
+    r"^(?:segment\.(?P<segment>[A-Za-z0-9_-]+)"
+    r"|header:(?P<header>[A-Za-z0-9!#$%&'*+.^_`|~-]+)"
+    r"|body:(?P<body>[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*))$"
+)
+
+
+class RolloutSettings(Section):
+    """A staged rollout: the share of the live calls the migration matches that `arm` serves
+    in place of the primary (the sidecar answers them from the candidate, translated back to
+    the app's API; the runner still judges them against a shadow call to the primary).
+
+    The weight in force is the latest recorded change (`mirror.rollout.WeightChange`: a
+    person, a trigger's rollback, the step schedule); `weight` is the share before any.
+    """
+
+    #: The arm that serves. Default: the migration's only arm (required when it has several).
+    arm: str | None = None
+    #: What keeps one caller on one side while the weight stands: `segment.<label>` (a segment
+    #: label's value), `header:<name>` (a request header's value), `body:<dotted.path>` (a
+    #: string or number in the JSON request body). None: each call is decided on its own, as
+    #: is a call whose key is missing or empty.
+    sticky: str | None = None
+    #: The share (0..1) served at start, while no change has been recorded.
+    weight: float = Field(default=0.0, ge=0, le=1)
+    #: The step schedule: increasing shares in (0, 1].
+    steps: tuple[float, ...] = ()
+    #: How long each step must hold (with every trigger clear) before the next.
+    hold: timedelta = timedelta(minutes=10)
+
+    @field_validator("sticky")
+    @classmethod
+    def _sticky(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        found = _STICKY.match(value)
+        if found is None:
+            raise ValueError(
+                f"must be segment.<label>, header:<name> or body:<dotted.path>, got {value!r}"
+            )
+        if found["header"] is not None:
+            header = found["header"].lower()
+            if header in CREDENTIAL_HEADERS:
+                raise ValueError(f"{header!r} carries credentials; stick by another header")
+            return f"header:{header}"
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        for i, step in enumerate(value):
+            if not 0.0 < step <= 1.0:
+                raise ValueError(f"{step!r} is not a share in (0, 1]")
+            if i and step <= value[i - 1]:
+                raise ValueError(
+                    f"{step!r} does not increase on the step before it, {value[i - 1]!r}"
+                )
+        return value
+
+    @field_validator("hold", mode="before")
+    @classmethod
+    def _hold(cls, value: object) -> timedelta:
+        hold = parse_duration(value)
+        if hold <= timedelta(0):
+            raise ValueError(f"must be a positive duration, got {value!r}")
+        return hold
+
+    @property
+    def sticky_source(self) -> tuple[StickySource, str] | None:
+        """(`segment` | `header` | `body`, the label, header name or dotted path), or None."""
+        if self.sticky is None:
+            return None
+        if self.sticky.startswith("segment."):
+            return "segment", self.sticky.removeprefix("segment.")
+        source, _, name = self.sticky.partition(":")
+        return ("header" if source == "header" else "body"), name
 
 
 class MigrationSettings(Section):
@@ -119,6 +212,25 @@ class MigrationSettings(Section):
     noise_rate: float = Field(default=0.0, ge=0, le=1)
     daily_spend_usd: float | None = Field(default=None, gt=0)
     arms: tuple[ArmSettings, ...] = ()
+    #: Staged rollout; None: the migration only shadows.
+    rollout: RolloutSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rollout_arm(cls, data: Any) -> Any:
+        """`rollout.arm` defaults to the only arm: filled in here, so readers of the settings
+        (the sidecar, the step schedule, the pages) find it set."""
+        if not isinstance(data, dict):
+            return data
+        rollout, arms = data.get("rollout"), data.get("arms")
+        if not isinstance(arms, list | tuple) or len(arms) != 1:
+            return data
+        only = arms[0].get("name") if isinstance(arms[0], dict) else getattr(arms[0], "name", None)
+        if isinstance(rollout, dict) and rollout.get("arm") is None:
+            return {**data, "rollout": {**rollout, "arm": only}}
+        if isinstance(rollout, RolloutSettings) and rollout.arm is None:
+            return {**data, "rollout": rollout.model_copy(update={"arm": only})}
+        return data
 
     @model_validator(mode="after")
     def _arms(self) -> MigrationSettings:
@@ -128,7 +240,19 @@ class MigrationSettings(Section):
             raise ValueError(f"arms: duplicate arm name {duplicated[0]!r}")
         if not self.arms and self.noise_rate == 0:
             raise ValueError("arms: a migration needs at least one arm (or a noise_rate)")
+        rollout = self.rollout
+        if rollout is not None:
+            listed = ", ".join(names)
+            if not names:
+                raise ValueError("rollout.arm: the migration has no arm to serve from")
+            if rollout.arm is None:
+                raise ValueError(f"rollout.arm: required with several arms (arms: {listed})")
+            if rollout.arm not in names:
+                raise ValueError(f"rollout.arm: no arm named {rollout.arm!r} (arms: {listed})")
         return self
+
+    def arm(self, name: str) -> ArmSettings | None:
+        return next((arm for arm in self.arms if arm.name == name), None)
 
 
 class LimitSettings(Section):
