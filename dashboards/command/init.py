@@ -149,15 +149,15 @@ def _choose(args: argparse.Namespace) -> tuple[Model, Model, Model]:
     given = (args.primary, args.candidate, args.judge)
     names = ("primary model", "candidate model", "judge model")
     flags = ("--primary", "--candidate", "--judge")
-    asking = sys.stdin.isatty() and None in given
-    if None in given and not asking:
-        defaulted = [f"{n} {d}" for n, d, g in zip(names, DEFAULTS, given, strict=True) if not g]
+    flagged = [model(v, f) if v is not None else None for v, f in zip(given, flags, strict=True)]
+    asking = sys.stdin.isatty()
+    if None in flagged and not asking:
+        defaulted = [f"{n} {d}" for n, d, m in zip(names, DEFAULTS, flagged, strict=True) if not m]
         sys.stderr.write(f"not a terminal: using the defaults, {', '.join(defaulted)}\n")
-    chosen = [
-        _ask(name, default, flag) if value is None and asking else model(value or default, flag)
-        for value, name, default, flag in zip(given, names, DEFAULTS, flags, strict=True)
-    ]
-    primary, candidate, judge = chosen
+    primary, candidate, judge = (
+        found or (_ask(name, default, flag) if asking else model(default, flag))
+        for found, name, default, flag in zip(flagged, names, DEFAULTS, flags, strict=True)
+    )
     return primary, candidate, judge
 
 

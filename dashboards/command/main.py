@@ -1,9 +1,12 @@
 """The `shadowjudge` command: every role alone (`mirror`, `runner`, `judge`, `dashboards`) or
-together (`run`), and the one-shot commands (`migrate`, `rejudge`, `check`, `calibrate`, `dlq`,
-`report`, `review digest`, `triggers check`).
+together (`run`), and the one-shot commands (`init`, `migrate`, `rejudge`, `check`,
+`calibrate`, `dlq`, `report`, `review digest`, `triggers check`).
 
-Settings are loaded once here and passed down; `dashboards.command.supervisor` starts the roles
-and owns the signals.
+Settings are loaded once here and passed down; `dashboards.command.preflight` checks what the
+command needs (the store directory free, the servers answering, the migration known) before
+anything heavy is imported, so those failures are one line within a second; then
+`dashboards.command.supervisor` starts the roles and owns the signals. The roles' modules, the
+analysis and the SDKs are imported only by the commands that use them.
 """
 
 from __future__ import annotations
@@ -14,18 +17,26 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import uvloop
-
-from dashboards.command import dlq, report, review, triggers
-from dashboards.command.supervisor import run_roles, scorer_for, tune_gc
-from dashboards.settings import Settings, load_settings, start_warnings
+from dashboards.command import demo, dlq, init, preflight, report, review, triggers
+from dashboards.settings import DEFAULT_PATH, Settings, load_settings, start_warnings
 from judge.errors import StoreError
-from judge.rejudge import rejudge
-from judge.store.store import AsyncStore
 from mirror.errors import ConfigError
 
+if TYPE_CHECKING:
+    from judge.store.claim import DirectoryClaim
+
 log = logging.getLogger("shadowjudge")
+
+#: The roles each long-running command starts.
+ROLES = {
+    "run": {"mirror", "runner", "judge", "dashboards"},
+    "dashboards": {"dashboards"},
+    "mirror": {"mirror"},
+    "runner": {"runner"},
+    "judge": {"judge"},
+}
 
 
 def _moment(text: str) -> datetime:
@@ -67,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("detector", choices=["refusal"])
     calibrate.add_argument("options", nargs=argparse.REMAINDER)
+    init.add_parser(commands)
+    demo.add_parser(commands)
     dlq.add_parser(commands)
     report.add_parser(commands)
     review.add_parser(commands)
@@ -75,15 +88,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def migrate(settings: Settings) -> None:
+    from judge.store.store import AsyncStore
+
     async with await AsyncStore.open(settings.store) as store:
         applied = await store.migrate()
     print(f"schema up to date (applied now: {applied or 'nothing'})")  # noqa: T201
 
 
 async def run_rejudge(settings: Settings, args: argparse.Namespace) -> None:
-    async with await AsyncStore.open(settings.store) as store, scorer_for(settings) as scorer:
+    from dashboards.command.supervisor import scorer_for
+    from judge.rejudge import rejudge
+    from judge.store.store import AsyncStore
+
+    async with await AsyncStore.open(settings.store, create=False) as store:
         await store.migrate()
-        report = await rejudge(store, scorer, args.migration, args.since, args.until)
+        stored = await store.run(store.store.migration_names)
+        preflight.check_migration(args.migration, settings, lambda: stored)
+        async with scorer_for(settings) as scorer:
+            report = await rejudge(store, scorer, args.migration, args.since, args.until)
     print(  # noqa: T201
         f"rejudged {report.scored} pairs of {args.migration} at {scorer.version}: "
         f"{report.written} new rows"
@@ -96,47 +118,93 @@ def main(argv: Sequence[str] | None = None) -> int:
         from judge.scorers.calibrate import main as calibrate_refusal
 
         return calibrate_refusal(args.options)
+    if args.command == "init":  # writes the settings: none to load
+        try:
+            return init.run(args, args.config or DEFAULT_PATH)
+        except ConfigError as exc:
+            print(f"shadowjudge: {exc}", file=sys.stderr)  # noqa: T201
+            return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for chatty in ("httpx", "httpx2"):  # a line per request of the judge's and the demo's SDKs
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(f"shadowjudge: bad configuration\n{exc}", file=sys.stderr)  # noqa: T201
         return 2
-    if args.command in ("check", "run", "mirror", "runner", "judge", "dashboards"):
-        for warning in start_warnings(settings):
+    if args.command == "check" or args.command in ROLES:
+        from_file = args.config is not None or DEFAULT_PATH.exists()
+        for warning in start_warnings(settings, from_file=from_file):
             log.warning(warning)
     if args.command == "check":
         print(settings.model_dump_json(indent=2))  # noqa: T201 - secrets are env names only
         return 0
-    tune_gc()
+    held: DirectoryClaim | None = None
     try:
-        if args.command == "migrate":
-            uvloop.run(migrate(settings))
-        elif args.command == "rejudge":
-            uvloop.run(run_rejudge(settings, args))
-        elif args.command == "dlq":
-            return uvloop.run(dlq.run(settings, args))
-        elif args.command == "report":
-            return report.run(settings, args)
-        elif args.command == "review":
-            return review.run(settings, args)
-        elif args.command == "triggers":
-            return triggers.run(settings, args)
-        else:
-            roles = {
-                "run": {"mirror", "runner", "judge", "dashboards"},
-                "dashboards": {"dashboards"},
-                "mirror": {"mirror"},
-                "runner": {"runner"},
-                "judge": {"judge"},
-            }
-            uvloop.run(run_roles(settings, roles[args.command]))
+        held = _preflight(settings, args.command)
+        return _dispatch(settings, args)
     except ConfigError as exc:  # a taken port, a variable unset: fix the setting, run again
         print(f"shadowjudge: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     except StoreError as exc:
         print(f"shadowjudge: {exc}", file=sys.stderr)  # noqa: T201
         return 1
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _preflight(settings: Settings, command: str) -> DirectoryClaim | None:
+    """What `command` needs, checked before anything is imported or started: a chDB directory
+    claimed for the whole process (a second `run` on it stops here), the servers answering."""
+    held = None
+    if command in ("run", "judge", "dashboards", "migrate", "rejudge"):
+        preflight.probe_store(settings)
+        held = preflight.claim_store(settings, create=command != "rejudge")
+    try:
+        if command in ("run", "runner", "judge", "dlq"):
+            preflight.require_bus(settings)
+        elif command == "mirror":  # the live path serves without a bus: say it, do not refuse
+            problem = preflight.probe_bus(settings)
+            if problem:
+                log.warning(
+                    "%s: the sidecar forwards every call; captures are dropped and counted"
+                    " until a broker answers",
+                    problem,
+                )
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+    return held
+
+
+def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    import uvloop
+
+    if args.command in ROLES:
+        from dashboards.command.supervisor import run_roles, tune_gc
+
+        tune_gc()
+        uvloop.run(run_roles(settings, ROLES[args.command]))
+        return 0
+    if args.command == "migrate":
+        uvloop.run(migrate(settings))
+    elif args.command == "rejudge":
+        from dashboards.command.supervisor import tune_gc
+
+        tune_gc()  # scoring many pairs: see tune_gc
+        uvloop.run(run_rejudge(settings, args))
+    elif args.command == "demo":
+        return demo.run(args)
+    elif args.command == "dlq":
+        return uvloop.run(dlq.run(settings, args))
+    elif args.command == "report":
+        return report.run(settings, args)
+    elif args.command == "review":
+        return review.run(settings, args)
+    elif args.command == "triggers":
+        return triggers.run(settings, args)
     return 0

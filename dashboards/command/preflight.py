@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from judge.errors import StoreError
+from judge.errors import StoreAccessError, StoreError, StoreLockedError, StoreMissingError
 from judge.store.claim import DirectoryClaim, chdb_directory, claim
 from mirror.config import parse_host_port
 from mirror.errors import ConfigError
@@ -118,10 +118,13 @@ def open_for_reading(settings: Settings) -> Store:
     probe_store(settings)
     try:
         return Store.open(settings.store, create=False)
-    except StoreError as exc:
-        if settings.store.url.startswith("chdb:"):
-            raise ConfigError(f"store.url: {settings.store.url}: {exc}") from exc
-        raise
+    except StoreLockedError as exc:
+        raise ConfigError(
+            f"store.url: {settings.store.url}: {exc}; or ask that process's dashboards:"
+            " --url http://HOST:PORT"
+        ) from exc
+    except (StoreMissingError, StoreAccessError) as exc:
+        raise ConfigError(f"store.url: {settings.store.url}: {exc}") from exc
 
 
 def check_migration(name: str, settings: Settings, stored: Callable[[], Iterable[str]]) -> None:

@@ -405,8 +405,8 @@ class AsyncStore:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, settings: StoreSettings) -> AsyncStore:
-        return cls(await asyncio.to_thread(Store.open, settings))
+    async def open(cls, settings: StoreSettings, *, create: bool = True) -> AsyncStore:
+        return cls(await asyncio.to_thread(Store.open, settings, create=create))
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` in a worker thread, after the calls before it."""

@@ -110,9 +110,10 @@ def test_dashboards_alone_and_report_from_the_store(tmp_path: Path, filled: Path
         )
         assert again.returncode == 0, again.stderr
         assert f"from {base}" in again.stdout
+        # a second `dashboards` on the same directory stops before it binds a port
         taken = _command(config, "dashboards", env={**os.environ, "SJ_T_TOKEN": "t"})
         assert taken.returncode == 2
-        assert f"dashboards.listen: cannot listen on 127.0.0.1:{pages}" in taken.stderr
+        assert f"the directory {filled} is held by process {process.pid}" in taken.stderr
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
@@ -127,6 +128,13 @@ def test_report_of_an_unknown_migration(tmp_path: Path, filled: Path) -> None:
     printed = _command(config, "report", "--migration", "nope")
     assert printed.returncode == 2
     assert printed.stderr == (
+        "shadowjudge: --migration nope: no migration of that name; known: support\n"
+    )
+    assert time.monotonic() - started < 10
+    started = time.monotonic()
+    again = _command(config, "rejudge", "--migration", "nope", "--since", "2020-01-01")
+    assert again.returncode == 2
+    assert again.stderr.endswith(
         "shadowjudge: --migration nope: no migration of that name; known: support\n"
     )
     assert time.monotonic() - started < 10
