@@ -23,18 +23,15 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
-
-from dashboards.settings import Settings
 from mirror.bus.base import Message, TopicPartition
 from mirror.bus.dlq import DeadLetter, parse_dead_letter
-from mirror.bus.kafka import KafkaBus
-from mirror.bus.retry import deliver
-from mirror.bus.scan import TopicScan
 from mirror.errors import BusError
 from mirror.events import utc_now
+
+if TYPE_CHECKING:  # aiokafka and tqdm load when a dlq command runs, not for every command
+    from dashboards.settings import Settings
 
 REPLAY_GROUP = "shadowjudge-dlq-replay"
 REPLAY_BATCH = 500
@@ -120,6 +117,8 @@ def _reason(letter: DeadLetter) -> str:
 
 
 async def list_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from mirror.bus.scan import TopicScan
+
     topic = settings.bus.topics.dlq
     groups: dict[tuple[str, str, str], Group] = defaultdict(Group)
     async with TopicScan(settings.bus.bootstrap_servers, topic) as scan:
@@ -171,6 +170,12 @@ def _age(seconds: Any) -> str:
 
 
 async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mirror.bus.kafka import KafkaBus
+    from mirror.bus.retry import deliver
+    from mirror.bus.scan import TopicScan
+
     topic = settings.bus.topics.dlq
     skipped: Counter[str] = Counter()
     replayed = 0

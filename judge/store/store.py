@@ -86,6 +86,13 @@ class Store:
         # Imported here: clickhouse-connect takes ~0.15 s; a command that fails first, or
         # finds its answer elsewhere, should not pay it.
         import clickhouse_connect
+        from clickhouse_connect.driver import options
+
+        # Rows go in as lists, never DataFrames: told that pandas is absent (its own state when
+        # pandas is not installed), the first insert does not import it (0.5 s, ~90 MB) only to
+        # see that the data is not a DataFrame.
+        if "pd" not in vars(options):
+            options.pd = options.pd_time_test = None
 
         parts = urlsplit(settings.url)
         path = chdb_directory(settings.url)
