@@ -39,7 +39,6 @@ def fetch(settings: Settings, args: argparse.Namespace) -> tuple[MigrationAnalys
 
     from dashboards.analysis.service import Analyst, MigrationAnalysis
     from dashboards.analysis.window import parse_window
-    from dashboards.command.serve import web_config
 
     url = args.url or f"http://{settings.dashboards.listen}"
     params = {"window": args.window, "segment": args.segment}
@@ -67,6 +66,8 @@ def fetch(settings: Settings, args: argparse.Namespace) -> tuple[MigrationAnalys
     window = parse_window(args.window)
     with open_for_reading(settings) as store:
         check_migration(args.migration, settings, store.migration_names)
+        from dashboards.command.serve import web_config  # the pages' server: 0.5 s to import
+
         config = web_config(settings)
         analyst = Analyst(store, sampling=config.sampling, models=config.models)
         found = analyst.analysis(

@@ -38,8 +38,6 @@ def add_parser(commands: Any) -> None:
 def gather(settings: Settings, args: argparse.Namespace, day: str) -> Digest:
     import httpx
 
-    from dashboards.analysis.service import Analyst
-    from dashboards.command.serve import web_config
     from dashboards.review.digest import build_digest, digest_from_api
 
     url = args.url or f"http://{settings.dashboards.listen}"
@@ -53,8 +51,11 @@ def gather(settings: Settings, args: argparse.Namespace, day: str) -> Digest:
     except httpx.HTTPStatusError as exc:
         answer = exc.response
         raise ConfigError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}") from exc
-    config = web_config(settings)
     with open_for_reading(settings) as store:
+        from dashboards.analysis.service import Analyst
+        from dashboards.command.serve import web_config  # the pages' server: 0.5 s to import
+
+        config = web_config(settings)
         analyst = Analyst(store, sampling=config.sampling, models=config.models)
         return build_digest(analyst, store, day, settings.dashboards.url)
 
