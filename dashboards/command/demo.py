@@ -30,19 +30,23 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from dashboards.command.supervisor import run_roles
+from dashboards.command import preflight
 from dashboards.settings import Settings, parse_settings
-from simulation.demo.models import CANDIDATE_MODEL, JUDGE_MODEL, Candidate, Judge, Primary
-from simulation.demo.traffic import Traffic
-from simulation.providers import FakeReply, anthropic_app, openai_app, serve
+from mirror.errors import ConfigError
+
+if TYPE_CHECKING:  # the simulation, the roles and the SDKs load when the demo starts
+    from simulation.demo.models import Judge, Primary
+    from simulation.demo.traffic import Traffic
+    from simulation.providers import FakeReply
 
 log = logging.getLogger("shadowjudge.demo")
 
 MIGRATION = "support-bot-to-claude"
+PRIMARY_MODEL = "gpt-4o"
+CANDIDATE_MODEL = "claude-sonnet-4-5"
+JUDGE_MODEL = "simulated-judge"
 #: The simulated providers' key variable: set by the demo, to a value that is not a secret.
 KEY_ENV = "SHADOWJUDGE_DEMO_KEY"
 APP_KEY = "sk-demo-simulated-not-a-secret"
@@ -87,7 +91,7 @@ def demo_settings(
             "redact": [{"name": "email", "pattern": r"[\w.+-]+@[\w-]+\.[\w.-]+"}],
             "segment_headers": {"plan": "x-demo-plan"},
         },
-        "store": {"url": f"chdb://{Path(store).resolve()}", "batch_seconds": 0.5},
+        "store": {"url": _store_url(Path(store)), "batch_seconds": 0.5},
         "judge": {"provider": "simulated-openai", "model": JUDGE_MODEL},
         "dashboards": {"listen": dashboards_listen},
         "triggers": {
@@ -157,6 +161,9 @@ def _by_model(routes: Mapping[str, Primary | Judge]) -> Any:
 @contextmanager
 def simulated_providers() -> Iterator[tuple[str, str]]:
     """The two simulated providers, served in threads: (OpenAI URL, Anthropic URL)."""
+    from simulation.demo.models import Candidate, Judge, Primary
+    from simulation.providers import anthropic_app, openai_app, serve
+
     primary, judge, candidate = Primary(), Judge(), Candidate()
     openai_sim = openai_app(
         responder=_by_model({primary.model: primary, JUDGE_MODEL: judge}),
@@ -174,7 +181,9 @@ class AppThread:
     """The simulated app in its own thread and event loop, started once the sidecar listens."""
 
     def __init__(self, sidecar: str, rate: float) -> None:
-        self.traffic = Traffic(f"http://{sidecar}/v1", rate=rate, api_key=APP_KEY)
+        from simulation.demo.traffic import Traffic
+
+        self.traffic: Traffic = Traffic(f"http://{sidecar}/v1", rate=rate, api_key=APP_KEY)
         self.sidecar = sidecar
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -206,6 +215,8 @@ class AppThread:
 
 def progress(dashboards: str, app: AppThread) -> str:
     """One line: what the app sent, what the judge stored, which triggers fire."""
+    import httpx
+
     line = f"app: {app.traffic.counts.line()}"
     try:
         found = httpx.get(f"http://{dashboards}/api/v1/migrations?window=1h", timeout=5).json()
@@ -233,6 +244,8 @@ async def _report(dashboards: str, app: AppThread, every_s: float) -> None:
 
 
 async def _run(settings: Settings, app: AppThread, dashboards: str) -> None:
+    from dashboards.command.supervisor import run_roles
+
     reporter = asyncio.create_task(_report(dashboards, app, 15.0))
     try:
         await run_roles(settings, ROLES)
@@ -240,10 +253,33 @@ async def _run(settings: Settings, app: AppThread, dashboards: str) -> None:
         reporter.cancel()
 
 
+def _store_url(store: Path) -> str:
+    return f"chdb://{store.resolve()}"
+
+
 def run(args: argparse.Namespace) -> int:
+    """The demo until ^C, SIGTERM or `--duration`. The store directory is claimed first (a
+    second demo on it stops here, with one line), then emptied with `--fresh`."""
     store = Path(args.store)
-    if args.fresh and store.exists():
-        shutil.rmtree(store)
+    only_store = parse_settings({"store": {"url": _store_url(store)}}, "the demo's store")
+    try:
+        held = preflight.claim_store(only_store, create=True)
+    except ConfigError as exc:  # name the flag the user gave, not a settings key they did not
+        raise ConfigError(
+            str(exc).replace(f"store.url: {only_store.store.url}", "--store")
+        ) from exc
+    try:
+        if args.fresh:
+            for child in store.iterdir():
+                if child.name != "shadowjudge.lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        return _demo(args, store)
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _demo(args: argparse.Namespace, store: Path) -> int:
     os.environ.setdefault(KEY_ENV, "simulated-key-not-a-secret")
     with simulated_providers() as (openai_url, anthropic_url):
         settings = demo_settings(

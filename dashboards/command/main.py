@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dashboards.command import demo, dlq, init, preflight, report, review, triggers
+from dashboards.command import demo, dlq, init, preflight, report, review, rollout, triggers
 from dashboards.settings import DEFAULT_PATH, Settings, load_settings, start_warnings
 from judge.errors import StoreError
 from mirror.errors import ConfigError
@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_parser(commands)
     report.add_parser(commands)
     review.add_parser(commands)
+    rollout.add_parser(commands)
     triggers.add_parser(commands)
     return parser
 
@@ -207,4 +208,6 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
         return review.run(settings, args)
     elif args.command == "triggers":
         return triggers.run(settings, args)
+    elif args.command == "rollout":
+        return rollout.run(settings, args)
     return 0

@@ -14,12 +14,15 @@ answer 503 with the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 
 import uvicorn
 
 from dashboards.analysis.figures import Sampling
+from dashboards.rollout.control import RolloutController
 from dashboards.settings import Settings
 from dashboards.triggers.alerts import Sink
 from dashboards.triggers.engine import Evaluator
@@ -63,9 +66,14 @@ def web_config(settings: Settings) -> WebConfig:
     )
 
 
-def evaluator_for(settings: Settings, holder: StoreHolder) -> Evaluator | None:
+def evaluator_for(
+    settings: Settings,
+    holder: StoreHolder,
+    rollback: Callable[[str, str, str, str], None] | None = None,
+) -> Evaluator | None:
     """The trigger engine, when this process evaluates and there are rules; sinks' URLs are
-    read from the environment now, so a missing one fails the start with its key."""
+    read from the environment now, so a missing one fails the start with its key. A firing
+    `rollback: true` rule calls `rollback(migration, arm, actor, reason)`."""
     if not settings.triggers.evaluate or not settings.triggers.rules:
         return None
     sinks = [
@@ -78,16 +86,23 @@ def evaluator_for(settings: Settings, holder: StoreHolder) -> Evaluator | None:
         sinks=sinks,
         base_url=settings.dashboards.url,
         config_hash=settings.config_hash,
+        rollback=rollback,
     )
 
 
 class DashboardServer:
     def __init__(
-        self, settings: Settings, holder: StoreHolder, evaluator: Evaluator | None = None
+        self,
+        settings: Settings,
+        holder: StoreHolder,
+        evaluator: Evaluator | None = None,
+        rollout: RolloutController | None = None,
     ) -> None:
         self.listen = settings.dashboards.listen
         self._socket = bind(self.listen, "dashboards.listen")
         web = web_config(settings)
+        web.rollout = rollout
+        web.loopback = ipaddress.ip_address(self._socket.getsockname()[0]).is_loopback
         if evaluator is not None:
             web.registries.append(evaluator.registry)
         app = create_app(holder, web)

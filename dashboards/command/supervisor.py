@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from dashboards.command.endpoints import Health, serve_role_endpoints
 from dashboards.command.serve import DashboardServer, StoreHolder, evaluator_for
+from dashboards.rollout.control import RolloutController, triggers_clear
 from dashboards.settings import Settings
 from dashboards.triggers.engine import Evaluator
 from judge.errors import StoreError, StoreUnavailableError
@@ -34,6 +35,7 @@ from mirror.bus.factory import open_bus
 from mirror.bus.memory import MemoryBus
 from mirror.bus.retry import start_with_retry, until_stopped
 from mirror.pricing import PriceTable
+from mirror.rollout import Weights
 from mirror.runner.caller import ArmCaller
 from mirror.runner.worker import Runner
 from mirror.sidecar.metrics import SidecarMetrics
@@ -46,6 +48,8 @@ Worker = Callable[[asyncio.Event], Awaitable[None]]
 #: Past the runner's drain deadline, time left for consumers to leave their groups, producers
 #: to flush and the store to close before the supervisor cancels what still runs.
 DRAIN_MARGIN_S = 15.0
+#: How often the rollout step schedule is looked at.
+ROLLOUT_TICK_S = 5.0
 
 
 async def supervise(
@@ -241,17 +245,65 @@ def triggers_worker(evaluator: Evaluator, interval_s: float) -> Worker:
     return work
 
 
+def rollout_worker(control: RolloutController, holder: StoreHolder, rules: list[str]) -> Worker:
+    """Restore the weights once the store is open, then advance the step schedule every
+    `ROLLOUT_TICK_S`. Like the triggers, a failure is logged and tried again next tick."""
+
+    async def work(stop: asyncio.Event) -> None:
+        restored = False
+        while not stop.is_set():
+            try:
+                if not restored:
+                    count = await asyncio.to_thread(control.restore)
+                    restored = True
+                    for status in control.status():
+                        log.info(
+                            "rollout %s/%s at %.0f%% (%s)",
+                            status.migration,
+                            status.arm,
+                            status.weight * 100,
+                            "restored" if count else "configured",
+                        )
+                else:
+                    await asyncio.to_thread(
+                        lambda: control.advance(triggers_clear(holder(), rules))
+                    )
+            except StoreError as exc:
+                log.debug("rollout schedule waits: %s", exc)
+            except Exception:  # noqa: BLE001 - a bug here must not stop the live path
+                log.exception("rollout schedule not advanced")
+            try:
+                await asyncio.wait_for(stop.wait(), ROLLOUT_TICK_S)
+            except TimeoutError:
+                pass
+
+    return work
+
+
 async def run_roles(settings: Settings, roles: set[str]) -> None:
     # The ports are bound first: a taken one fails the start before anything has started.
     listener = bind(settings.sidecar.listen, "sidecar.listen") if "mirror" in roles else None
     holder = StoreHolder()
-    evaluator = evaluator_for(settings, holder) if "dashboards" in roles else None
-    pages = DashboardServer(settings, holder, evaluator) if "dashboards" in roles else None
+    weights = Weights()
+    control = RolloutController(settings.migrations, holder, weights)
+    evaluator = pages = None
+    if "dashboards" in roles:
+        evaluator = evaluator_for(
+            settings,
+            holder,
+            lambda migration, arm, actor, why: control.rollback(
+                migration, arm, actor=actor, reason=why
+            ),
+        )
+        pages = DashboardServer(settings, holder, evaluator, control)
     workers_first: list[Worker] = []
     if pages is not None and "judge" not in roles:
         workers_first.append(dashboards_worker(settings, holder))
     if evaluator is not None:
         workers_first.append(triggers_worker(evaluator, settings.triggers.interval_s))
+    if pages is not None and any(m.rollout is not None for m in settings.migrations):
+        rules = [rule.name for rule in settings.triggers.rules]
+        workers_first.append(rollout_worker(control, holder, rules))
     try:
         if pages is not None:
             pages.start()

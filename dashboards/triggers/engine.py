@@ -127,8 +127,13 @@ class Evaluator:
         config_hash: str = "",
         registry: CollectorRegistry | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rollback: Callable[[str, str, str, str], None] | None = None,
     ) -> None:
+        """`rollback(migration, arm, actor, reason)` sends a firing `rollback: true` rule's
+        arm to weight 0 (the rollout controller: applied, published, audited); without it the
+        decision is only recorded in `rollout`."""
         self.settings = settings
+        self.rollback = rollback
         self.source = source
         self.sinks = {s.name: s for s in sinks}
         self.base_url = base_url.rstrip("/")
@@ -433,11 +438,15 @@ class Evaluator:
         reason = (
             f"trigger {e.rule.name} fired: {e.finding.estimate:.4g} against {e.finding.limit:.4g}"
         )
-        store.write(
-            "rollout",
-            ("migration", "arm", "weight", "reason", "actor", "changed_at"),
-            [(e.migration, e.arm, 0.0, reason, f"trigger:{e.rule.name}", now)],
-        )
+        actor = f"trigger:{e.rule.name}"
+        if self.rollback is not None:
+            self.rollback(e.migration, e.arm, actor, reason)
+        else:
+            store.write(
+                "rollout",
+                ("migration", "arm", "weight", "reason", "actor", "changed_at"),
+                [(e.migration, e.arm, 0.0, reason, actor, now)],
+            )
         log.warning("%s/%s rolled back: %s", e.migration, e.arm, reason)
 
 

@@ -44,6 +44,7 @@ from dashboards.review.queue import (
     queue,
     review_row,
 )
+from dashboards.rollout.control import RolloutController, RolloutError, parse_weight
 from dashboards.triggers.config import TriggerSettings
 from dashboards.triggers.engine import Evaluation, Evaluator, overall
 from dashboards.triggers.rules import Decision
@@ -70,6 +71,12 @@ class WebConfig:
     triggers: TriggerSettings = field(default_factory=TriggerSettings)
     #: Served on `/metrics` (the trigger gauges when this process evaluates).
     registries: list[CollectorRegistry] = field(default_factory=list)
+    #: The rollout controls, in the process that holds the weights (`run`, `dashboards`).
+    rollout: RolloutController | None = None
+    #: Without a token, rollout changes are accepted on a loopback listener from clients that
+    #: send `x-shadowjudge-client` (the CLI): a header a web page cannot add cross-origin
+    #: without a CORS preflight, which this app never grants.
+    loopback: bool = True
 
 
 def _templates() -> Jinja2Templates:
@@ -335,6 +342,53 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         if "application/json" in request.headers.get("accept", ""):
             return _json({"call_id": call_id, "arm": arm, "label": stored})
         return RedirectResponse(_local(back, "/review"), status_code=303)
+
+    # -- rollout ---------------------------------------------------------------------------
+
+    def controller() -> RolloutController:
+        if config.rollout is None:
+            raise HTTPException(404, "no rollout controls in this process (run or dashboards)")
+        return config.rollout
+
+    @app.get("/api/v1/rollout")
+    def rollout_status() -> Response:
+        return _json({"rollouts": [s.as_dict() for s in controller().status()]})
+
+    @app.post("/api/v1/migrations/{name}/rollout")
+    async def rollout_change(name: str, request: Request) -> Response:
+        cli = request.headers.get("x-shadowjudge-client") is not None
+        if config.token is None and not (config.loopback and cli):
+            raise HTTPException(
+                403,
+                "rollout changes are writes: set dashboards.token_env (or use the"
+                " shadowjudge rollout command on this machine)",
+            )
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise HTTPException(400, "expected a JSON object: {weight, reason, actor}") from exc
+        if not isinstance(body, dict) or "weight" not in body:
+            raise HTTPException(400, "expected a JSON object with weight (0.3 or '30%')")
+        try:
+            weight = parse_weight(str(body["weight"]))
+            change = controller().set(
+                name,
+                weight,
+                actor=str(body.get("actor") or "api")[:100],
+                reason=str(body.get("reason") or "")[:1000],
+            )
+        except RolloutError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return _json(
+            {
+                "migration": change.migration,
+                "arm": change.arm,
+                "weight": change.weight,
+                "previous": change.previous,
+                "actor": change.actor,
+                "changed_at": change.changed_at.isoformat(),
+            }
+        )
 
     # -- access and health -----------------------------------------------------------------
 

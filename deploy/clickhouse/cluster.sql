@@ -179,6 +179,10 @@ CREATE TABLE IF NOT EXISTS rollout_local ON CLUSTER '{cluster}' (
 ) ENGINE = ReplicatedMergeTree
 ORDER BY (migration, arm, changed_at);
 
+-- version 6 (rollout previous weight), on the local table before the Distributed one copies it
+ALTER TABLE rollout_local ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS previous Float64 DEFAULT 0 AFTER weight;
+
 CREATE TABLE IF NOT EXISTS rollout ON CLUSTER '{cluster}' AS rollout_local
 ENGINE = Distributed('{cluster}', currentDatabase(), rollout_local, cityHash64(migration, arm));
 
@@ -309,9 +313,10 @@ ORDER BY version;
 CREATE TABLE IF NOT EXISTS schema_versions ON CLUSTER '{cluster}' AS schema_versions_local
 ENGINE = Distributed('{cluster}', currentDatabase(), schema_versions_local, version);
 
--- Versions 3 (stats coverage) and 4 (review queues) are in the tables above already; their
--- single-node steps would change one node only.
+-- Versions 3 (stats coverage), 4 (review queues) and 6 (rollout previous weight) are in the
+-- tables above already; their single-node steps would change one node only.
 INSERT INTO schema_versions (version, name, applied_at) VALUES
-    (1, 'initial', now64(3)), (3, 'stats coverage', now64(3)), (4, 'review queues', now64(3));
+    (1, 'initial', now64(3)), (3, 'stats coverage', now64(3)), (4, 'review queues', now64(3)),
+    (6, 'rollout previous weight', now64(3));
 -- Version 5 (the plain `comparison_stats` view over the Distributed stats table) is created by
 -- `shadowjudge migrate` itself: a view holds no data, so one per node where it runs is enough.

@@ -184,3 +184,8 @@ ALTER TABLE reviews ADD COLUMN IF NOT EXISTS queue LowCardinality(String) DEFAUL
 -- migration 5: plain stats view
 -- Generated in judge/store/schema.py (`STATS_VIEW`): `comparison_stats`, the hourly aggregates
 -- merged into plain numbers (no -Merge functions to know) for Grafana or ad-hoc SQL.
+
+-- migration 6: rollout previous weight
+-- Every rollout change says from what weight it moved, so the audit trail reads "who, when,
+-- from what to what" without a window function.
+ALTER TABLE rollout ADD COLUMN IF NOT EXISTS previous Float64 DEFAULT 0 AFTER weight;
