@@ -4,7 +4,10 @@ Every message on the bus is one of these pydantic models serialised as JSON. The
 this module; nothing here imports judge or dashboards. `schema_version` is bumped on any change
 a reader of an older version could misread; readers refuse versions they do not know (and any
 field they do not know) with a `SerializationError`, so such a message goes to the DLQ with
-its reason instead of being half-understood.
+its reason instead of being half-understood. A field added as optional and left out of the
+JSON while unset (`Truncation.bus`, `CapturedCall.served_by`) needs no new version: events
+without it parse everywhere, and an older reader refuses one that carries it (an unknown
+field) rather than misreading it.
 
 Normalisation lives here because this is where the data first appears: the same vocabulary for
 finish reasons and errors lets the judge compare an OpenAI arm with an Anthropic arm.
@@ -171,8 +174,31 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class ServedBy(_Model):
+    """The candidate arm that answered the app in place of the primary (a staged rollout).
+
+    `answer` is the candidate's answer as the candidate sent it, in its own API, before the
+    sidecar translated it back to the app's, normalised as the runner normalises every arm's
+    answer: so a served answer and a replayed one of the same arm compare like with like, and
+    the translation (faithful or not done at all) changes nothing the judge reads. The runner
+    moves it into the pair's `result`; in a pair's call it is None.
+    """
+
+    migration: str
+    arm: str
+    provider: str
+    model: str
+    answer: ArmResult | None = None
+
+
 class CapturedCall(_Model):
-    """One primary call as the app made it, after redaction."""
+    """One call as the app made it, after redaction.
+
+    `primary` is the primary's answer. A call a candidate served (`served_by` set) was not
+    asked of the primary: `primary` then says so (a SKIPPED error naming the arm, with the
+    provider that would have answered), and the runner asks the primary in the shadow before
+    pairing.
+    """
 
     schema_version: Literal[1] = SCHEMA_VERSION
     call_id: str = Field(default_factory=new_call_id)
@@ -188,6 +214,9 @@ class CapturedCall(_Model):
     request_headers: dict[str, str] = Field(default_factory=dict)
     primary: ArmResult
     truncated: Truncation = Field(default_factory=Truncation)
+    #: Set when a candidate arm answered the app (staged rollout); left out of the JSON when
+    #: unset, so readers from before the field parse every call that was not served.
+    served_by: ServedBy | None = Field(default=None, exclude_if=lambda served: served is None)
 
 
 class ArmKind(StrEnum):

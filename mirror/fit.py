@@ -8,7 +8,8 @@ refuses would be lost, or worse, stop a consumer. So every event is serialised t
 halves until the event fits, and the event says so:
 
 - an answer's text, refusal and tool-call arguments are cut and its `ArmResult.truncated` set
-  (its parsed JSON is dropped: it no longer matches the text);
+  (its parsed JSON is dropped: it no longer matches the text); a served call's candidate
+  answer (`served_by.answer`) is an answer like the others;
 - the request is moved to `request_text` (cut) and `truncated.request` set: the runner does not
   replay a request it does not have whole, and says so in a skip;
 - `truncated.bus` is set on the call, so the judge records why it could not compare.
@@ -80,6 +81,12 @@ def _cut_call(call: CapturedCall, cap: int) -> CapturedCall:
     if cut:
         update["primary"] = primary
         flags["response"] = True
+    served = call.served_by
+    if served is not None and served.answer is not None:
+        answer, cut = _cut_result(served.answer, cap)
+        if cut:
+            update["served_by"] = served.model_copy(update={"answer": answer})
+            flags["response"] = True
     if not update:
         return call
     update["truncated"] = call.truncated.model_copy(update={**flags, "bus": True})
