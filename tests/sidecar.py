@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +24,8 @@ from mirror.config import (
     SidecarSettings,
 )
 from mirror.events import CapturedCall, ProviderKind, parse_captured_call
+from mirror.migrations import MigrationSettings
+from mirror.rollout import Weights
 from mirror.sidecar.metrics import SidecarMetrics
 from mirror.sidecar.server import SidecarServer, build_sidecar
 from tests.broker import free_port, wait_for_port
@@ -84,6 +86,8 @@ def run_sidecar(
     bus_settings: BusSettings | None = None,
     memory_bus: bool = True,
     sidecar: SidecarSettings | None = None,
+    migrations: Sequence[MigrationSettings] = (),
+    weights: Weights | None = None,
 ) -> Iterator[RunningSidecar]:
     port = free_port()
     # Idle upstream connections expire before the fakes' (uvicorn: 5 s), as the settings tell
@@ -96,7 +100,14 @@ def run_sidecar(
     bus: Bus | None = MemoryBus() if memory_bus else None
     metrics = SidecarMetrics()
     app = build_sidecar(
-        settings, providers, capture or CaptureSettings(), bus_settings, bus=bus, metrics=metrics
+        settings,
+        providers,
+        capture or CaptureSettings(),
+        bus_settings,
+        bus=bus,
+        metrics=metrics,
+        migrations=migrations,
+        weights=weights,
     )
     server = SidecarServer(app, settings.listen, graceful_timeout_s=2)
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)

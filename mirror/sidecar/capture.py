@@ -6,6 +6,10 @@ else — JSON parsing, stream reassembly, segment labels, redaction — happens 
 publisher's background task. Credentials are read from the request headers only to redact
 them from bodies; no header is copied into the event except the configured replay headers,
 which may never be credential headers (the settings refuse them).
+
+A call a candidate served (staged rollout) is captured with the candidate's answer as the
+candidate sent it, before translation, in `served_by`; its `primary` says the primary was not
+asked (see `mirror.events.CapturedCall`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from mirror.events import (
     ArmResult,
     CapturedCall,
     ErrorInfo,
+    ErrorKind,
     Output,
+    ServedBy,
     Truncation,
 )
 from mirror.sidecar.redact import CallRedactor, Redactor
@@ -49,6 +55,17 @@ def api_for(method: str, path: str) -> Api | None:
     return _PATHS.get(path.rstrip("/"))
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The candidate arm that answered a served call, and the API it answered in."""
+
+    migration: str
+    arm: str
+    provider: str
+    model: str
+    api: Api
+
+
 @dataclass(slots=True)
 class Exchange:
     """One proxied call as raw as the live path saw it. Built on the request path: keep cheap."""
@@ -67,6 +84,9 @@ class Exchange:
     response_truncated: bool = False
     ended: float = 0.0
     error: ErrorInfo | None = None
+    #: Set when a candidate answered (the response fields are then the candidate's, as it
+    #: sent them); `provider` stays the primary's.
+    served: Served | None = None
 
     @property
     def size(self) -> int:
@@ -101,7 +121,7 @@ class Capturer:
         self._label_headers = {header: label for label, header in settings.segment_headers.items()}
 
     def build(self, exchange: Exchange) -> CapturedCall:
-        headers = _lower_headers(exchange.request_headers)
+        headers = lower_headers(exchange.request_headers)
         redactor = self._redactor.for_call(_credentials(headers))
         cap = self._settings.max_body_bytes
         body = exchange.request_body
@@ -118,10 +138,12 @@ class Capturer:
         if request is None:
             request_text = redactor.text(body[:cap].decode("utf-8", "replace"))
         model = request.get("model") if request else None
-        primary = normalize_answer(
+        model = model if isinstance(model, str) else None
+        served = exchange.served
+        answer = normalize_answer(
             Answer(
-                api=exchange.api,
-                provider=exchange.provider,
+                api=exchange.api if served is None else served.api,
+                provider=exchange.provider if served is None else served.provider,
                 status_code=exchange.status,
                 headers=exchange.response_headers,
                 chunks=exchange.chunks,
@@ -130,9 +152,21 @@ class Capturer:
                 ended=exchange.ended,
                 truncated=exchange.response_truncated,
                 error=exchange.error,
-                request_model=model if isinstance(model, str) else None,
+                request_model=model if served is None else served.model,
             )
         )
+        served_by: ServedBy | None = None
+        if served is None:
+            primary = _redact_result(answer, redactor)
+        else:
+            primary = not_asked(exchange.provider, model, served)
+            served_by = ServedBy(
+                migration=served.migration,
+                arm=served.arm,
+                provider=served.provider,
+                model=answer.model or served.model,
+                answer=_redact_result(answer, redactor),
+            )
         ended_wall = exchange.wall_started + (exchange.ended - exchange.started)
         return CapturedCall(
             captured_at=datetime.fromtimestamp(ended_wall, UTC),
@@ -143,28 +177,62 @@ class Capturer:
             request_headers={
                 name: headers[name] for name in self._settings.replay_headers if name in headers
             },
-            primary=_redact_result(primary, redactor),
+            primary=primary,
             truncated=Truncation(request=request_truncated, response=exchange.response_truncated),
+            served_by=served_by,
         )
 
     def _segment(
         self, headers: Mapping[str, str], request: dict[str, Any] | None, redactor: CallRedactor
     ) -> dict[str, str]:
-        labels: dict[str, str] = {}
-        for name, value in headers.items():
-            if name.startswith(SEGMENT_HEADER_PREFIX):
-                labels[name[len(SEGMENT_HEADER_PREFIX) :]] = value
-            elif name in self._label_headers:
-                labels[self._label_headers[name]] = value
-        if request is not None:
-            for label, path in self._settings.segment_body.items():
-                found = _dig_path(request, path)
-                if isinstance(found, str | int | float) and not isinstance(found, bool):
-                    labels[label] = str(found)
-        return {k: redactor.text(v)[:MAX_LABEL_LENGTH] for k, v in labels.items() if k}
+        labels = segment_labels(headers, request, self._label_headers, self._settings.segment_body)
+        return {k: redactor.text(v)[:MAX_LABEL_LENGTH] for k, v in labels.items()}
 
 
-def _lower_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+def not_asked(provider: str, model: str | None, served: Served) -> ArmResult:
+    """The primary's side of a served call: not asked, and why."""
+    message = f"not asked: arm {served.arm!r} of migration {served.migration!r} served the call"
+    return ArmResult(
+        provider=provider,
+        model=model,
+        latency_ms=0.0,
+        error=ErrorInfo(kind=ErrorKind.SKIPPED, message=message),
+    )
+
+
+def segment_labels(
+    headers: Mapping[str, str],
+    request: Mapping[str, Any] | None,
+    label_headers: Mapping[str, str],
+    segment_body: Mapping[str, str],
+) -> dict[str, str]:
+    """A call's segment labels, before redaction: `x-shadow-<label>` headers, the configured
+    label headers (`header -> label`, lower-case names) and body paths (`label -> path`).
+    Shared by the capture and the sidecar's rollout decision, so both see the same labels."""
+    labels: dict[str, str] = {}
+    for name, value in headers.items():
+        if name.startswith(SEGMENT_HEADER_PREFIX):
+            labels[name[len(SEGMENT_HEADER_PREFIX) :]] = value
+        elif name in label_headers:
+            labels[label_headers[name]] = value
+    if request is not None:
+        for label, path in segment_body.items():
+            found = scalar_at(request, path)
+            if found is not None:
+                labels[label] = found
+    labels.pop("", None)
+    return labels
+
+
+def scalar_at(value: Any, path: str) -> str | None:
+    """The string or number at a dotted `path` in a JSON value, as text; None otherwise."""
+    found = _dig_path(value, path)
+    if isinstance(found, str | int | float) and not isinstance(found, bool):
+        return str(found)
+    return None
+
+
+def lower_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in raw:
         key = name.decode("latin-1").lower()

@@ -21,6 +21,19 @@ DROP_CAPTURE_ERROR = "capture_error"
 DROP_SHUTDOWN = "shutdown"
 DROP_REASONS = (DROP_QUEUE_FULL, DROP_PUBLISH_ERROR, DROP_CAPTURE_ERROR, DROP_SHUTDOWN)
 
+#: Why a call chosen for a candidate arm (staged rollout) was served by the primary after all,
+#: and `broken`: the candidate failed after its answer began (the app's connection is cut, as
+#: a provider breaking mid-answer would); `internal`: a bug of ours, caught.
+FALLBACK_REASONS = (
+    "error_status",
+    "unreachable",
+    "timeout",
+    "untranslatable",
+    "no_key",
+    "broken",
+    "internal",
+)
+
 #: Upstream latency buckets in seconds: LLM calls run from tens of ms to minutes.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -73,6 +86,19 @@ class SidecarMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.rollout_served = Counter(
+            "shadowjudge_rollout_served",
+            "Calls answered to the app by a candidate arm (staged rollout).",
+            ["migration", "arm"],
+            registry=self.registry,
+        )
+        self.rollout_fallbacks = Counter(
+            "shadowjudge_rollout_fallbacks",
+            "Calls chosen for a candidate arm that the primary served instead, by reason"
+            " (broken: the candidate failed mid-answer and the app's connection was cut).",
+            ["migration", "arm", "reason"],
+            registry=self.registry,
+        )
         for reason in DROP_REASONS:
             self.dropped.labels(reason)  # present at zero from the start
 
@@ -80,6 +106,12 @@ class SidecarMetrics:
         self.also: list[CollectorRegistry] = []
         #: Other roles' health (`{"status": "ok" | "degraded", ...}`), served on /healthz.
         self.health: dict[str, Callable[[], dict[str, Any]]] = {}
+
+    def rollout_arm(self, migration: str, arm: str) -> None:
+        """Show a rollout's counters at zero from the start, so rates exist before a call."""
+        self.rollout_served.labels(migration, arm)
+        for reason in FALLBACK_REASONS:
+            self.rollout_fallbacks.labels(migration, arm, reason)
 
     def render(self) -> bytes:
         return b"".join(generate_latest(r) for r in (self.registry, *self.also))

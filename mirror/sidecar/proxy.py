@@ -21,6 +21,11 @@ that breaks mid-answer has the app's connection cut the same way. Protocol upgra
 Capture costs the live path a list append per body chunk and one `Publisher.submit` at the end;
 all parsing happens later in the publisher's task. Any failure in that bookkeeping drops the
 capture (counted), never the call.
+
+Staged rollout: when a migration declares `rollout:` and serves a weight above 0, a call the
+`RolloutRouter` chooses is answered by the candidate arm instead (`mirror.sidecar.served`,
+which falls back to this byte pipe, unchanged, whenever the candidate cannot serve). Without a
+live weight a call pays one attribute check (no rollout configured) or a version comparison.
 """
 
 from __future__ import annotations
@@ -28,24 +33,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from mirror.config import ProviderSettings, SidecarSettings
+from mirror.config import CaptureSettings, ProviderSettings, SidecarSettings
 from mirror.events import (
     SEGMENT_HEADER_PREFIX,
     SHADOW_TRAFFIC_HEADER,
+    Api,
     ErrorInfo,
     ErrorKind,
     ProviderKind,
 )
-from mirror.sidecar.capture import Exchange, api_for, new_exchange
+from mirror.migrations import MigrationSettings
+from mirror.rollout import Weights
+from mirror.sidecar.capture import Exchange, api_for, lower_headers, new_exchange
 from mirror.sidecar.metrics import CONTENT_TYPE, DROP_CAPTURE_ERROR, SidecarMetrics
 from mirror.sidecar.publisher import Publisher
+from mirror.sidecar.rollout import SERVED_APIS, RolloutRouter
+from mirror.sidecar.served import CandidateServer
 from mirror.sidecar.wire import AppConnection, Origin, Request, UpstreamPool, simple_response
 
 log = logging.getLogger(__name__)
@@ -213,7 +223,13 @@ class Forward:
 
 
 class Sidecar:
-    """Answers the app's requests (a `wire.Handler`). `publisher` None means pass-through only."""
+    """Answers the app's requests (a `wire.Handler`). `publisher` None means pass-through only.
+
+    Staged rollout: `migrations` that declare `rollout:` are served at the weights `weights`
+    holds (changes applied to it take effect at the next call; without it, a table of no
+    changes: the configured start weights); `capture` names the segment labels the match
+    and sticky rules read (the defaults without it).
+    """
 
     def __init__(
         self,
@@ -221,6 +237,10 @@ class Sidecar:
         providers: Mapping[str, ProviderSettings],
         publisher: Publisher | None,
         metrics: SidecarMetrics,
+        *,
+        migrations: Sequence[MigrationSettings] = (),
+        weights: Weights | None = None,
+        capture: CaptureSettings | None = None,
     ) -> None:
         self._upstreams = {name: Upstream.of(name, p) for name, p in providers.items()}
         self._defaults = default_upstreams(providers, settings.upstream)
@@ -237,6 +257,22 @@ class Sidecar:
         self._request_counters: dict[tuple[str, str], Any] = {}
         self._latency: dict[str, Any] = {}
         self._connecting: set[asyncio.Task[None]] = set()
+        self.weights = weights if weights is not None else Weights()
+        router = RolloutRouter(migrations, providers, capture or CaptureSettings(), self.weights)
+        #: None when no migration declares a rollout: the live path then checks only that.
+        self.rollout: RolloutRouter | None = router if router.migrations else None
+        self.candidates = CandidateServer(
+            metrics,
+            first_byte_timeout_s=settings.rollout_first_byte_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            max_connections=settings.max_connections,
+            max_body_bytes=self.max_body_bytes,
+            submit=publisher.submit if publisher is not None else None,
+            observe=self.observe,
+        )
+        for migration in router.migrations:
+            assert migration.rollout is not None and migration.rollout.arm is not None
+            metrics.rollout_arm(migration.name, migration.rollout.arm)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -247,6 +283,7 @@ class Sidecar:
     async def shutdown(self) -> None:
         for task in list(self._connecting):
             task.cancel()
+        await self.candidates.close()
         self.pool.close()
         if self.publisher is not None:
             await self.publisher.stop()
@@ -300,10 +337,62 @@ class Sidecar:
 
         method = request.method.decode("latin-1")
         api = api_for(method, upstream_path.decode("latin-1"))
+        rollout = self.rollout
+        if (
+            rollout is not None
+            and api in SERVED_APIS
+            and not shadow_traffic
+            and request.version == "1.1"
+            and rollout.live
+        ):
+            assert api is not None
+            if self._serve_candidate(rollout, app, request, upstream, api, data):
+                return
+        self._forward(app, request, upstream, api, data, shadow_traffic)
+
+    def _serve_candidate(
+        self,
+        rollout: RolloutRouter,
+        app: AppConnection,
+        request: Request,
+        upstream: Upstream,
+        api: Api,
+        data: bytes,
+    ) -> bool:
+        """Hand the call to its candidate arm if the rollout chooses one; False: forward it."""
+        try:
+            choice = rollout.choose(api, lower_headers(request.headers), request.body)
+        except Exception:  # noqa: BLE001 - a bug of ours: the primary serves the call
+            log.exception("the rollout decision failed; the primary serves the call")
+            return False
+        if choice is None:
+            return False
+
+        def primary() -> None:
+            self._forward(app, request, upstream, api, data, shadow_traffic=False)
+
+        try:
+            self.candidates.serve(app, request, choice, api, upstream.name, primary)
+        except Exception:  # noqa: BLE001 - a bug of ours: the primary serves the call
+            log.exception("serving a rollout call failed to start; the primary serves it")
+            app.upstream = None
+            return False
+        return True
+
+    def _forward(
+        self,
+        app: AppConnection,
+        request: Request,
+        upstream: Upstream,
+        api: Api | None,
+        data: bytes,
+        shadow_traffic: bool,
+    ) -> None:
+        """Send the request upstream on the byte pipe; the answer streams back to `app`."""
         exchange: Exchange | None = None
         if api is not None and self.publisher is not None and not shadow_traffic:
             try:
-                exchange = new_exchange(api, upstream.name, request.headers, body)
+                exchange = new_exchange(api, upstream.name, request.headers, request.body)
             except Exception:  # noqa: BLE001 - capture may fail; the call may not
                 self.capture_failed()
         forward = Forward(

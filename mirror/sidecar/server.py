@@ -12,7 +12,7 @@ import errno
 import logging
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from mirror.bus.base import Bus
 from mirror.bus.factory import open_bus
@@ -24,6 +24,8 @@ from mirror.config import (
     parse_host_port,
 )
 from mirror.errors import ConfigError
+from mirror.migrations import MigrationSettings
+from mirror.rollout import Weights
 from mirror.sidecar.metrics import SidecarMetrics
 from mirror.sidecar.proxy import Sidecar
 from mirror.sidecar.publisher import Publisher
@@ -113,8 +115,16 @@ def build_sidecar(
     *,
     bus: Bus | None = None,
     metrics: SidecarMetrics | None = None,
+    migrations: Sequence[MigrationSettings] = (),
+    weights: Weights | None = None,
 ) -> Sidecar:
-    """The sidecar app. Without `bus`, it opens and owns the bus the settings name."""
+    """The sidecar app. Without `bus`, it opens and owns the bus the settings name.
+
+    `migrations` that declare `rollout:` are served at the weights `weights` holds: apply a
+    `WeightChange` to it (any thread) and the next call sees it. Without `weights` the
+    sidecar makes its own table (then `sidecar.weights`), with no change recorded: each
+    rollout serves its configured `rollout.weight`.
+    """
     metrics = metrics or SidecarMetrics()
     publisher = None
     if capture.enabled:
@@ -126,4 +136,12 @@ def build_sidecar(
             metrics,
             own_bus=own,
         )
-    return Sidecar(sidecar, providers, publisher, metrics)
+    return Sidecar(
+        sidecar,
+        providers,
+        publisher,
+        metrics,
+        migrations=migrations,
+        weights=weights,
+        capture=capture,
+    )

@@ -55,6 +55,18 @@ class Request:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+class Answering(Protocol):
+    """What answers the app's current request: an upstream connection, or the sidecar's
+    served-call task (staged rollout). It follows the app's flow control and is told when
+    the app goes away."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def app_left(self) -> None: ...
+
+
 class Handler(Protocol):
     def handle(self, app: AppConnection, request: Request) -> None:
         """Answer `request`, then call `app.done(...)` exactly once."""
@@ -87,9 +99,9 @@ class AppConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.busy = False
         self.closed = False
-        #: The upstream connection answering the current request, for flow control and for
-        #: closing it when the app goes away.
-        self.upstream: UpstreamConnection | None = None
+        #: What answers the current request (an upstream connection, a served call), for
+        #: flow control and for stopping it when the app goes away.
+        self.upstream: Answering | None = None
         self.writing_paused = False
 
     # --- asyncio.Protocol --------------------------------------------------------------------
