@@ -22,6 +22,12 @@ class RunnerMetrics:
             ["migration", "arm", "outcome"],
             registry=r,
         )
+        self.served = Counter(
+            "shadowjudge_runner_served",
+            "Calls a candidate served (staged rollout), paired after a shadow call to the primary.",
+            ["migration"],
+            registry=r,
+        )
         self.skipped = Counter(
             "shadowjudge_runner_skipped",
             "Arm calls not made, by reason (spend cap, untranslatable, ...).",

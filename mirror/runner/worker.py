@@ -23,6 +23,15 @@ slow the calls down; nothing is fetched while the work is full. SIGTERM: stop fe
 the calls in flight within `runner.drain_timeout_s`, publish, commit, exit.
 
 The runner never executes tools: a candidate's tool calls are recorded as it asked for them.
+
+Served calls (staged rollout: `CapturedCall.served_by`). The app got a candidate's answer and
+the primary was never asked, so for a call that some migration samples the runner first asks
+the primary in the shadow, with the original request (within the sampled migration's limits
+and spend cap, the serving one's when it is among them), and puts that answer in the call's
+`primary`. The serving arm's pair then carries the served answer (as the candidate sent it,
+normalised like any replay) instead of a second call to the arm; the noise arm and the other
+arms are asked as usual, against the shadow primary. The judge and the store see a normal
+pair. Sampling applies as to any call: a served call no migration samples costs nothing.
 """
 
 from __future__ import annotations
@@ -77,7 +86,9 @@ COMMIT_WARNING_EVERY_S = 30.0
 class PlannedArm:
     migration: MigrationSettings
     name: str
-    settings: ArmSettings | None  # None: the noise arm
+    settings: ArmSettings | None  # None: the noise arm (or the primary, for a served call)
+    #: This arm answered the app (a served call): its pair carries that answer.
+    served: bool = False
 
 
 class Runner:
@@ -224,7 +235,10 @@ class Runner:
             return
         try:
             plan = self.plan(call)
-            pairs = await asyncio.gather(*(self._run_arm(call, arm) for arm in plan))
+            served: ArmResult | None = None
+            if plan and call.served_by is not None:
+                call, served = await self._with_shadow_primary(call, plan)
+            pairs = await asyncio.gather(*(self._run_arm(call, arm, served) for arm in plan))
         except Exception as exc:  # noqa: BLE001 - a bug on one record must not stop the runner
             log.exception("processing %s:%s failed", record.tp, record.offset)
             reason = f"runner failed: {type(exc).__name__}: {exc}"
@@ -258,15 +272,46 @@ class Runner:
             if not selected(key, salt=migration.name, rate=migration.sampling.rate):
                 continue
             self.metrics.selected.labels(migration.name).inc()
-            planned.extend(PlannedArm(migration, arm.name, arm) for arm in migration.arms)
+            served = call.served_by
+            planned.extend(
+                PlannedArm(
+                    migration,
+                    arm.name,
+                    arm,
+                    served=served is not None
+                    and served.migration == migration.name
+                    and served.arm == arm.name,
+                )
+                for arm in migration.arms
+            )
             if migration.noise_rate and selected(
                 key, salt=arm_salt(migration.name, NOISE_ARM), rate=migration.noise_rate
             ):
                 planned.append(PlannedArm(migration, NOISE_ARM, None))
         return planned
 
-    async def _run_arm(self, call: CapturedCall, arm: PlannedArm) -> ShadowPair:
-        result = await self._call_arm(call, arm)
+    async def _with_shadow_primary(
+        self, call: CapturedCall, plan: Sequence[PlannedArm]
+    ) -> tuple[CapturedCall, ArmResult | None]:
+        """A served call with the primary asked in the shadow: the call to pair, and the
+        served answer (now only in the serving arm's pair)."""
+        served_by = call.served_by
+        assert served_by is not None
+        owner = next((arm.migration for arm in plan if arm.served), plan[0].migration)
+        self.metrics.served.labels(owner.name).inc()
+        primary = await self._call_arm(call, PlannedArm(owner, NOISE_ARM, None))
+        paired = call.model_copy(
+            update={"primary": primary, "served_by": served_by.model_copy(update={"answer": None})}
+        )
+        return paired, served_by.answer
+
+    async def _run_arm(
+        self, call: CapturedCall, arm: PlannedArm, served: ArmResult | None = None
+    ) -> ShadowPair:
+        if arm.served and served is not None:
+            result = served  # the candidate answered the app: that answer is the pair's
+        else:
+            result = await self._call_arm(call, arm)
         return ShadowPair(
             call=call,
             migration=arm.migration.name,
