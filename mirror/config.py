@@ -186,6 +186,9 @@ class TopicSettings(Section):
     calls: str = "shadow.calls"
     pairs: str = "shadow.pairs"
     dlq: str = "shadow.dlq"
+    #: Rollout weight changes (`mirror.rollout.WeightChange`), keyed by migration: one
+    #: partition, compacted, read from the start by every sidecar.
+    control: str = "shadow.control"
 
 
 class KafkaProducerSettings(Section):

@@ -31,11 +31,12 @@ from judge.scoring import Scorer
 from judge.store.store import AsyncStore
 from judge.worker import JudgeMetrics, JudgeWorker
 from mirror.bus.base import Bus
+from mirror.bus.control import ControlReader, publish_change
 from mirror.bus.factory import open_bus
 from mirror.bus.memory import MemoryBus
 from mirror.bus.retry import start_with_retry, until_stopped
 from mirror.pricing import PriceTable
-from mirror.rollout import Weights
+from mirror.rollout import WeightChange, Weights
 from mirror.runner.caller import ArmCaller
 from mirror.runner.worker import Runner
 from mirror.sidecar.metrics import SidecarMetrics
@@ -50,6 +51,8 @@ Worker = Callable[[asyncio.Event], Awaitable[None]]
 DRAIN_MARGIN_S = 15.0
 #: How often the rollout step schedule is looked at.
 ROLLOUT_TICK_S = 5.0
+#: How long a rollout change waits for the control topic's acknowledgement.
+CONTROL_ACK_S = 5.0
 
 
 async def supervise(
@@ -280,6 +283,37 @@ def rollout_worker(control: RolloutController, holder: StoreHolder, rules: list[
     return work
 
 
+def _publisher(
+    bus: Bus, topic: str, loop: asyncio.AbstractEventLoop
+) -> Callable[[WeightChange], None]:
+    """Publish a change from any thread but the loop's, waiting for the broker's ack (a
+    person changing a weight is told if it did not go out)."""
+
+    def publish(change: WeightChange) -> None:
+        sent = asyncio.run_coroutine_threadsafe(publish_change(bus, topic, change), loop)
+        sent.result(timeout=CONTROL_ACK_S)
+
+    return publish
+
+
+def control_worker(bus: Bus, topic: str, weights: Weights | None) -> Worker:
+    """The control topic's bus for this process: with `weights` (a sidecar here), read the
+    changes into them; without, only keep the bus the controls publish on."""
+
+    async def work(stop: asyncio.Event) -> None:
+        if not await start_with_retry(bus, stop, "control"):
+            return
+        try:
+            if weights is not None:
+                await ControlReader(bus, topic, weights).run(stop)
+            else:
+                await stop.wait()
+        finally:
+            await bus.stop()
+
+    return work
+
+
 async def run_roles(settings: Settings, roles: set[str]) -> None:
     # The ports are bound first: a taken one fails the start before anything has started.
     listener = bind(settings.sidecar.listen, "sidecar.listen") if "mirror" in roles else None
@@ -301,9 +335,19 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
         workers_first.append(dashboards_worker(settings, holder))
     if evaluator is not None:
         workers_first.append(triggers_worker(evaluator, settings.triggers.interval_s))
-    if pages is not None and any(m.rollout is not None for m in settings.migrations):
+    rollouts = any(m.rollout is not None for m in settings.migrations)
+    if pages is not None and rollouts:
         rules = [rule.name for rule in settings.triggers.rules]
         workers_first.append(rollout_worker(control, holder, rules))
+    if rollouts and not settings.bus.is_memory and (pages is not None or "mirror" in roles):
+        # Sidecars in other processes learn the weights from the control topic.
+        control_bus = open_bus(settings.bus, client_id="shadowjudge-control")
+        topic = settings.bus.topics.control
+        if pages is not None:
+            control.publish = _publisher(control_bus, topic, asyncio.get_running_loop())
+        workers_first.append(
+            control_worker(control_bus, topic, weights if "mirror" in roles else None)
+        )
     try:
         if pages is not None:
             pages.start()

@@ -111,6 +111,8 @@ class KafkaBus(BusContext):
         try:
             await admin.start()
             existing = set(await admin.list_topics())
+            if topics.control not in existing:
+                await self._create_control(admin, topics.control)
             missing = [name for name in names if name not in existing]
             if missing:
                 config = {"max.message.bytes": str(self._settings.max_message_bytes)}
@@ -153,6 +155,17 @@ class KafkaBus(BusContext):
             # dashboards expect, and the topic cannot be repaired without losing its data.
             log.error("%s: create the topic again or set bus.partitions to match", problem)
         return problems
+
+    async def _create_control(self, admin: AIOKafkaAdminClient, name: str) -> None:
+        """The control topic: one partition (one order of changes for every reader) and
+        compacted (the latest change per migration is kept for ever, older ones go)."""
+        config = {"cleanup.policy": "compact", "max.message.bytes": "1048576"}
+        try:
+            await admin.create_topics(
+                [NewTopic(name, 1, self._settings.replication_factor, topic_configs=config)]
+            )
+        except TopicAlreadyExistsError:
+            pass
 
     async def _watch_topics(self) -> None:
         """Check the topics every `topic_check_s`, and at once after a failed send. Missing
