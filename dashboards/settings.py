@@ -171,7 +171,7 @@ _INNER_KEY = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.S)
 def start_warnings(settings: Settings, *, from_file: bool = True) -> list[str]:
     """What a valid configuration still leaves off, said at start by `run` and `check`: no
     settings file at all (`from_file` false: the built-in defaults), a key variable unset for a
-    provider that arms replay to, and no migration at all."""
+    provider that arms replay to (or a rollout serves from), and no migration at all."""
     found = []
     if not from_file:
         found.append(
@@ -194,10 +194,22 @@ def start_warnings(settings: Settings, *, from_file: bool = True) -> list[str]:
             if arm.provider == name
         ]
         if arms and provider.api_key_env and not provider.api_key():
+            serving = [
+                f"{m.name}/{m.rollout.arm}"
+                for m in settings.migrations
+                if m.rollout is not None
+                and m.rollout.arm in {a.name for a in m.arms if a.provider == name}
+            ]
             found.append(
                 f"providers.{name}.api_key_env: environment variable {provider.api_key_env} is"
                 f" not set: the replays to {', '.join(arms)} are skipped (the app's own calls"
                 " through the sidecar still carry the app's key)"
+                + (
+                    f"; the rollouts of {', '.join(serving)} fall back to the primary (no_key)"
+                    " unless the app itself calls that provider"
+                    if serving
+                    else ""
+                )
             )
     return found
 

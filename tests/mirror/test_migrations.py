@@ -139,3 +139,18 @@ def test_the_runner_and_the_sidecar_match_by_the_same_rules() -> None:
     assert not match.matches_parts(Api.OPENAI_CHAT, "gpt-5", {"route": "support"})
     assert not match.matches_parts(Api.OPENAI_CHAT, None, {"route": "support"})
     assert not match.matches_parts(Api.OPENAI_CHAT, "gpt-4o", {})
+
+
+def test_a_rollout_without_its_providers_key_is_said_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dashboards.settings import start_warnings
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    migration = {"name": "m", "arms": [SONNET], "rollout": {"weight": 0.1}}
+    (warning,) = start_warnings(parse_settings({"migrations": [migration]}))
+    assert warning.startswith("providers.anthropic.api_key_env: environment variable")
+    assert warning.endswith(
+        "; the rollouts of m/sonnet fall back to the primary (no_key) unless the app itself"
+        " calls that provider"
+    )

@@ -41,7 +41,7 @@ APP_OPENAI_KEY = "sk-app-openai-1111"
 APP_ANTHROPIC_KEY = "sk-ant-app-2222"
 CANDIDATE_ANT_KEY = "sk-ant-candidate-3333"
 CANDIDATE_OAI_KEY = "sk-candidate-openai-4444"
-FIRST_BYTE_TIMEOUT_S = 1.0
+FIRST_BYTE_TIMEOUT_S = 2.0
 SERVED_BY = "x-shadowjudge-served-by"
 WEATHER = {
     "type": "function",
