@@ -98,6 +98,17 @@ def _loopback(host: str) -> bool:
         return False
 
 
+class RunSettings(BaseModel):
+    """The `run:` section: the embedded one-process run as a whole."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: On SIGTERM/SIGINT, how long the embedded run keeps its runner and judge going after the
+    #: sidecar stopped, so the calls it captured are replayed, judged and stored; what is still
+    #: on the in-process bus after it is dropped, logged and counted. A second signal: at once.
+    drain_timeout_s: float = Field(default=10.0, ge=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -113,6 +124,7 @@ class Settings(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     migrations: tuple[MigrationSettings, ...] = ()
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
     #: Hash of the file's content: recorded beside decisions so an audit knows the rules.
     config_hash: str = ""
 

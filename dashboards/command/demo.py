@@ -8,7 +8,10 @@
 - the shop's support assistant sending its traffic mix through the sidecar with the official
   OpenAI SDK, in its own thread and event loop (as an app would be its own process);
 - the settings a team would write: one migration sampled in full, the noise arm on, segments by
-  plan, and four rules — two of them `rollback: true` — evaluated every 10 s over the last hour.
+  plan, a staged rollout at its first step (5% of the users, sticky by user, steps 5 → 25 → 50
+  → 100% held 60 s each), and four rules — two of them `rollback: true` — evaluated every 10 s
+  over the last hour. The candidate is worse than the primary, so a rule fires within a few
+  minutes and sends the rollout to 0%: the app's answers all come from the primary again.
 
 The demo keeps its own store (`./var/demo` by default, `--fresh` empties it) so it never mixes
 simulated figures with a real `run`'s. Every name that shows on the pages says simulated: the
@@ -144,6 +147,14 @@ def demo_settings(
                         "sampling": "drop",
                     }
                 ],
+                # A first canary step already taken: 5% of the users get the candidate's
+                # answers (translated back to the OpenAI API) until a trigger rolls it back.
+                "rollout": {
+                    "sticky": "header:x-demo-user",
+                    "weight": 0.05,
+                    "steps": [0.05, 0.25, 0.5, 1.0],
+                    "hold": "60s",
+                },
             }
         ],
     }

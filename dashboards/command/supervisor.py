@@ -11,10 +11,12 @@ producer and consumer group, exactly as when the roles run as separate processes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -49,31 +51,63 @@ Worker = Callable[[asyncio.Event], Awaitable[None]]
 #: Past the runner's drain deadline, time left for consumers to leave their groups, producers
 #: to flush and the store to close before the supervisor cancels what still runs.
 DRAIN_MARGIN_S = 15.0
+#: The embedded run: past its drain, time for the workers to commit and the store to close.
+EMBEDDED_MARGIN_S = 5.0
 #: How often the rollout step schedule is looked at.
 ROLLOUT_TICK_S = 5.0
+ROLLOUT_AUDIT_RETRY_S = 0.5
 #: How long a rollout change waits for the control topic's acknowledgement.
 CONTROL_ACK_S = 5.0
 
 
+Drain = Callable[[], Awaitable[None]]
+
+
 async def supervise(
-    servers: Sequence[SidecarServer], workers: Sequence[Worker], *, drain_timeout_s: float
+    servers: Sequence[SidecarServer],
+    workers: Sequence[Worker],
+    *,
+    drain_timeout_s: float,
+    drain: Drain | None = None,
 ) -> None:
     """Run servers and workers until SIGTERM/SIGINT, then stop them all within the deadline.
-    A role that fails raises here (the process exits non-zero)."""
+    A role that fails raises here (the process exits non-zero).
+
+    With `drain`, the stop is staged: the servers stop taking calls and finish theirs, then
+    `drain()` runs (the embedded run waits for what was captured to be judged), then the
+    workers are told to stop. A second signal skips what is left of the drain."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    signalled = asyncio.Event()
 
     def shutdown() -> None:
-        stop.set()
+        if signalled.is_set():
+            stop.set()  # a second signal: no more waiting
+        signalled.set()
         for server in servers:
             server.should_exit = True
+        if drain is None:
+            stop.set()
+
+    serving = [asyncio.ensure_future(server.serve()) for server in servers]
+
+    async def staged() -> None:
+        await signalled.wait()
+        if serving:
+            await asyncio.wait(serving)
+        if drain is not None and not stop.is_set():
+            drained = asyncio.ensure_future(drain())
+            skipped = asyncio.ensure_future(stop.wait())  # a second signal
+            await asyncio.wait([drained, skipped], return_when=asyncio.FIRST_COMPLETED)
+            drained.cancel()
+            skipped.cancel()
+        stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
-    roles: asyncio.Future[Any] = asyncio.gather(
-        *(server.serve() for server in servers), *(worker(stop) for worker in workers)
-    )
-    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    stager = asyncio.ensure_future(staged())
+    roles: asyncio.Future[Any] = asyncio.gather(*serving, *(worker(stop) for worker in workers))
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(signalled.wait())
     try:
         await asyncio.wait([roles, stopping], return_when=asyncio.FIRST_COMPLETED)
         if not roles.done():
@@ -90,8 +124,52 @@ async def supervise(
         roles.result()
     finally:
         stopping.cancel()
+        stager.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def memory_drain(bus: MemoryBus, settings: Settings) -> Drain:
+    """Wait, up to `run.drain_timeout_s`, until the runner has committed every captured call
+    and the judge every pair (the judge commits once its rows are stored); then log what was
+    drained and what had to be dropped. The in-process bus dies with the process: what is
+    dropped here is lost, so it is said, with the numbers."""
+    calls = bus.topic(settings.bus.topics.calls)
+    pairs = bus.topic(settings.bus.topics.pairs)
+    runner, judge = settings.runner.group, settings.judge.group
+    deadline_s = settings.run.drain_timeout_s
+
+    def left() -> tuple[int, int]:
+        return (
+            calls.end - calls.committed.get(runner, calls.base),
+            pairs.end - pairs.committed.get(judge, pairs.base),
+        )
+
+    async def drain() -> None:
+        started = time.monotonic()
+        calls_at_stop, _ = left()
+        log.info(
+            "stopping: draining %d captured call(s) through the runner and judge (up to %.0fs)",
+            calls_at_stop,
+            deadline_s,
+        )
+        while any(left()) and time.monotonic() - started < deadline_s:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # two topics' commit positions, polled
+        calls_left, pairs_left = left()
+        took = time.monotonic() - started
+        if calls_left or pairs_left:
+            log.error(
+                "drain deadline (run.drain_timeout_s = %.0fs) passed: dropped %d captured "
+                "call(s) not replayed and %d pair(s) not judged; drained %d call(s)",
+                deadline_s,
+                calls_left,
+                pairs_left,
+                calls_at_stop - calls_left,
+            )
+        else:
+            log.info("drained %d captured call(s) in %.1fs: 0 dropped", calls_at_stop, took)
+
+    return drain
 
 
 def runner_worker(settings: Settings, bus: Bus, *, own_bus: bool) -> tuple[Runner, Worker]:
@@ -256,6 +334,7 @@ def rollout_worker(control: RolloutController, holder: StoreHolder, rules: list[
         restored = False
         while not stop.is_set():
             try:
+                await asyncio.to_thread(control.flush_audit)
                 if not restored:
                     count = await asyncio.to_thread(control.restore)
                     restored = True
@@ -275,10 +354,13 @@ def rollout_worker(control: RolloutController, holder: StoreHolder, rules: list[
                 log.debug("rollout schedule waits: %s", exc)
             except Exception:  # noqa: BLE001 - a bug here must not stop the live path
                 log.exception("rollout schedule not advanced")
-            try:
-                await asyncio.wait_for(stop.wait(), ROLLOUT_TICK_S)
+            try:  # soon again while a change waits for its audit row
+                tick = ROLLOUT_AUDIT_RETRY_S if control.unaudited else ROLLOUT_TICK_S
+                await asyncio.wait_for(stop.wait(), tick)
             except TimeoutError:
                 pass
+        with contextlib.suppress(Exception):  # a last try: the store may be closing already
+            await asyncio.to_thread(control.flush_audit)
 
     return work
 
@@ -358,6 +440,7 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
             workers_first,
             evaluator.registry if evaluator is not None else None,
             listener,
+            weights,
         )
     finally:
         if pages is not None:
@@ -371,6 +454,7 @@ async def _run_roles(
     extra: list[Worker],
     trigger_metrics: CollectorRegistry | None,
     listener: socket.socket | None,
+    weights: Weights,
 ) -> None:
     shared: Bus | None = None
     if settings.bus.is_memory:
@@ -419,14 +503,25 @@ async def _run_roles(
             settings.bus,
             bus=shared,
             metrics=sidecar_metrics,
+            migrations=settings.migrations,
+            weights=weights,
         )
         servers.append(SidecarServer(sidecar, settings.sidecar.listen, sock=listener))
         log.info("sidecar listening on %s", settings.sidecar.listen)
     log.info("roles %s, bus %s", ", ".join(sorted(roles)), settings.bus.url)
     try:
-        await supervise(
-            servers, workers, drain_timeout_s=settings.runner.drain_timeout_s + DRAIN_MARGIN_S
-        )
+        if isinstance(shared, MemoryBus) and "runner" in roles and "judge" in roles:
+            # Embedded: what was captured lives only in this process; judge it before leaving.
+            await supervise(
+                servers,
+                workers,
+                drain_timeout_s=settings.run.drain_timeout_s + EMBEDDED_MARGIN_S,
+                drain=memory_drain(shared, settings),
+            )
+        else:
+            await supervise(
+                servers, workers, drain_timeout_s=settings.runner.drain_timeout_s + DRAIN_MARGIN_S
+            )
     finally:
         if shared is not None:
             await shared.stop()

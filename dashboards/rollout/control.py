@@ -7,7 +7,8 @@ trigger firing with `rollback: true`, or the step schedule. Each change is, in t
    embedded run, the control topic with Kafka — so the live path has it at once;
 2. written to the store's `rollout` table (who, when, from what weight to what, why). The
    audit comes second on purpose: a rollback must reach the sidecars when the store is away;
-   an audit row that cannot be written is logged loudly and the change stands.
+   an audit row the store cannot take yet is kept in memory and written by the next tick of
+   the rollout worker (a process that dies before then loses it; the log said so).
 
 The step schedule (`rollout.steps`, `rollout.hold`) advances a migration to its next step only
 when the current weight has held for `hold`, every trigger rule watching the arm is *clear*
@@ -100,6 +101,7 @@ class RolloutController:
         self.store = store
         self.weights = weights
         self.publish = publish
+        self._unaudited: list[tuple[Any, ...]] = []
 
     # -- reading --------------------------------------------------------------------------
 
@@ -212,10 +214,26 @@ class RolloutController:
             change.actor,
             change.changed_at,
         )
+        self._unaudited.append(row)
+        if self.flush_audit():
+            log.warning("rollout change applied; its audit row waits for the store (it is retried)")
+
+    @property
+    def unaudited(self) -> int:
+        return len(self._unaudited)
+
+    def flush_audit(self) -> int:
+        """Write the audit rows the store could not take yet (it was being opened, or away);
+        the rollout worker calls this every tick. Returns how many are still waiting."""
+        if not self._unaudited:
+            return 0
         try:
-            self.store().write("rollout", AUDIT_COLUMNS, [row])
+            self.store().write("rollout", AUDIT_COLUMNS, list(self._unaudited))
         except StoreError as exc:
-            log.error("rollout change applied but not audited (the store: %s)", exc)
+            log.debug("%d rollout audit row(s) wait for the store: %s", len(self._unaudited), exc)
+            return len(self._unaudited)
+        self._unaudited.clear()
+        return 0
 
     # -- start and schedule ---------------------------------------------------------------
 

@@ -9,6 +9,7 @@ providers, judge and app, exactly as the command does for a user.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,6 +93,10 @@ def test_demo_judges_within_a_minute_and_rolls_back_within_five(tmp_path: Path) 
     text = (tmp_path / "demo.log").read_text()
     assert "SIMULATED DEMO" in text
     assert exited_in < EXIT_WITHIN_S + 2, (exited_in, text[-2000:])
+    served = re.search(r"demo stopped after .*claude-sonnet-4-5 (\d+)", text)
+    assert served is not None, "the candidate served its 5% before the rollback"
+    drained = re.search(r"drained (\d+) captured call\(s\) in [\d.]+s: 0 dropped", text)
+    assert drained is not None, text[-3000:]
     with Store.open(StoreSettings(url=f"chdb://{store}")) as stored:
         weights = stored.select(
             "SELECT arm, argMax(weight, changed_at) AS weight, argMax(actor, changed_at) AS actor "
@@ -101,3 +106,30 @@ def test_demo_judges_within_a_minute_and_rolls_back_within_five(tmp_path: Path) 
     assert weights == [{"arm": "sonnet", "weight": 0.0, "actor": weights[0]["actor"]}]
     assert weights[0]["actor"].startswith("trigger:")
     assert pairs > 100
+
+    # Restarted on the same store: the figures are intact and the counts go on.
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dashboards.command",
+            "demo",
+            "--store",
+            str(store),
+            "--sidecar-listen",
+            f"127.0.0.1:{free_port()}",
+            "--dashboards-listen",
+            f"127.0.0.1:{free_port()}",
+            "--duration",
+            "15",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    with Store.open(StoreSettings(url=f"chdb://{store}")) as stored:
+        after = stored.select("SELECT count() AS n FROM comparisons")[0]["n"]
+    assert after > pairs

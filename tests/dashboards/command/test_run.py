@@ -132,3 +132,82 @@ async def test_one_process_from_sdk_call_to_clickhouse(tmp_path: Path) -> None:
         assert counts["pairs"] == 20
         assert counts["verdict_equivalent"] == 20
         assert (counts["tier_llm"], counts["tier_exact"]) == (10, 10)
+
+
+ROLLOUT_CONFIG = """
+providers:
+  openai: {{kind: openai, base_url: "{openai}", api_key_env: SJ_E2E_OPENAI}}
+  anthropic: {{kind: anthropic, base_url: "{anthropic}", api_key_env: SJ_E2E_ANTHROPIC}}
+sidecar: {{listen: "127.0.0.1:{port}"}}
+dashboards: {{listen: "127.0.0.1:{pages}"}}
+store: {{url: "chdb://{store}", batch_rows: 50, batch_seconds: 0.2}}
+judge: {{metrics_listen: null}}
+runner: {{metrics_listen: null}}
+migrations:
+  - name: canary
+    arms: [{{name: claude, provider: anthropic, model: claude-sonnet-4-6}}]
+    rollout: {{sticky: "header:x-user", weight: 1.0}}
+"""
+
+
+async def test_a_rollback_reaches_the_running_sidecar_within_two_seconds(tmp_path: Path) -> None:
+    with serve(openai_app()) as primary, serve(anthropic_app()) as candidate:
+        port, pages, store = free_port(), free_port(), tmp_path / "store"
+        config = tmp_path / "shadowjudge.yaml"
+        config.write_text(
+            ROLLOUT_CONFIG.format(
+                openai=primary.url, anthropic=candidate.url, port=port, pages=pages, store=store
+            )
+        )
+        env = {**os.environ, "SJ_E2E_OPENAI": "sk-e2e-o", "SJ_E2E_ANTHROPIC": "sk-e2e-a"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dashboards.command", "-c", str(config), "run", env=env
+        )
+        try:
+            await asyncio.to_thread(wait_for_port, port, 30)
+            await asyncio.to_thread(wait_for_port, pages, 30)
+            async with openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-app", max_retries=0
+            ) as client:
+
+                async def model(user: str) -> str:
+                    answer = await client.chat.completions.create(
+                        model="gpt-4o",
+                        messages=[{"role": "user", "content": "Hello?"}],
+                        extra_headers={"x-user": user},
+                    )
+                    assert answer.choices[0].message.content
+                    return answer.model
+
+                assert {await model(f"u{i}") for i in range(5)} == {"claude-sonnet-4-6"}
+                rollback = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "dashboards.command",
+                    "-c",
+                    str(config),
+                    "rollout",
+                    "rollback",
+                    "canary",
+                    "--reason",
+                    "test",
+                    env=env,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                printed, _ = await rollback.communicate()
+                assert rollback.returncode == 0, printed
+                assert "canary/claude: 100% → 0%" in printed.decode()
+                done = time.monotonic()
+                while await model("u1") != "gpt-4o":
+                    assert time.monotonic() - done < 2.0, "the rollback did not reach the sidecar"
+                    await asyncio.sleep(0.05)
+                assert {await model(f"u{i}") for i in range(5)} == {"gpt-4o"}
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 60) == 0
+    with Store.open(StoreSettings(url=f"chdb://{store}")) as opened:
+        rows = opened.select(
+            "SELECT weight, previous, actor FROM rollout WHERE migration = 'canary'"
+        )
+    assert [(r["weight"], r["previous"]) for r in rows] == [(0.0, 1.0)]
+    assert rows[0]["actor"].startswith("cli:")
