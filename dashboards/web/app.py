@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Form, HTTPException, Request
@@ -173,6 +174,14 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
             "m": analysis,
             "segments": reader.segments(name, found, analysis.judge_version),
             "charts": views.migration_charts(reader.reader, found, analysis, config.triggers.rules),
+            "rollout": next(
+                (
+                    r
+                    for r in (config.rollout.status() if config.rollout else [])
+                    if r.migration == name
+                ),
+                None,
+            ),
         }
         return page(request, "migration.html", context)
 
@@ -349,6 +358,26 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         if config.rollout is None:
             raise HTTPException(404, "no rollout controls in this process (run or dashboards)")
         return config.rollout
+
+    @app.post("/migrations/{name}/rollout")
+    def rollout_form(
+        name: str,
+        weight: str = Form(...),
+        reason: str = Form(""),
+        who: str = Form("page"),
+    ) -> Response:
+        """The migration page's rollout form (cookie-authenticated, CSRF-checked)."""
+        if config.token is None:
+            raise HTTPException(
+                403, "rollout changes are writes: set dashboards.token_env to enable them"
+            )
+        try:
+            controller().set(
+                name, parse_weight(weight), actor=f"page:{who[:60]}", reason=reason[:1000]
+            )
+        except RolloutError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return RedirectResponse(f"/migrations/{quote(name, safe='')}#rollout", status_code=303)
 
     @app.get("/api/v1/rollout")
     def rollout_status() -> Response:

@@ -218,3 +218,37 @@ def test_a_store_not_open_yet_is_a_503_with_the_reason() -> None:
         "error": "the store is not available: the store is being opened"
     }
     assert web.get("/healthz").json()["status"] == "degraded"
+
+
+def test_the_migration_page_shows_and_moves_the_rollout(store: Store) -> None:
+    from dashboards.rollout.control import RolloutController
+    from mirror.migrations import MigrationSettings
+    from mirror.rollout import Weights
+
+    settings = MigrationSettings.model_validate(
+        {
+            "name": MIGRATION,
+            "arms": [{"name": "claude", "provider": "anthropic", "model": "claude-sonnet-4-6"}],
+            "rollout": {"steps": [0.05, 0.25], "hold": "10m"},
+        }
+    )
+    weights = Weights()
+    control = RolloutController([settings], lambda: store, weights)
+    web = TestClient(
+        create_app(lambda: store, WebConfig(token=TOKEN, rollout=control)), follow_redirects=False
+    )
+    web.cookies.set(COOKIE, TOKEN)
+    page = web.get(f"/migrations/{MIGRATION}?window=7d")
+    assert page.status_code == 200
+    assert "claude serves 0% of the live calls" in page.text and "Roll back to 0%" in page.text
+    form = {"weight": "25%", "reason": "canary fine", "csrftoken": csrf_of(page.text)}
+    assert (
+        web.post(f"/migrations/{MIGRATION}/rollout", data={**form, "csrftoken": "x"}).status_code
+        == 403
+    )
+    moved = web.post(f"/migrations/{MIGRATION}/rollout", data=form)
+    assert moved.status_code == 303 and moved.headers["location"].endswith("#rollout")
+    held = weights.current(MIGRATION)
+    assert held is not None and held.weight == 0.25 and held.actor == "page:page"
+    again = web.get(f"/migrations/{MIGRATION}?window=7d").text
+    assert "claude serves 25% of the live calls" in again and "canary fine" in again
