@@ -30,6 +30,8 @@ class _MemoryTopic:
         self.base = 0  # offset of log[0]
         self.committed: dict[str, int] = {}
         self.changed = asyncio.Condition()
+        #: Records dropped, oldest first, from a full topic no group reads.
+        self.overwritten = 0
 
     @property
     def end(self) -> int:
@@ -77,7 +79,13 @@ class MemoryBus(BusContext):
         async with log.changed:
             while len(log.log) >= log.capacity and not self._closed:
                 log.trim()
-                if len(log.log) >= log.capacity:
+                if len(log.log) >= log.capacity and not log.committed:
+                    # Nobody reads this topic here (the dead letters of an embedded run): keep
+                    # the newest `capacity` records rather than stop the writer for ever.
+                    log.log.popleft()
+                    log.base += 1
+                    log.overwritten += 1
+                elif len(log.log) >= log.capacity:
                     await log.changed.wait()
             if self._closed:
                 raise BusClosedError("the memory bus is stopped")
