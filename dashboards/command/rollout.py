@@ -6,7 +6,8 @@ The command asks the process that holds the weights, through its API
 `dashboards.listen`: that process applies the change, publishes it to the sidecars and audits
 it. With `dashboards.token_env` set the token is sent as a bearer token; without one, the API
 accepts the change on a loopback listener from this command (it sends `x-shadowjudge-client`).
-Exit codes: 0 done, 1 the API refused (the message says why), 2 nothing answers.
+Exit codes: 0 done; 2 a bad name or weight (the message lists the known migrations) or nothing
+answers; 1 the API refused otherwise (no token, say).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
         except ValueError:
             detail = answer.text
         print(f"shadowjudge rollout: {detail}", file=sys.stderr)  # noqa: T201
-        return 1
+        return 2 if answer.status_code == 400 else 1  # 400: the name or weight given
     data = answer.json()
     if args.action == "status":
         rows = data["rollouts"]

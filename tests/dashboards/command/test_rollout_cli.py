@@ -90,11 +90,11 @@ def test_set_status_and_rollback_in_one_call_each(
 def test_refusals_name_what_is_known(
     config: Path, pages: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["-c", str(config), "rollout", "set", "nope", "10%", "--url", pages]) == 1
+    assert main(["-c", str(config), "rollout", "set", "nope", "10%", "--url", pages]) == 2
     assert "no migration named 'nope' (known: plain, support)" in capsys.readouterr().err
-    assert main(["-c", str(config), "rollout", "set", "plain", "10%", "--url", pages]) == 1
+    assert main(["-c", str(config), "rollout", "set", "plain", "10%", "--url", pages]) == 2
     assert "'plain' has no rollout: section" in capsys.readouterr().err
-    assert main(["-c", str(config), "rollout", "set", "support", "150%", "--url", pages]) == 1
+    assert main(["-c", str(config), "rollout", "set", "support", "150%", "--url", pages]) == 2
     assert "between 0 and 100%" in capsys.readouterr().err
 
 
