@@ -204,6 +204,8 @@ class AppThread:
         self._thread.start()
 
     def stop(self) -> None:
+        if self._thread.ident is None:
+            return  # never started (the roles failed to start)
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=35)
@@ -257,11 +259,22 @@ async def _report(dashboards: str, app: AppThread, every_s: float) -> None:
 async def _run(settings: Settings, app: AppThread, dashboards: str) -> None:
     from dashboards.command.supervisor import run_roles
 
+    roles = asyncio.create_task(run_roles(settings, ROLES))
+    await asyncio.sleep(0)  # run_roles binds both ports before its first await
+    if roles.done():
+        roles.result()  # a taken port: said before the app sends anything
+    app.start()
     reporter = asyncio.create_task(_report(dashboards, app, 15.0))
     try:
-        await run_roles(settings, ROLES)
+        await roles
     finally:
         reporter.cancel()
+
+
+def _free(listen: str, flag: str) -> None:
+    from mirror.sidecar.server import bind
+
+    bind(listen, flag).close()
 
 
 def _store_url(store: Path) -> str:
@@ -271,6 +284,11 @@ def _store_url(store: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     """The demo until ^C, SIGTERM or `--duration`. The store directory is claimed first (a
     second demo on it stops here, with one line), then emptied with `--fresh`."""
+    for flag, listen in (
+        ("--sidecar-listen", args.sidecar_listen),
+        ("--dashboards-listen", args.dashboards_listen),
+    ):
+        _free(listen, flag)  # said before anything starts; run binds them for good later
     store = Path(args.store)
     only_store = parse_settings({"store": {"url": _store_url(store)}}, "the demo's store")
     try:
@@ -315,7 +333,6 @@ def _demo(args: argparse.Namespace, store: Path) -> int:
             args.dashboards_listen,
         )
         app = AppThread(args.sidecar_listen, args.rate)
-        app.start()
         if args.duration is not None:
             timer = threading.Timer(args.duration, os.kill, (os.getpid(), signal.SIGTERM))
             timer.daemon = True
@@ -325,6 +342,9 @@ def _demo(args: argparse.Namespace, store: Path) -> int:
             import uvloop
 
             uvloop.run(_run(settings, app, args.dashboards_listen))
+        except ConfigError as exc:  # name the flags the user gave, not settings keys
+            message = str(exc).replace("sidecar.listen", "--sidecar-listen")
+            raise ConfigError(message.replace("dashboards.listen", "--dashboards-listen")) from exc
         finally:
             app.stop()
             log.info(

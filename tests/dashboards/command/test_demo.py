@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -133,3 +134,32 @@ def test_demo_judges_within_a_minute_and_rolls_back_within_five(tmp_path: Path) 
     with Store.open(StoreSettings(url=f"chdb://{store}")) as stored:
         after = stored.select("SELECT count() AS n FROM comparisons")[0]["n"]
     assert after > pairs
+
+
+def test_demo_on_a_taken_port_says_so_at_once_and_creates_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dashboards.command",
+                "demo",
+                "--sidecar-listen",
+                f"127.0.0.1:{port}",
+                "--dashboards-listen",
+                f"127.0.0.1:{free_port()}",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.monotonic() - started
+    assert done.returncode == 2, done.stderr
+    assert f"--sidecar-listen: cannot listen on 127.0.0.1:{port}: the port is in use" in done.stderr
+    assert took < 5, took
+    assert list(tmp_path.iterdir()) == []
