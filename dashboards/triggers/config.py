@@ -45,22 +45,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from mirror.config import Section
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: object) -> timedelta:
-    """`90s`, `10m`, `4h`, `1d` (or seconds as a number)."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=float(value))
-    found = _DURATION.match(str(value).strip())
-    if not found:
-        raise ValueError(f"expected a duration like 90s, 10m, 4h or 1d, got {value!r}")
-    return timedelta(seconds=float(found[1]) * _UNITS[found[2]])
+from mirror.config import Section, parse_duration
 
 
 class Metric(StrEnum):
