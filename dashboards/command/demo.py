@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -203,11 +204,18 @@ class AppThread:
     def start(self) -> None:
         self._thread.start()
 
+    def stop_sending(self) -> None:
+        """No new calls (in-flight ones finish): at the stop signal, before the sidecar stops,
+        as a real app is drained by its load balancer before the sidecar beside it goes."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed in between: it has stopped
+                loop.call_soon_threadsafe(stop.set)
+
     def stop(self) -> None:
         if self._thread.ident is None:
             return  # never started (the roles failed to start)
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        self.stop_sending()
         self._thread.join(timeout=35)
 
     def _main(self) -> None:
@@ -259,7 +267,7 @@ async def _report(dashboards: str, app: AppThread, every_s: float) -> None:
 async def _run(settings: Settings, app: AppThread, dashboards: str) -> None:
     from dashboards.command.supervisor import run_roles
 
-    roles = asyncio.create_task(run_roles(settings, ROLES))
+    roles = asyncio.create_task(run_roles(settings, ROLES, on_signal=app.stop_sending))
     await asyncio.sleep(0)  # run_roles binds both ports before its first await
     if roles.done():
         roles.result()  # a taken port: said before the app sends anything

@@ -69,6 +69,7 @@ async def supervise(
     *,
     drain_timeout_s: float,
     drain: Drain | None = None,
+    on_signal: Callable[[], None] | None = None,
 ) -> None:
     """Run servers and workers until SIGTERM/SIGINT, then stop them all within the deadline.
     A role that fails raises here (the process exits non-zero).
@@ -81,6 +82,8 @@ async def supervise(
     signalled = asyncio.Event()
 
     def shutdown() -> None:
+        if on_signal is not None and not signalled.is_set():
+            on_signal()  # e.g. the demo's app stops sending before the sidecar stops
         if signalled.is_set():
             stop.set()  # a second signal: no more waiting
         signalled.set()
@@ -396,7 +399,9 @@ def control_worker(bus: Bus, topic: str, weights: Weights | None) -> Worker:
     return work
 
 
-async def run_roles(settings: Settings, roles: set[str]) -> None:
+async def run_roles(
+    settings: Settings, roles: set[str], on_signal: Callable[[], None] | None = None
+) -> None:
     # The ports are bound first: a taken one fails the start before anything has started.
     listener = bind(settings.sidecar.listen, "sidecar.listen") if "mirror" in roles else None
     holder = StoreHolder()
@@ -441,6 +446,7 @@ async def run_roles(settings: Settings, roles: set[str]) -> None:
             evaluator.registry if evaluator is not None else None,
             listener,
             weights,
+            on_signal,
         )
     finally:
         if pages is not None:
@@ -455,6 +461,7 @@ async def _run_roles(
     trigger_metrics: CollectorRegistry | None,
     listener: socket.socket | None,
     weights: Weights,
+    on_signal: Callable[[], None] | None = None,
 ) -> None:
     shared: Bus | None = None
     if settings.bus.is_memory:
@@ -517,10 +524,14 @@ async def _run_roles(
                 workers,
                 drain_timeout_s=settings.run.drain_timeout_s + EMBEDDED_MARGIN_S,
                 drain=memory_drain(shared, settings),
+                on_signal=on_signal,
             )
         else:
             await supervise(
-                servers, workers, drain_timeout_s=settings.runner.drain_timeout_s + DRAIN_MARGIN_S
+                servers,
+                workers,
+                drain_timeout_s=settings.runner.drain_timeout_s + DRAIN_MARGIN_S,
+                on_signal=on_signal,
             )
     finally:
         if shared is not None:

@@ -33,9 +33,12 @@ class Counts:
     models: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
-        errors = sum(self.errors.values())
         served = ", ".join(f"{model} {n}" for model, n in self.models.most_common())
-        return f"{self.sent} calls sent, {self.answered} answered ({served}), {errors} errors"
+        errors = ", ".join(f"{kind} {n}" for kind, n in self.errors.most_common())
+        return (
+            f"{self.sent} calls sent, {self.answered} answered ({served}), "
+            f"{sum(self.errors.values())} errors{f' ({errors})' if errors else ''}"
+        )
 
 
 class Traffic:
