@@ -13,6 +13,7 @@ answers; 1 the API refused otherwise (no token, say).
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from typing import Any, TextIO
@@ -38,6 +39,13 @@ def add_parser(commands: Any) -> None:
         parser.add_argument("--reason", default="", help="kept in the audit trail")
 
 
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid-{os.getuid()}"
+
+
 def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
     import httpx
 
@@ -47,7 +55,7 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
     headers = {"x-shadowjudge-client": "cli"}
     if settings.dashboards.token_env:
         headers["Authorization"] = f"Bearer {settings.dashboards.token()}"
-    actor = f"cli:{os.environ.get('USER', 'unknown')}"
+    actor = f"cli:{_who()}"
     try:
         if args.action == "status":
             answer = httpx.get(f"{url}/api/v1/rollout", headers=headers, timeout=10)
