@@ -243,15 +243,17 @@ class RolloutController:
         if not names:
             return 0
         rows = self.store().select(
-            """SELECT migration, argMax(arm, changed_at) AS arm,
+            """SELECT migration, arm,
     argMax(weight, changed_at) AS weight, argMax(previous, changed_at) AS previous,
     argMax(actor, changed_at) AS actor, argMax(reason, changed_at) AS reason,
     max(changed_at) AS latest
-FROM rollout WHERE migration IN {names:Array(String)} GROUP BY migration""",
+FROM rollout WHERE migration IN {names:Array(String)} GROUP BY migration, arm""",
             {"names": names},
         )
         restored = 0
         for row in rows:
+            if row["arm"] != self.arm_of(row["migration"]):
+                continue  # a rule on another arm: recorded, never served
             changed_at = row["latest"]
             if changed_at.tzinfo is None:
                 changed_at = changed_at.replace(tzinfo=UTC)

@@ -123,6 +123,8 @@ def test_restore_takes_the_latest_recorded_change(store: Store) -> None:
     first = RolloutController([migration()], lambda: store, Weights())
     first.set("m", 0.25, actor="cli", now=T0)
     first.set("m", 0.5, actor="cli", now=T0 + timedelta(minutes=1))
+    # a rule firing on an arm that does not serve is recorded, and not restored as the weight
+    first.rollback("m", "haiku", actor="trigger:eq", reason="fired")
     again = Weights()
     assert RolloutController([migration(weight=0.1)], lambda: store, again).restore() == 1
     assert again.current("m") is not None and again.current("m").weight == 0.5  # type: ignore[union-attr]
