@@ -97,4 +97,12 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
         f"{data['migration']}/{data['arm']}: {data['previous']:.0%} → {data['weight']:.0%}",
         file=out,
     )
+    if not data.get("published", True):
+        print(  # noqa: T201
+            "shadowjudge rollout: applied in that process, but not published to the control "
+            f"topic ({data.get('unpublished_reason')}): sidecars in other processes keep their "
+            "weight until it is set again",
+            file=sys.stderr,
+        )
+        return 1
     return 0

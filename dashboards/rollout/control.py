@@ -102,6 +102,9 @@ class RolloutController:
         self.weights = weights
         self.publish = publish
         self._unaudited: list[tuple[Any, ...]] = []
+        #: Why the last change did not reach the control topic (None: it did, or no topic):
+        #: sidecars in other processes keep their old weight until it is set again.
+        self.unpublished: str | None = None
 
     # -- reading --------------------------------------------------------------------------
 
@@ -198,10 +201,12 @@ class RolloutController:
 
     def _apply(self, change: WeightChange) -> None:
         self.weights.apply(change)
+        self.unpublished = None
         if self.publish is not None:
             try:
                 self.publish(change)
-            except Exception:  # noqa: BLE001 - the local table has it; say the rest loudly
+            except Exception as exc:  # noqa: BLE001 - the local table has it; say the rest
+                self.unpublished = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 log.exception("rollout change not published to the control topic")
 
     def _audit(self, change: WeightChange) -> None:

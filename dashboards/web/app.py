@@ -416,6 +416,8 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
                 "previous": change.previous,
                 "actor": change.actor,
                 "changed_at": change.changed_at.isoformat(),
+                "published": controller().unpublished is None,
+                "unpublished_reason": controller().unpublished,
             }
         )
 

@@ -144,3 +144,14 @@ def test_triggers_clear_needs_every_rule_decided_clear(store: Store) -> None:
     assert triggers_clear(store, ["eq", "ref"])("m", "sonnet") is False
     store.write("trigger_decisions", columns, [decided("ref", "clear", T0 + timedelta(1))])
     assert triggers_clear(store, ["eq", "ref"])("m", "sonnet") is True
+
+
+def test_a_change_the_control_topic_refused_says_so(store: Store) -> None:
+    def broker_away(change: object) -> None:
+        raise TimeoutError("no ack in 5s")
+
+    weights = Weights()
+    control = RolloutController([migration()], lambda: store, weights, broker_away)
+    control.set("m", 0.25, actor="t")
+    assert weights.current("m") is not None and control.unpublished == "TimeoutError: no ack in 5s"
+    assert audit(store)[-1]["weight"] == 0.25  # applied here and audited all the same
