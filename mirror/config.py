@@ -104,6 +104,20 @@ class SidecarSettings(Section):
     #: answer (connection and headers included) before the call is served by the primary
     #: instead. Counted as a fallback with reason `timeout`.
     rollout_first_byte_timeout_s: float = Field(default=30.0, gt=0)
+    #: The request line and headers together, in bytes: past it the sidecar answers 414 (while
+    #: the target is read) or 431 and closes, forwarding nothing.
+    max_head_bytes: int = Field(default=64 * 1024, ge=4096)
+    #: Header fields in one request: past it, 431.
+    max_header_fields: int = Field(default=100, gt=0)
+    #: The request body: a Content-Length above it, or a chunked body that passes it, is
+    #: answered 413 before anything reaches the provider. Capture keeps its own, smaller cap
+    #: (`capture.max_body_bytes`): a body between the two is forwarded whole, its capture cut.
+    max_body_bytes: int = Field(default=32 << 20, gt=0)
+    #: From a request's first byte to the end of its headers: past it, 408 and a close.
+    head_timeout_s: float = Field(default=30.0, gt=0)
+    #: The longest pause while a request body arrives: past it, 408 and a close. Between
+    #: requests only the keep-alive timer (75 s) runs.
+    body_idle_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("listen")
     @classmethod

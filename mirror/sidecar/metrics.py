@@ -79,6 +79,12 @@ class SidecarMetrics:
             ["provider"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "shadowjudge_sidecar_refused",
+            "Requests the sidecar answered itself instead of forwarding (limits, framing).",
+            ["status"],
+            registry=self.registry,
+        )
         self.upstream_latency = Histogram(
             "shadowjudge_sidecar_upstream_latency_seconds",
             "Time from sending the request upstream to the end of its answer.",

@@ -7,9 +7,14 @@ framing and body, compressed or not, JSON or not, each piece forwarded before it
 no timeout shorter than the provider's own.
 
 The request goes upstream re-framed: the body read whole (capture needs it whole), then sent
-with a Content-Length; hop-by-hop headers, `Host` and our own headers dropped (`x-shadow-*`
-segment labels and the runner's shadow-traffic marker), `Host` set to the upstream's; the
-method, path, query, HTTP version and every other header as the app sent them.
+with a Content-Length, as its own write after the head (the body is held once: see `wire`);
+hop-by-hop headers and every header the `Connection` header names, `Host` and our own headers
+dropped (`x-shadow-*` segment labels and the runner's shadow-traffic marker), `Host` set to
+the upstream's; the path with its dot-segments removed (`target`); the method, query, HTTP
+version and every other header as the app sent them. The framing rules and limits a request
+meets before it gets here are in `wire`; a path that would climb out of the provider's base
+path or out of its `/<provider>/` prefix is refused here with 400. Every refusal is in the
+provider's own error shape (`error_body`), and closes the connection.
 
 Routing: `/<provider>/v1/...` goes to that configured provider; any other path goes to the
 default provider of its dialect — Anthropic when the path is `/v1/messages...` or the request
@@ -56,7 +61,16 @@ from mirror.sidecar.metrics import CONTENT_TYPE, DROP_CAPTURE_ERROR, SidecarMetr
 from mirror.sidecar.publisher import Publisher
 from mirror.sidecar.rollout import SERVED_APIS, RolloutRouter
 from mirror.sidecar.served import CandidateServer
-from mirror.sidecar.wire import AppConnection, Origin, Request, UpstreamPool, simple_response
+from mirror.sidecar.target import remove_dot_segments
+from mirror.sidecar.upstream import Origin, UpstreamPool
+from mirror.sidecar.wire import (
+    REASONS,
+    AppConnection,
+    Limits,
+    Refusal,
+    Request,
+    simple_response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +261,13 @@ class Sidecar:
         self.publisher = publisher
         self.metrics = metrics
         self.max_body_bytes = publisher.max_body_bytes if publisher is not None else 0
+        self.limits = Limits(
+            max_head_bytes=settings.max_head_bytes,
+            max_header_fields=settings.max_header_fields,
+            max_body_bytes=settings.max_body_bytes,
+            head_timeout_s=settings.head_timeout_s,
+            body_idle_timeout_s=settings.body_idle_timeout_s,
+        )
         self.pool = UpstreamPool(
             max_connections=settings.max_connections,
             keepalive_s=settings.upstream_keepalive_s,
@@ -290,13 +311,18 @@ class Sidecar:
 
     def connection(self) -> AppConnection:
         """A protocol for a new app connection (the `loop.create_server` factory)."""
-        return AppConnection(self, self.connections)
+        return AppConnection(self, self.connections, self.limits)
 
     # --- requests (wire.Handler) -----------------------------------------------------------
 
     def handle(self, app: AppConnection, request: Request) -> None:
         target = request.target
-        path, _, query = target.partition(b"?")
+        raw_path, _, query = target.partition(b"?")
+        path = remove_dot_segments(raw_path)
+        if path is None or (path is not raw_path and not self._keeps_prefix(raw_path, path)):
+            refusal = Refusal(400, "the path climbs out of its root with dot-segments")
+            self.refuse(app, request, refusal)
+            return
         if request.method == b"GET" and path in _LOCAL:
             self._local(app, path, request.keep_alive)
             return
@@ -304,9 +330,10 @@ class Sidecar:
         lines = [b""]  # the request line goes first, once the route is known
         anthropic_hint = False
         shadow_traffic = False
+        named = request.connection_tokens
         for name, value in request.headers:
             lower = name.lower()
-            if lower in _NOT_FORWARDED or lower.startswith(_SEGMENT_PREFIX):
+            if lower in _NOT_FORWARDED or lower.startswith(_SEGMENT_PREFIX) or lower in named:
                 shadow_traffic = shadow_traffic or lower == _SHADOW
                 continue
             anthropic_hint = anthropic_hint or lower == _ANTHROPIC_VERSION
@@ -331,9 +358,7 @@ class Sidecar:
         if body or request.method not in (b"GET", b"HEAD", b"DELETE", b"OPTIONS"):
             lines.append(b"Content-Length: %d\r\n" % len(body))
         lines.append(b"\r\n")
-        if body:
-            lines.append(body)
-        data = b"".join(lines)
+        head = b"".join(lines)
 
         method = request.method.decode("latin-1")
         api = api_for(method, upstream_path.decode("latin-1"))
@@ -346,9 +371,9 @@ class Sidecar:
             and rollout.live
         ):
             assert api is not None
-            if self._serve_candidate(rollout, app, request, upstream, api, data):
+            if self._serve_candidate(rollout, app, request, upstream, api, head):
                 return
-        self._forward(app, request, upstream, api, data, shadow_traffic)
+        self._forward(app, request, upstream, api, head, shadow_traffic)
 
     def _serve_candidate(
         self,
@@ -357,7 +382,7 @@ class Sidecar:
         request: Request,
         upstream: Upstream,
         api: Api,
-        data: bytes,
+        head: bytes,
     ) -> bool:
         """Hand the call to its candidate arm if the rollout chooses one; False: forward it."""
         try:
@@ -369,7 +394,7 @@ class Sidecar:
             return False
 
         def primary() -> None:
-            self._forward(app, request, upstream, api, data, shadow_traffic=False)
+            self._forward(app, request, upstream, api, head, shadow_traffic=False)
 
         try:
             self.candidates.serve(app, request, choice, api, upstream.name, primary)
@@ -385,7 +410,7 @@ class Sidecar:
         request: Request,
         upstream: Upstream,
         api: Api | None,
-        data: bytes,
+        head: bytes,
         shadow_traffic: bool,
     ) -> None:
         """Send the request upstream on the byte pipe; the answer streams back to `app`."""
@@ -403,19 +428,25 @@ class Sidecar:
             exchange,
             request.keep_alive,
         )
-        head_only = request.method == b"HEAD"
         connection = self.pool.take(upstream.origin)
         if connection is not None:
-            connection.send(app, forward, data, head_only)
+            connection.send(
+                app,
+                forward,
+                head,
+                request.body,
+                head_only=request.method == b"HEAD",
+                app_version=request.version,
+            )
             return
         task = asyncio.get_running_loop().create_task(
-            self._connect_and_send(app, forward, data, head_only)
+            self._connect_and_send(app, forward, request, head)
         )
         self._connecting.add(task)
         task.add_done_callback(self._connecting.discard)
 
     async def _connect_and_send(
-        self, app: AppConnection, forward: Forward, data: bytes, head_only: bool
+        self, app: AppConnection, forward: Forward, request: Request, head: bytes
     ) -> None:
         upstream = forward.upstream
         try:
@@ -431,11 +462,41 @@ class Sidecar:
             self.pool.release(connection, keep_alive=True)  # unused, still good
             forward.app_left()
             return
-        connection.send(app, forward, data, head_only)
+        connection.send(
+            app,
+            forward,
+            head,
+            request.body,
+            head_only=request.method == b"HEAD",
+            app_version=request.version,
+        )
 
-    def bad_request(self, app: AppConnection, reason: str) -> None:
-        body = error_body(ProviderKind.OPENAI, f"shadowjudge sidecar: {reason}")
-        _answer(app, 400, b"Bad Request", b"application/json", body, keep_alive=False)
+    def refuse(self, app: AppConnection, request: Request, refusal: Refusal) -> None:
+        """Answer a request the sidecar will not forward (`wire.Refusal`), in the error shape
+        of the provider it was meant for, and close the connection."""
+        body = error_body(self._kind_for(request), f"shadowjudge sidecar: {refusal.message}")
+        self.metrics.refused.labels(str(refusal.status)).inc()
+        reason = REASONS.get(refusal.status, b"Bad Request")
+        _answer(app, refusal.status, reason, b"application/json", body, keep_alive=False)
+
+    def _keeps_prefix(self, raw_path: bytes, path: bytes) -> bool:
+        """A path that named a provider (`/<provider>/...`) still does once normalised."""
+        first, _, rest = raw_path[1:].partition(b"/")
+        if not first or first.decode("latin-1") not in self._upstreams:
+            return True
+        return path.startswith(b"/" + first + b"/")
+
+    def _kind_for(self, request: Request) -> ProviderKind:
+        """The provider kind a request was meant for, as far as it was read."""
+        path = request.target.partition(b"?")[0]
+        first = path[1:].partition(b"/")[0].decode("latin-1")
+        named = self._upstreams.get(first)
+        if named is not None:
+            return named.kind
+        anthropic = path.startswith(b"/v1/messages") or any(
+            name.lower() == _ANTHROPIC_VERSION for name, _ in request.headers
+        )
+        return ProviderKind.ANTHROPIC if anthropic else ProviderKind.OPENAI
 
     def capture_failed(self) -> None:
         """A capture step raised on the live path: log it, count it, let the call go on."""

@@ -1,4 +1,5 @@
-"""HTTP/1.1 on asyncio protocols: the app's connections and the pool of upstream connections.
+"""HTTP/1.1 on asyncio protocols: the app's side (`AppConnection`); the provider's side is
+`mirror.sidecar.upstream`.
 
 Why not ASGI and an HTTP client: on this 2-core machine a bare uvicorn + aiohttp proxy added
 1.35 ms at the median (200 req/s), most of it in the two stacks' per-request machinery, while a
@@ -6,22 +7,42 @@ byte pipe on the same event loop added 0.09 ms (`tests/benchmarks/sidecar_overhe
 the sidecar speaks HTTP/1.1 itself, and leaves the parsing on both sides to httptools (llhttp,
 the parser of Node.js, which uvicorn uses too).
 
-The answer is a byte pipe. Every byte the upstream sends is written to the app as it arrives,
-before anything looks at it: the status line, header names in their case, the framing
-(chunked or not) and the body reach the app exactly as sent. A parser watches the same bytes
-only to learn where the answer ends and to hand the body, de-chunked, to capture. The request
-is re-framed instead (see `proxy`): its body is read whole, as capture needs it anyway.
+The answer is a byte pipe (see `upstream`). The request is re-framed instead (see `proxy`):
+its body is read whole, as capture needs it anyway.
+
+The rules a request meets here (RFC 9110/9112), each answered by the sidecar itself (in the
+provider's error shape, by `Handler.refuse`) and followed by a close, never forwarded:
+
+- the request line and headers together at most `Limits.max_head_bytes` (64 KiB): past it 414
+  while the target is still being read, else 431; more than `max_header_fields` (100): 431;
+- the head complete within `head_timeout_s` of its first byte, and no pause longer than
+  `body_idle_timeout_s` while a body arrives: else 408. Between requests only the keep-alive
+  timer runs (`keep_alive_s`), and its end closes the connection silently;
+- a body at most `max_body_bytes` (32 MiB): a Content-Length above it is refused as soon as the
+  head is read, a chunked body as soon as its bytes pass it: 413;
+- `Transfer-Encoding` other than exactly `chunked`: 501; chunked and Content-Length together,
+  or any framing llhttp refuses: 400;
+- HTTP/1.1 without exactly one `Host` (or HTTP/1.0 with two): 400;
+- a target that is not origin-form (absolute-form `http://host/...`, `*`, CONNECT): 400, as
+  this is a reverse proxy, not a forward one;
+- trailer fields of a chunked body are dropped, never merged into the headers;
+- after a bad request in a pipeline, the requests before it are answered first, in order.
+
+The one copy of a request body: llhttp hands it over in pieces (`on_body`), which are joined
+once when the message ends into `Request.body`; the pieces are dropped then, and the body is
+written upstream as its own write after the head (no head + body concatenation). When the
+connection closes, the parser (which refers back to its protocol), the request being read and
+the queue are dropped, so refcounting frees bodies and credentials at once instead of at the
+next (rare, see `tune_gc`) cyclic collection.
 
 This module knows nothing of providers or capture: an `AppConnection` hands each complete
-request to its `Handler`; an `UpstreamConnection` reports to the `Listener` it serves.
+request to its `Handler`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -35,6 +56,40 @@ log = logging.getLogger(__name__)
 #: other way round races, and the app sees an error it would not see from the provider.
 APP_KEEP_ALIVE_S = 75.0
 
+REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one app connection may make the sidecar hold or wait for (see the module doc)."""
+
+    max_head_bytes: int = 64 * 1024
+    max_header_fields: int = 100
+    max_body_bytes: int = 32 << 20
+    head_timeout_s: float = 30.0
+    body_idle_timeout_s: float = 30.0
+    keep_alive_s: float = APP_KEEP_ALIVE_S
+
+
+class Refusal(Exception):
+    """A request the sidecar answers itself with `status`, then closes the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_NO_TOKENS: frozenset[bytes] = frozenset()
+
 
 @dataclass(slots=True)
 class Request:
@@ -44,15 +99,12 @@ class Request:
     target: bytes = b""
     version: str = "1.1"
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    parts: list[bytes] = field(default_factory=list)
+    body: bytes = b""
     keep_alive: bool = True
-
-    @property
-    def body(self) -> bytes:
-        parts = self.parts
-        if not parts:
-            return b""
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+    #: Header names (lower case) the `Connection` header lists: hop-by-hop, never forwarded.
+    connection_tokens: frozenset[bytes] = _NO_TOKENS
+    #: Set on a request that is answered with this refusal (a pipeline's bad request).
+    refusal: Refusal | None = None
 
 
 class Answering(Protocol):
@@ -71,8 +123,8 @@ class Handler(Protocol):
     def handle(self, app: AppConnection, request: Request) -> None:
         """Answer `request`, then call `app.done(...)` exactly once."""
 
-    def bad_request(self, app: AppConnection, reason: str) -> None:
-        """The app sent something that is not HTTP/1.1; answer and close."""
+    def refuse(self, app: AppConnection, request: Request, refusal: Refusal) -> None:
+        """Answer `refusal` (`request` is what was read of it), then `app.done(False)`."""
 
 
 def simple_response(status: int, reason: bytes, content_type: bytes, body: bytes) -> bytes:
@@ -86,16 +138,36 @@ def simple_response(status: int, reason: bytes, content_type: bytes, body: bytes
     )
 
 
+# Where the app's current incoming message is.
+_IDLE, _HEAD, _BODY = 0, 1, 2
+#: Bytes of a request line besides its target ("POST " ... " HTTP/1.1\r\n") and of the head's end.
+_LINE_OVERHEAD = 32
+
+
 class AppConnection(asyncio.Protocol):
     """One connection from the app. Requests are answered one at a time, in order."""
 
-    def __init__(self, handler: Handler, registry: set[AppConnection]) -> None:
+    def __init__(
+        self, handler: Handler, registry: set[AppConnection], limits: Limits | None = None
+    ) -> None:
         self._handler = handler
         self._registry = registry
-        self._parser = httptools.HttpRequestParser(self)
+        self._limits = limits or Limits()
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._request = Request()
+        self._parts: list[bytes] = []
         self._queue: deque[Request] = deque()
-        self._idle: asyncio.TimerHandle | None = None
+        self._phase = _IDLE
+        self._head_bytes = 0  # bytes of the current head received so far
+        self._head_seen = 0  # of them, those the callbacks have handed over
+        self._fields = 0
+        self._body_bytes = 0
+        self._refused = False  # nothing more is read: a refusal is answered, then the close
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_phase = -1  # the phase the running timer watches
+        self._head_started = 0.0
+        self._last_read = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.transport: asyncio.Transport | None = None
         self.busy = False
         self.closed = False
@@ -108,28 +180,58 @@ class AppConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
+        self._loop = asyncio.get_running_loop()
         self._registry.add(self)
-        self._arm_idle()
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or self._refused:
+            return
+        began = self._phase
+        if began == _BODY and self._loop is not None:
+            self._last_read = self._loop.time()
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._decline_upgrade(data[upgrade.args[0] :] if upgrade.args else b"")
+            return
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if not isinstance(cause, Refusal):  # a bug of ours: a 502 and a log line
+                log.error("reading a request failed: %r", cause, exc_info=cause)
+                cause = Refusal(502, "the sidecar failed to read the request")
+            self._refuse(cause)
+            return
         except httptools.HttpParserError as exc:
-            if self.busy:  # an answer is being written: no room for ours in between
-                self.cut()
-            else:
-                self._handler.bad_request(self, f"invalid HTTP request: {exc}")
+            self._refuse(Refusal(400, f"invalid HTTP request: {exc}"))
+            return
+        except Exception:  # noqa: BLE001 - a bug of ours: the app sees a cut, we see why
+            log.exception("reading a request failed; cutting the app's connection")
+            self.cut()
+            return
+        phase = self._phase
+        if phase == _HEAD:
+            # A head that began in an earlier chunk counts every byte since; one that began in
+            # this chunk counts what the callbacks saw (llhttp holds at most this chunk more).
+            self._head_bytes = self._head_bytes + len(data) if began == _HEAD else self._head_seen
+            if self._head_bytes > self._limits.max_head_bytes:
+                self._refuse(self._too_long())
+                return
+        if phase != self._timer_phase and not self.busy and not self._refused:
+            self._arm()
+
+    def _too_long(self) -> Refusal:
+        limit = self._limits.max_head_bytes
+        if not self._request.headers:
+            return Refusal(414, f"the request line passes {limit} bytes")
+        return Refusal(431, f"the request head passes {limit} bytes")
 
     def _decline_upgrade(self, rest: bytes) -> None:
         """Answer an upgrade offer (`Upgrade: h2c`, WebSocket) as plain HTTP/1.1, as a server
         may: the head is parsed again without `Upgrade`, so its body and what follows are
-        read as usual. CONNECT, which only a forward proxy serves, is refused."""
+        read as usual."""
         request = self._request
-        if request.method == b"CONNECT":
-            self._handler.bad_request(self, "CONNECT is not served: this is a reverse proxy")
-            return
         head = [b"%s %s HTTP/%s\r\n" % (request.method, request.target, request.version.encode())]
         head.extend(
             b"%s: %s\r\n" % (name, value)
@@ -138,16 +240,23 @@ class AppConnection(asyncio.Protocol):
         )
         head.append(b"\r\n")
         self._parser = httptools.HttpRequestParser(self)
+        self._phase = _IDLE
         self.data_received(b"".join(head) + rest)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._registry.discard(self)
-        if self._idle is not None:
-            self._idle.cancel()
+        self._cancel_timer()
         upstream = self.upstream
         if upstream is not None:
             upstream.app_left()
+        # Break the cycles (the parser refers to this protocol) so refcounting frees the
+        # bodies and credentials now, not at the next full collection.
+        self._parser = None
+        self._request = Request()
+        self._parts = []
+        self._queue.clear()
+        self.upstream = None
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -159,35 +268,98 @@ class AppConnection(asyncio.Protocol):
         if self.upstream is not None:
             self.upstream.resume()
 
-    # --- httptools callbacks -----------------------------------------------------------------
+    # --- httptools callbacks (a Refusal raised here is answered by `_refuse`) ----------------
 
     def on_message_begin(self) -> None:
         self._request = Request()
+        self._parts = []
+        self._phase = _HEAD
+        self._head_bytes = self._head_seen = self._fields = self._body_bytes = 0
+        if self._loop is not None:
+            self._head_started = self._loop.time()
 
     def on_url(self, url: bytes) -> None:
-        self._request.target += url
+        request = self._request
+        request.target += url
+        self._head_seen += len(url)
+        if len(request.target) > self._limits.max_head_bytes:
+            raise Refusal(414, f"the request target passes {self._limits.max_head_bytes} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._phase != _HEAD:
+            return  # a trailer field of a chunked body: dropped, never merged into the head
+        self._fields += 1
+        if self._fields > self._limits.max_header_fields:
+            raise Refusal(431, f"more than {self._limits.max_header_fields} header fields")
+        self._head_seen += len(name) + len(value) + 4
+        if self._head_seen > self._limits.max_head_bytes:
+            raise Refusal(431, f"the request head passes {self._limits.max_head_bytes} bytes")
         self._request.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         request = self._request
         parser = self._parser
-        request.method = parser.get_method()
+        assert parser is not None
+        self._phase = _BODY
+        if self._loop is not None:
+            self._last_read = self._loop.time()
+        request.method = method = parser.get_method()
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
-        if request.version == "1.1" and not self.busy and not self._queue:
-            for name, value in request.headers:
-                if name.lower() == b"expect" and value.lower() == b"100-continue":
-                    self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        limits = self._limits
+        if self._head_seen + _LINE_OVERHEAD > limits.max_head_bytes:
+            raise Refusal(431, f"the request head passes {limits.max_head_bytes} bytes")
+        if method == b"CONNECT":
+            raise Refusal(400, "CONNECT is not served: this is a reverse proxy")
+        if not request.target.startswith(b"/"):
+            raise Refusal(400, "only origin-form targets (/path) are served: not a forward proxy")
+        hosts = 0
+        coding: bytes | None = None
+        length: bytes | None = None
+        expect = False
+        tokens: set[bytes] | None = None
+        for name, value in request.headers:
+            lower = name.lower()
+            if lower == b"host":
+                hosts += 1
+            elif lower == b"transfer-encoding":
+                coding = value if coding is None else coding + b"," + value
+            elif lower == b"content-length":
+                length = value
+            elif lower == b"connection":
+                tokens = tokens or set()
+                tokens.update(t.strip().lower() for t in value.split(b","))
+            elif lower == b"expect":
+                expect = value.lower() == b"100-continue"
+        if hosts > 1 or (hosts == 0 and request.version == "1.1"):
+            raise Refusal(400, f"a request needs exactly one Host header, not {hosts}")
+        if coding is not None and coding.strip().lower() != b"chunked":
+            raise Refusal(501, "Transfer-Encoding other than chunked is not implemented")
+        if length is not None and int(length) > limits.max_body_bytes:
+            raise Refusal(413, f"the request body passes {limits.max_body_bytes} bytes")
+        if tokens:
+            tokens.discard(b"")
+            request.connection_tokens = frozenset(tokens)
+        if expect and request.version == "1.1" and not self.busy and not self._queue:
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
-        self._request.parts.append(body)
+        self._body_bytes += len(body)
+        if self._body_bytes > self._limits.max_body_bytes:
+            raise Refusal(413, f"the request body passes {self._limits.max_body_bytes} bytes")
+        self._parts.append(body)
 
     def on_message_complete(self) -> None:
-        if self._parser.should_upgrade():
+        parser = self._parser
+        if parser is not None and parser.should_upgrade():
             return  # not yet: see `_decline_upgrade`
         request = self._request
+        parts = self._parts
+        if parts:
+            # The one copy: joined once (a single piece is taken as it is), the pieces dropped.
+            request.body = parts[0] if len(parts) == 1 else b"".join(parts)
+            self._parts = []
+        self._phase = _IDLE
         if self.busy or self._queue:
             self._queue.append(request)  # pipelined: answered in order
             if self.transport is not None:
@@ -197,13 +369,29 @@ class AppConnection(asyncio.Protocol):
 
     # --- answering ---------------------------------------------------------------------------
 
+    def _refuse(self, refusal: Refusal) -> None:
+        """Stop reading; answer `refusal` after what is queued before it, then close."""
+        self._refused = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.pause_reading()
+        current = self._request
+        request = Request(method=current.method, target=current.target, headers=current.headers)
+        request.refusal = refusal
+        self._parts = []
+        if self.busy or self._queue:
+            self._queue.append(request)
+        else:
+            self._start(request)
+
     def _start(self, request: Request) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self._cancel_timer()
         self.busy = True
         try:
-            self._handler.handle(self, request)
+            if request.refusal is not None:
+                self._handler.refuse(self, request, request.refusal)
+            else:
+                self._handler.handle(self, request)
         except Exception:  # noqa: BLE001 - a bug of ours: the app sees a cut, we see why
             log.exception("sidecar failed to forward a request; cutting the app's connection")
             self.cut()
@@ -222,10 +410,11 @@ class AppConnection(asyncio.Protocol):
             self.transport.close()
             return
         if self._queue:
-            self.transport.resume_reading()
+            if not self._refused:
+                self.transport.resume_reading()
             self._start(self._queue.popleft())
-        else:
-            self._arm_idle()
+        elif not self._refused:
+            self._arm()
 
     def cut(self) -> None:
         """End the connection abruptly: the app sees what it would see from a broken upstream."""
@@ -236,298 +425,44 @@ class AppConnection(asyncio.Protocol):
         if not self.busy and self.transport is not None:
             self.transport.close()
 
-    def _arm_idle(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(APP_KEEP_ALIVE_S, self.close_if_idle)
+    # --- timers: one at a time, the one that fits where the incoming message is ---------------
 
-
-class Listener(Protocol):
-    """What an upstream connection reports, for the request it is answering."""
-
-    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
-
-    def response_body(self, data: bytes, arrived: float) -> None: ...
-
-    def response_done(self, keep_alive: bool) -> None: ...
-
-    def response_failed(self, reason: str, answered: bool) -> None:
-        """The connection ended before the answer did. `answered`: bytes reached the app."""
-
-    def app_left(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    scheme: str
-    host: str
-    port: int
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme == "https"
-
-
-class UpstreamConnection(asyncio.Protocol):
-    """One connection to an upstream origin, answering one request at a time."""
-
-    def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
-        self._pool = pool
-        self.origin = origin
-        self._parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self._app: AppConnection | None = None
-        self._listener: Listener | None = None
-        self._head_only = False
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._status = 0
-        self._answered = False
-        self._complete = False
-        self._keep_alive = False
-        self._arrived = 0.0
-        self._paused = False
-        self._last_read = 0.0
-        self._read_timer: asyncio.TimerHandle | None = None
-
-    # --- use -------------------------------------------------------------------------------
-
-    def send(self, app: AppConnection, listener: Listener, data: bytes, head_only: bool) -> None:
-        """Send one request; the answer streams to `app` and is reported to `listener`."""
-        assert self.transport is not None
-        self._app = app
-        self._listener = listener
-        self._head_only = head_only
-        self._headers = []
-        self._status = 0
-        self._answered = False
-        self._complete = False
-        app.upstream = self
-        if app.writing_paused:
-            self.pause()
-        self.transport.write(data)
-        timeout = self._pool.read_timeout_s
-        if timeout is not None:
-            loop = asyncio.get_running_loop()
-            self._last_read = loop.time()
-            self._read_timer = loop.call_at(self._last_read + timeout, self._check_read)
-
-    def pause(self) -> None:
-        if self.transport is not None and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def resume(self) -> None:
-        if self.transport is not None and self._paused:
-            self._paused = False
-            self.transport.resume_reading()
-
-    def app_left(self) -> None:
-        """The app closed its connection mid-answer: stop the upstream answer at once."""
-        listener = self._release_request()
-        self._pool.release(self, keep_alive=False)
-        if listener is not None:
-            listener.app_left()
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-        self.closed = True
-
-    # --- asyncio.Protocol --------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's do not subclass it
-
-    def data_received(self, data: bytes) -> None:
-        app = self._app
-        if app is None:
-            # An idle connection should be silent; whatever this is, it cannot be reused.
-            self.close()
+    def _arm(self) -> None:
+        self._cancel_timer()
+        loop = self._loop
+        if loop is None:
             return
-        self._arrived = time.perf_counter()
-        if self._read_timer is not None:
-            self._last_read = asyncio.get_running_loop().time()
-        app.write(data)  # the pipe: the app gets the bytes before anything else happens
-        self._answered = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            # The app already has the bytes as they came; this connection is done for.
-            self._fail(f"upstream answer is not valid HTTP: {exc}")
-            return
-        if self._complete:
-            self._finish(self._keep_alive)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._pool.lost(self)
-        if self._listener is None:
-            return
-        if self._status and not self._complete and self._ends_at_close():
-            self._finish(keep_alive=False)
+        phase = self._timer_phase = self._phase
+        limits = self._limits
+        if phase == _IDLE:
+            self._timer = loop.call_later(limits.keep_alive_s, self.close_if_idle)
+        elif phase == _HEAD:
+            due = self._head_started + limits.head_timeout_s
+            self._timer = loop.call_at(due, self._head_late)
         else:
-            self._fail("upstream closed the connection" + (f": {exc}" if exc else ""))
+            due = self._last_read + limits.body_idle_timeout_s
+            self._timer = loop.call_at(due, self._body_late)
 
-    # --- httptools callbacks -----------------------------------------------------------------
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_phase = -1
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+    def _head_late(self) -> None:
+        self._timer = None
+        self._timer_phase = -1
+        if self._phase == _HEAD and not self.busy and not self.closed:
+            limit = self._limits.head_timeout_s
+            self._refuse(Refusal(408, f"the request head took more than {limit:g} s"))
 
-    def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
-            self._headers = []  # an interim answer (103 Early Hints): the real one follows
+    def _body_late(self) -> None:
+        self._timer = None
+        self._timer_phase = -1
+        if self._phase != _BODY or self.busy or self.closed or self._loop is None:
             return
-        self._status = status
-        if self._listener is not None:
-            self._listener.response_head(status, self._headers)
-        if self._head_only:
-            self._keep_alive = self._parser.should_keep_alive()
-            self._complete = True
-
-    def on_body(self, body: bytes) -> None:
-        if self._listener is not None:
-            self._listener.response_body(body, self._arrived)
-
-    def on_message_complete(self) -> None:
-        if not self._status:
-            return  # the end of an interim answer
-        self._keep_alive = self._parser.should_keep_alive()
-        self._complete = True
-
-    # --- ends --------------------------------------------------------------------------------
-
-    def _ends_at_close(self) -> bool:
-        """The answer has no length of its own: the connection's end is its end."""
-        for name, _ in self._headers:
-            if name.lower() in (b"content-length", b"transfer-encoding"):
-                return False
-        return not self._head_only and self._status not in (204, 304)
-
-    def _release_request(self) -> Listener | None:
-        app, listener = self._app, self._listener
-        self._app = None
-        self._listener = None
-        if app is not None and app.upstream is self:
-            app.upstream = None
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
-        return listener
-
-    def _finish(self, keep_alive: bool) -> None:
-        listener = self._release_request()
-        self.resume()
-        # After a HEAD answer the parser still waits for the body its length announced, so
-        # that connection is not reused (the app's connection goes on).
-        self._pool.release(self, keep_alive and not self._head_only)
-        if listener is not None:
-            listener.response_done(keep_alive)
-
-    def _fail(self, reason: str) -> None:
-        listener = self._release_request()
-        self._pool.release(self, keep_alive=False)
-        if listener is not None:
-            listener.response_failed(reason, self._answered)
-
-    def _check_read(self) -> None:
-        timeout = self._pool.read_timeout_s
-        if self._listener is None or timeout is None:
-            return
-        loop = asyncio.get_running_loop()
-        due = self._last_read + timeout
-        if loop.time() >= due:
-            self._fail(f"upstream read timeout ({timeout:g} s without data)")
+        limit = self._limits.body_idle_timeout_s
+        if self._loop.time() >= self._last_read + limit:
+            self._refuse(Refusal(408, f"the request body paused for more than {limit:g} s"))
         else:
-            self._read_timer = loop.call_at(due, self._check_read)
-
-
-class UpstreamPool:
-    """Keep-alive connections per origin, most recently used first; a bound on those in use."""
-
-    def __init__(
-        self,
-        *,
-        max_connections: int,
-        keepalive_s: float,
-        connect_timeout_s: float,
-        read_timeout_s: float | None,
-    ) -> None:
-        self._max = max_connections
-        self._keepalive_s = keepalive_s
-        self._connect_timeout_s = connect_timeout_s
-        self.read_timeout_s = read_timeout_s
-        self._idle: dict[Origin, list[UpstreamConnection]] = {}
-        self._in_use = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._tls = ssl.create_default_context()
-
-    def take(self, origin: Origin) -> UpstreamConnection | None:
-        """An idle connection to `origin`, now in use, or None (then await `acquire`)."""
-        idle = self._idle.get(origin)
-        if not idle or self._in_use >= self._max:
-            return None
-        expired = time.monotonic() - self._keepalive_s
-        while idle:
-            connection = idle.pop()
-            transport = connection.transport
-            closing = transport is None or transport.is_closing()
-            if connection.closed or closing or connection.idle_since < expired:
-                connection.close()
-                continue
-            self._in_use += 1
-            return connection
-        return None
-
-    async def acquire(self, origin: Origin) -> UpstreamConnection:
-        """A connection to `origin`, in use: an idle one if one frees up while waiting for the
-        bound, else a new one. OSError or TimeoutError when none can be had."""
-        while self._in_use >= self._max:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-            if (connection := self.take(origin)) is not None:
-                return connection
-        self._in_use += 1
-        try:
-            loop = asyncio.get_running_loop()
-            async with asyncio.timeout(self._connect_timeout_s):
-                _, protocol = await loop.create_connection(
-                    lambda: UpstreamConnection(self, origin),
-                    origin.host,
-                    origin.port,
-                    ssl=self._tls if origin.tls else None,
-                    server_hostname=origin.host if origin.tls else None,
-                )
-        except BaseException:
-            self._returned()
-            raise
-        return protocol
-
-    def release(self, connection: UpstreamConnection, keep_alive: bool) -> None:
-        self._returned()
-        if keep_alive and not connection.closed:
-            connection.idle_since = time.monotonic()
-            self._idle.setdefault(connection.origin, []).append(connection)
-        else:
-            connection.close()
-
-    def lost(self, connection: UpstreamConnection) -> None:
-        idle = self._idle.get(connection.origin)
-        if idle and connection in idle:
-            idle.remove(connection)
-
-    def close(self) -> None:
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
-        self._idle.clear()
-
-    def _returned(self) -> None:
-        self._in_use -= 1
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
+            self._arm()
