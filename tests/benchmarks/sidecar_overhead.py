@@ -1,6 +1,7 @@
 """Sidecar overhead: the same fixed-rate load, direct to a fake provider and through the sidecar.
 
     .venv/bin/python -m tests.benchmarks.sidecar_overhead [--rate 200] [--seconds 30]
+    .venv/bin/python -m tests.benchmarks.sidecar_overhead --in-run --backlog 20000 --seconds 10
 
 One run, three processes besides this one: a fake OpenAI provider, the sidecar (`shadowjudge
 mirror`, publishing every capture to a Tansu Kafka broker, which is the fourth). This process
@@ -8,6 +9,15 @@ sends requests at a fixed rate, alternating direct and via-sidecar, so both path
 machine load; first non-streaming chat completions, then streaming ones. It prints the p50 and
 p99 latency added by the sidecar and the TTFT it adds on streams (time to the first content
 chunk), the errors on each path, and what the sidecar captured and dropped.
+
+`--in-run --backlog N` measures three set-ups one after another and prints them side by side:
+the sidecar alone (`mirror`), the sidecar inside `run` with only the load's own replays, and
+inside `run` while the judge works through a backlog. The backlog is made honestly, through the
+live path: before each phase (non-stream, stream) a burst of calls goes through the sidecar as
+fast as it takes them, each replayed to four candidate arms and the noise arm (five pairs a
+call), so the burst leaves at least N pairs for the runner to make and the judge to score. The
+pairs still unjudged at the end of each phase are printed, so a judge that caught up early is
+seen, not hidden.
 """
 
 from __future__ import annotations
@@ -43,6 +53,27 @@ triggers:
     - {{name: eq, metric: equivalence_rate, threshold: 0.9, window: 1h}}
     - {{name: tail, metric: latency_ratio, margin: 0.3, window: 1h}}
 """
+
+
+#: `--backlog`: the same, with five pairs a call and room for the runner to replay a burst fast.
+BACKLOG = """store: {{url: "chdb://{store}", batch_seconds: 0.5}}
+dashboards: {{listen: "127.0.0.1:{pages}"}}
+runner: {{limits: {{openai: {{concurrency: 128}}}}}}
+migrations:
+  - name: bench
+    noise_rate: 1.0
+    arms:
+      - {{name: again, provider: openai, model: gpt-4o}}
+      - {{name: mini, provider: openai, model: gpt-4o-mini}}
+      - {{name: four-one, provider: openai, model: gpt-4.1}}
+      - {{name: nano, provider: openai, model: gpt-4.1-nano}}
+triggers:
+  interval_s: 5
+  rules:
+    - {{name: eq, metric: equivalence_rate, threshold: 0.9, window: 1h}}
+    - {{name: tail, metric: latency_ratio, margin: 0.3, window: 1h}}
+"""
+PAIRS_PER_CALL = 5
 
 
 class PageReader:
@@ -196,6 +227,156 @@ def sidecar_metrics(url: str) -> dict[str, float]:
     return found
 
 
+def metric_sum(url: str, prefix: str) -> float:
+    """The sum of every sample of the counter `prefix` (all labels) on the sidecar's /metrics."""
+    total = 0.0
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        if line.startswith(prefix) and (line[len(prefix)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def unjudged(url: str) -> tuple[float, float]:
+    """(calls captured but not yet read by the runner, pairs made or still to be made that
+    the judge has not read), from the counters the sidecar's /metrics merges for every role."""
+    answered = metric_sum(url, "shadowjudge_sidecar_requests_total")
+    dropped = metric_sum(url, "shadowjudge_sidecar_dropped_total")
+    consumed = metric_sum(url, "shadowjudge_runner_consumed_total")
+    judged = metric_sum(url, "shadowjudge_judge_pairs_total")
+    # Every call answered and not dropped makes PAIRS_PER_CALL pairs, read or still to come.
+    calls = answered - dropped
+    return max(0.0, calls - consumed), max(0.0, calls * PAIRS_PER_CALL - judged)
+
+
+def wait_ready(url: str, timeout_s: float = 60.0, settle_s: float = 2.0) -> None:
+    """Until every role on the sidecar's /healthz is past starting (the store open, the judge
+    running), then `settle_s` more: the port answers before the roles have started."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            roles = httpx.get(url + "/healthz", timeout=5).json().get("roles", {})
+        except httpx.HTTPError:
+            roles = {"sidecar": {"status": "starting"}}
+        if all(state.get("status") == "ok" for state in roles.values()):
+            break
+        time.sleep(0.2)
+    time.sleep(settle_s)
+
+
+async def burst(sidecar_url: str, calls: int, concurrency: int = 64) -> float:
+    """`calls` non-streaming calls through the sidecar, `concurrency` at a time; seconds taken."""
+    body = b'{"model":"gpt-4o","messages":[{"role":"user","content":"Backlog question"}]}'
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(concurrency)
+    sink = PathStats("burst")
+
+    async def call(session: aiohttp.ClientSession) -> None:
+        async with gate:
+            await one(session, sidecar_url + "/v1/chat/completions", body, False, sink)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await asyncio.gather(*(call(session) for _ in range(calls)))
+    if sink.errors:
+        print(f"burst: {sink.errors} error(s)")  # noqa: T201
+    return time.perf_counter() - started
+
+
+@dataclass
+class Row:
+    """One set-up's figures: per kind, (p50 added, p99 added, TTFT p50 added, TTFT p99 added)."""
+
+    name: str
+    added: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def added(direct: PathStats, via: PathStats) -> tuple[float, float, float, float]:
+    def diff(a: list[float], b: list[float], q: float) -> float:
+        return percentile(b, q) - percentile(a, q)
+
+    return (
+        diff(direct.latency_ms, via.latency_ms, 0.5),
+        diff(direct.latency_ms, via.latency_ms, 0.99),
+        diff(direct.ttft_ms, via.ttft_ms, 0.5),
+        diff(direct.ttft_ms, via.ttft_ms, 0.99),
+    )
+
+
+def measure(
+    args: argparse.Namespace, fake_url: str, broker_url: str, command: str, backlog: int
+) -> Row:
+    """One set-up: `shadowjudge <command>` started afresh, both phases, optionally each after
+    a burst that leaves `backlog` pairs to judge."""
+    name = "sidecar alone" if command == "mirror" else "in run"
+    if backlog:
+        name += f", backlog {backlog}"
+    row = Row(name)
+    port, pages = free_port(), free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "shadowjudge.yaml"
+        config.write_text(
+            f"providers:\n  openai: {{kind: openai, base_url: '{fake_url}'}}\n"
+            f"sidecar: {{listen: '127.0.0.1:{port}'}}\n"
+            f"bus: {'memory://' if command == 'run' else broker_url}\n"
+            + (BACKLOG.format(store=Path(tmp) / "store", pages=pages) if command == "run" else "")
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dashboards.command", "-c", str(config)]
+            + ["--log-level", "WARNING", command],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            wait_for_port(port)
+            url = f"http://127.0.0.1:{port}"
+            wait_ready(url)
+            stop = threading.Event()
+            busy_pages = command == "run" and not args.quiet_pages
+            readers = PageReader(f"http://127.0.0.1:{pages}", stop) if busy_pages else None
+            for stream in (False, True):
+                kind = "stream" if stream else "non-stream"
+                if backlog:
+                    calls = -(-backlog // PAIRS_PER_CALL)
+                    took = asyncio.run(burst(url, calls))
+                    _, left = unjudged(url)
+                    row.notes.append(
+                        f"{kind}: burst of {calls} calls in {took:.1f}s, {left:.0f} pairs"
+                        " left to judge when the phase began"
+                    )
+                direct, via = asyncio.run(load(fake_url, url, args.rate, args.seconds, stream))
+                report(f"{name}: {kind}", direct, via)
+                row.added[kind] = added(direct, via)
+                if command == "run":
+                    calls_left, left = unjudged(url)
+                    row.notes.append(
+                        f"{kind}: at the phase's end {calls_left:.0f} calls not yet read by the"
+                        f" runner, {left:.0f} pairs not yet judged"
+                    )
+            stop.set()
+            if readers is not None:
+                row.notes.append(readers.summary())
+        finally:
+            process.terminate()
+            process.wait(60)
+    return row
+
+
+def side_by_side(rows: list[Row]) -> None:
+    print(  # noqa: T201
+        f"\n{'added by the sidecar (ms)':<28} {'non-stream p50/p99':>20} {'stream p50/p99':>16}"
+        f" {'TTFT p50/p99':>14}"
+    )
+    for row in rows:
+        n50, n99, _, _ = row.added["non-stream"]
+        s50, s99, t50, t99 = row.added["stream"]
+        print(  # noqa: T201
+            f"{row.name:<28} {n50:>9.2f} / {n99:<8.2f} {s50:>6.2f} / {s99:<7.2f}"
+            f" {t50:>5.2f} / {t99:<6.2f}"
+        )
+    for row in rows:
+        for note in row.notes:
+            print(f"  {row.name}: {note}")  # noqa: T201
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s, both paths")
@@ -224,10 +405,32 @@ def main() -> None:
         action="store_true",
         help="with --in-run: leave the dashboards' pages alone (the judge and triggers still run)",
     )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        metavar="PAIRS",
+        help="with --in-run: the sidecar alone, inside run, and inside run with the judge"
+        " working through at least PAIRS pairs (a burst of calls before each phase), side by side",
+    )
     args = parser.parse_args()
 
     broker = TansuBroker()
     broker.start()
+    if args.in_run and args.backlog:
+        try:
+            with serve_subprocess(
+                "openai", latency_ms=args.latency_ms, ttft_ms=args.ttft_ms
+            ) as fake:
+                rows = [
+                    measure(args, fake.url, broker.url, "mirror", 0),
+                    measure(args, fake.url, broker.url, "run", 0),
+                    measure(args, fake.url, broker.url, "run", args.backlog),
+                ]
+            side_by_side(rows)
+        finally:
+            broker.stop()
+        return
     port = free_port()
     with (
         serve_subprocess("openai", latency_ms=args.latency_ms, ttft_ms=args.ttft_ms) as fake,
