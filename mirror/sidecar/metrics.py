@@ -112,6 +112,9 @@ class SidecarMetrics:
         self.also: list[CollectorRegistry] = []
         #: Other roles' health (`{"status": "ok" | "degraded", ...}`), served on /healthz.
         self.health: dict[str, Callable[[], dict[str, Any]]] = {}
+        #: Other roles' metrics already in the text format, served after ours (a sidecar in a
+        #: child process of `run` serves what its parent relays).
+        self.relayed = b""
 
     def rollout_arm(self, migration: str, arm: str) -> None:
         """Show a rollout's counters at zero from the start, so rates exist before a call."""
@@ -120,7 +123,7 @@ class SidecarMetrics:
             self.rollout_fallbacks.labels(migration, arm, reason)
 
     def render(self) -> bytes:
-        return b"".join(generate_latest(r) for r in (self.registry, *self.also))
+        return b"".join(generate_latest(r) for r in (self.registry, *self.also)) + self.relayed
 
     def dropped_total(self) -> float:
         sample = self.registry.get_sample_value
