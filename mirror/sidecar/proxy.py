@@ -477,6 +477,7 @@ class Sidecar:
         body = error_body(self._kind_for(request), f"shadowjudge sidecar: {refusal.message}")
         self.metrics.refused.labels(str(refusal.status)).inc()
         reason = REASONS.get(refusal.status, b"Bad Request")
+        app.linger = True
         _answer(app, refusal.status, reason, b"application/json", body, keep_alive=False)
 
     def _keeps_prefix(self, raw_path: bytes, path: bytes) -> bool:

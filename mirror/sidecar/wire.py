@@ -22,7 +22,9 @@ provider's error shape, by `Handler.refuse`) and followed by a close, never forw
   head is read, a chunked body as soon as its bytes pass it: 413;
 - `Transfer-Encoding` other than exactly `chunked`: 501; chunked and Content-Length together,
   or any framing llhttp refuses: 400;
-- HTTP/1.1 without exactly one `Host` (or HTTP/1.0 with two): 400;
+- HTTP/1.1 without exactly one `Host` (or HTTP/1.0 with two): 400; a header value with a
+  control character (RFC 9110 5.5), or a request line without a version: 400; a version
+  other than HTTP/1.0 and 1.1: 505;
 - a target that is not origin-form (absolute-form `http://host/...`, `*`, CONNECT): 400, as
   this is a reverse proxy, not a forward one;
 - trailer fields of a chunked body are dropped, never merged into the headers;
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -63,6 +66,7 @@ REASONS = {
     414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
     501: b"Not Implemented",
+    505: b"HTTP Version Not Supported",
     502: b"Bad Gateway",
 }
 
@@ -142,6 +146,10 @@ def simple_response(status: int, reason: bytes, content_type: bytes, body: bytes
 _IDLE, _HEAD, _BODY = 0, 1, 2
 #: Bytes of a request line besides its target ("POST " ... " HTTP/1.1\r\n") and of the head's end.
 _LINE_OVERHEAD = 32
+#: What a field value may not hold (RFC 9110 5.5): controls other than tab; llhttp lets them by.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: How long a refused connection is drained before it is closed (see `AppConnection._linger`).
+_LINGER_S = 2.0
 
 
 class AppConnection(asyncio.Protocol):
@@ -175,6 +183,9 @@ class AppConnection(asyncio.Protocol):
         #: flow control and for stopping it when the app goes away.
         self.upstream: Answering | None = None
         self.writing_paused = False
+        #: Set by whoever answers a request with a refusal: the close then drains what the
+        #: app still sends (`_linger`), so the answer is not lost to a reset.
+        self.linger = False
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -291,22 +302,30 @@ class AppConnection(asyncio.Protocol):
         self._fields += 1
         if self._fields > self._limits.max_header_fields:
             raise Refusal(431, f"more than {self._limits.max_header_fields} header fields")
+        if _CONTROL.search(value) is not None:
+            raise Refusal(400, "a header value holds a control character")  # RFC 9110 5.5
         self._head_seen += len(name) + len(value) + 4
         if self._head_seen > self._limits.max_head_bytes:
             raise Refusal(431, f"the request head passes {self._limits.max_head_bytes} bytes")
-        self._request.headers.append((name, value))
+        # llhttp keeps trailing whitespace in a value; it is not part of it (RFC 9112 5).
+        self._request.headers.append((name, value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
         request = self._request
         parser = self._parser
-        assert parser is not None
+        if parser is None or self._refused:
+            return  # the connection closes after the answer in progress
         self._phase = _BODY
         if self._loop is not None:
             self._last_read = self._loop.time()
         request.method = method = parser.get_method()
-        request.version = parser.get_http_version()
+        request.version = version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
         limits = self._limits
+        if version not in ("1.1", "1.0"):
+            if version == "0.9":  # llhttp's reading of a request line without a version
+                raise Refusal(400, "the request line has no HTTP version")
+            raise Refusal(505, f"HTTP/{version} is not served here: HTTP/1.1 is")
         if self._head_seen + _LINE_OVERHEAD > limits.max_head_bytes:
             raise Refusal(431, f"the request head passes {limits.max_head_bytes} bytes")
         if method == b"CONNECT":
@@ -351,6 +370,8 @@ class AppConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         parser = self._parser
+        if self._refused:
+            return  # the connection closes after the answer in progress
         if parser is not None and parser.should_upgrade():
             return  # not yet: see `_decline_upgrade`
         request = self._request
@@ -389,6 +410,7 @@ class AppConnection(asyncio.Protocol):
         self.busy = True
         try:
             if request.refusal is not None:
+                self.linger = True
                 self._handler.refuse(self, request, request.refusal)
             else:
                 self._handler.handle(self, request)
@@ -407,7 +429,11 @@ class AppConnection(asyncio.Protocol):
         if self.closed or self.transport is None:
             return
         if not keep_alive:
-            self.transport.close()
+            self._refused = True  # nothing after this answer is read or started
+            if self.linger:
+                self._linger()
+            else:
+                self.transport.close()
             return
         if self._queue:
             if not self._refused:
@@ -415,6 +441,21 @@ class AppConnection(asyncio.Protocol):
             self._start(self._queue.popleft())
         elif not self._refused:
             self._arm()
+
+    def _linger(self) -> None:
+        """Close after a refusal without losing it: a close with unread bytes (the rest of a
+        refused body, a pipeline) makes the kernel send a reset, which can destroy the answer
+        before the app reads it. So the write side is shut, what still comes is read and
+        dropped, and the connection closes at the app's end or after `_LINGER_S`."""
+        transport = self.transport
+        loop = self._loop
+        if transport is None or loop is None:
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        transport.resume_reading()
+        self._cancel_timer()
+        self._timer = loop.call_later(_LINGER_S, transport.close)
 
     def cut(self) -> None:
         """End the connection abruptly: the app sees what it would see from a broken upstream."""
