@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from judge.scorers.rubrics import RUBRICS
+from judge.scorers.rubrics import DEFAULT_RUBRIC, RUBRICS
 
 
 class StoreSettings(BaseModel):
@@ -53,7 +53,7 @@ class JudgeSettings(BaseModel):
     group: str = "shadowjudge-judge"
     #: Prometheus metrics of a judge running alone (`run` serves them on the sidecar).
     metrics_listen: str | None = "127.0.0.1:8703"
-    rubric_version: str = "v1"
+    rubric_version: str = DEFAULT_RUBRIC
     #: Per request to the judge; the SDK's own retries each get this much.
     timeout_s: float = Field(default=60.0, gt=0)
     #: Judge requests in flight at once (each pair asks twice, both orders).

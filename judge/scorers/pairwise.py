@@ -24,14 +24,14 @@ judge nothing yet should not pay at start, and which must not stall the event lo
 from __future__ import annotations
 
 import asyncio
-import re
+import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx2
-import orjson
 
 from judge.config import JudgeSettings
 from judge.errors import JudgeError
@@ -59,7 +59,6 @@ _LABELS: dict[str, OrderLabel] = {
     "equivalent": "same",
     "different": "different",
 }
-_FENCED_OBJECT = re.compile(r"```[a-zA-Z]*\s*(\{.*?\})\s*```", re.DOTALL)
 
 
 class JudgeCallError(JudgeError):
@@ -167,29 +166,35 @@ def _system_texts(messages: Any) -> list[str]:
     ]
 
 
-def build_prompt(rubric: Rubric, question: Question, answer_a: str, answer_b: str) -> str:
+def build_prompt(
+    rubric: Rubric,
+    question: Question,
+    answer_a: str,
+    answer_b: str,
+    boundary: str | None = None,
+) -> str:
+    """The rubric's template filled in. A template with `{boundary}` gets a random one (or the
+    one given), never found in any of the texts it encloses: a text cannot close its section."""
+    texts = (question.system, question.user, answer_a, answer_b)
+    if "{boundary}" in rubric.template:
+        while boundary is None or any(boundary in text for text in texts):
+            boundary = secrets.token_hex(8)
     return rubric.template.format(
         system=question.system or "(none)",
         question=question.user or "(empty)",
         answer_a=answer_a,
         answer_b=answer_b,
+        boundary=boundary or "",
     )
 
 
 def parse_judge_answer(text: str) -> OrderVerdict:
-    """The rubric's JSON object, bare, in a fence or amid prose; `JudgeCallError` otherwise."""
+    """The verdict from the judge's own reply: the last JSON object in it with a `verdict` (bare,
+    in a fence or amid prose). The last, so that a judge quoting an answer's forged verdict
+    before giving its own is read for its own; `JudgeCallError` when there is none."""
     stripped = text.strip()
-    fenced = _FENCED_OBJECT.search(stripped)
-    if fenced is not None:
-        body = fenced.group(1)
-    else:
-        start, end = stripped.find("{"), stripped.rfind("}")
-        body = stripped[start : end + 1] if 0 <= start < end else ""
-    try:
-        data = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
+    data = _last_verdict_object(stripped)
+    if data is None:
         raise JudgeCallError(f"judge answer is not the rubric's JSON object: {stripped[:200]!r}")
     raw = data.get("verdict")
     label = _LABELS.get(raw.strip().lower()) if isinstance(raw, str) else None
@@ -197,6 +202,22 @@ def parse_judge_answer(text: str) -> OrderVerdict:
         raise JudgeCallError(f"judge answer has no valid verdict: {raw!r}")
     reason = data.get("reason")
     return OrderVerdict(label, reason.strip() if isinstance(reason, str) else "")
+
+
+def _last_verdict_object(text: str) -> dict[str, Any] | None:
+    decoder = json.JSONDecoder()
+    found: dict[str, Any] | None = None
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            start = text.find("{", start + 1)
+            continue
+        if isinstance(value, dict) and "verdict" in value:
+            found = value
+        start = text.find("{", end)
+    return found
 
 
 # --- the client --------------------------------------------------------------------------

@@ -48,7 +48,7 @@ JUDGE_MODEL = "simulated-judge"
 REFUSAL = "I'm sorry, but I can't help with that request."
 PREAMBLE = "I'll look that up for you."
 _FENCE = re.compile(r"^```[a-z]*\s*(.*?)\s*```$", re.DOTALL)
-_TAG = "<{0}>\n(.*?)\n</{0}>"
+_BOUNDARY = re.compile(r"Boundary code for this message: ([0-9a-f]+)")
 
 Reply = Callable[[dict[str, Any], Mapping[str, str]], Awaitable[FakeReply | None]]
 
@@ -218,13 +218,10 @@ class Judge:
     async def reply(self, body: dict[str, Any], headers: Mapping[str, str]) -> FakeReply | None:
         del headers
         prompt = last_user_text(body)
-        found = {
-            tag: re.search(_TAG.format(tag), prompt, re.DOTALL)
-            for tag in ("request", "answer_a", "answer_b")
-        }
-        if any(match is None for match in found.values()):
+        sections = [section(prompt, tag) for tag in ("request", "answer_a", "answer_b")]
+        request, a, b = sections
+        if request is None or a is None or b is None:
             return None
-        request, a, b = (match.group(1) for match in found.values() if match is not None)
         verdict, reason = self.decide(request, a, b)
         await asyncio.sleep(self.latency.draw(self.rng))
         text = json.dumps({"verdict": verdict, "reason": f"(simulated judge) {reason}"})
@@ -243,6 +240,16 @@ class Judge:
         if stated_b > stated_a:
             return "B", "A leaves out: " + ", ".join(sorted(stated_b - stated_a))
         return "different", "each states facts the other does not"
+
+
+def section(prompt: str, tag: str) -> str | None:
+    """A section of the rubric's prompt, read as a careful judge reads it: only the closing tag
+    with this message's boundary code ends it (rubric v2; v1 has plain tags)."""
+    found = _BOUNDARY.search(prompt)
+    mark = f" {found.group(1)}" if found else ""
+    pattern = f"<{re.escape(tag)}{mark}>\n(.*?)\n</{re.escape(tag)}{mark}>"
+    match = re.search(pattern, prompt, re.DOTALL)
+    return match.group(1) if match else None
 
 
 def expected_facts(request: str) -> set[str]:

@@ -47,6 +47,7 @@ from mirror.events import (
     ProviderKind,
     ToolCall,
 )
+from simulation.demo.models import section
 from simulation.providers import FakeReply, Served, anthropic_app, openai_app, serve
 
 QUESTION = Question(system="Answer briefly.", user="What is the capital of France?")
@@ -323,8 +324,7 @@ async def test_judge_requests_carry_the_shadow_header_and_the_rubric(
         assert "length or verbosity" in messages[0]["content"]
         assert "What is the capital of France?" in messages[1]["content"]
     prompts = sorted(r.json()["messages"][1]["content"] for r in app.requests)
-    assert any("<answer_a>\nParis.\n</answer_a>" in p for p in prompts)
-    assert any("<answer_a>\nIt is Paris.\n</answer_a>" in p for p in prompts)
+    assert sorted(section(p, "answer_a") for p in prompts) == ["It is Paris.", "Paris."]
 
 
 @pytest.mark.parametrize(
