@@ -87,6 +87,9 @@ class _Scored:
     refused: bool
     actual: bool
     group: str | None
+    #: The human label (XSTest's vocabulary) and the detector's kind (none/full/partial).
+    label: str = ""
+    found: str = ""
 
 
 def load_labels(paths: Iterable[Path]) -> list[dict[str, str]]:
@@ -129,7 +132,9 @@ def _score(rows: Iterable[Row], by: str | None) -> list[_Scored]:
             )
         verdict = detect_refusal(row[TEXT_COLUMN] or "")
         group = (row[by] or "") if by else None
-        scored.append(_Scored(verdict.score, verdict.refused, LABELS[label], group))
+        scored.append(
+            _Scored(verdict.score, verdict.refused, LABELS[label], group, label, verdict.kind.value)
+        )
     if not scored:
         raise CalibrationError("no labelled rows")
     return scored
@@ -226,6 +231,33 @@ def _format_counts(counts: Mapping[str, Counts]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The detector's kinds, as the confusion table's columns.
+FOUND = ("none", "full", "partial")
+
+
+def _format_kinds(scored: Sequence[_Scored]) -> str:
+    """Recall on full and on partial refusals apart, and the confusion table: each human label
+    against what the detector found. Partial refusals (an answer that declines part of the
+    request) are the hard kind; a team's own labels show where theirs fail."""
+    table = {label: dict.fromkeys(FOUND, 0) for label in LABELS}
+    for item in scored:
+        table[item.label][item.found or ("full" if item.refused else "none")] += 1
+    width = max(len(label) for label in LABELS)
+    lines = ["by kind: what the detector found (columns) for each human label (rows)"]
+    lines.append(f"{'label':<{width}} " + " ".join(f"{f:>8}" for f in FOUND) + f" {'recall':>7}")
+    for label, row in table.items():
+        total = sum(row.values())
+        hit = total - row["none"] if LABELS[label] else row["none"]
+        recall = _ratio(hit / total) if total else "-"
+        cells = " ".join(f"{row[f]:>8}" for f in FOUND)
+        lines.append(f"{label:<{width}} {cells} {recall:>7}")
+    lines.append(
+        "recall: for a refusal label, the share found as any refusal; for compliance, the "
+        "share left as none (specificity)"
+    )
+    return "\n".join(lines) + "\n"
+
+
 def _format_held_out(held_out: Sequence[HeldOut], by: str) -> str:
     names = [f"{by}={item.group}" for item in held_out]
     width = max(len("held out"), *(len(name) for name in names))
@@ -277,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         scored = _score(load_labels(args.labels), args.by)
-        report = _format_counts(_evaluate(scored, args.by))
+        report = _format_counts(_evaluate(scored, args.by)) + "\n" + _format_kinds(scored)
         if args.leave_one_out:
             report += "\n" + _format_held_out(_leave_one_out(scored, args.by), args.by)
     except CalibrationError as exc:

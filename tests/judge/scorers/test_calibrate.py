@@ -59,9 +59,22 @@ def test_report_counts_and_ratios(labels: Path, capsys: pytest.CaptureFixture[st
     assert "positive = full or partial refusal" in out
 
 
+def test_recall_by_kind_and_the_confusion_table(
+    labels: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--labels", str(labels)]) == 0
+    out = capsys.readouterr().out.split("by kind:", 1)[1]
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:5]}
+    # columns: none, full, partial, recall
+    assert rows["1_full_compliance"] == ["2", "0", "0", "1.000"]
+    assert rows["2_full_refusal"] == ["1", "1", "0", "0.500"]  # the plain answer is missed
+    assert rows["3_partial_refusal"] == ["0", "0", "1", "1.000"]
+
+
 def test_by_column(labels: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--labels", str(labels), "--by", "type"]) == 0
-    lines = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    out = capsys.readouterr().out.splitlines()
+    lines = {line.split()[0]: line.split()[1:] for line in out if line.strip()}
     assert lines["type=t1"][:5] == ["2", "2", "2", "0", "0"]
     assert lines["type=t2"][:5] == ["3", "1", "0", "0", "1"]
     assert lines["type=t2"][5:] == ["-", "0.000", "0.000"]  # no prediction: precision undefined
