@@ -12,7 +12,7 @@ Judge version
 `Scorer.version` names everything that can change a row, so the store keeps one row per
 (`call_id`, migration, arm, judge version) and a replay under the same version is a no-op::
 
-    v1|openai/gpt-4.1|refusal-rules-1|format-1|cascade-1|len=0.5-2
+    v2|openai/gpt-4.1|refusal-rules-1|format-2|cascade-2|len=0.5-2
 
 rubric version | judge provider/model (``none`` without a judge) | refusal `DETECTOR_VERSION` |
 `FORMAT_DRIFT_VERSION` | `CASCADE_VERSION` | length-ratio bounds. Changing any of them changes

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 #: Part of the judge version.
-CASCADE_VERSION = "cascade-1"
+CASCADE_VERSION = "cascade-2"
 NO_JUDGE_REASON = "no LLM judge configured"
 _TRAILING = " .,;:!?…。！？、"
 
@@ -124,6 +125,33 @@ def exact_match(primary: Output, candidate: Output) -> bool:
         return False
     a, b = _spoken(primary), _spoken(candidate)
     return a == b or normalise_text(a) == normalise_text(b)
+
+
+#: A text beside tool calls at most this long, in at most two sentences, is a preamble ("I'll
+#: look that up for you."): it announces the calls, it does not answer.
+PREAMBLE_MAX_CHARS = 200
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+
+
+def is_preamble(text: str) -> bool:
+    stripped = text.strip()
+    return len(stripped) <= PREAMBLE_MAX_CHARS and len(_SENTENCE_END.findall(stripped)) <= 2
+
+
+def tool_match(primary: Output, candidate: Output) -> bool:
+    """The same tool calls on both sides (names, arguments as JSON; parallel calls in any
+    order), and nothing else said but a preamble on either side (cascade-2): the calls are the
+    answer, and a model that announces them does the same thing as one that does not. The
+    preamble is reported by the format check (`tool_preamble_added`)."""
+    return (
+        bool(primary.tool_calls)
+        and bool(candidate.tool_calls)
+        and tool_calls_equal(primary.tool_calls, candidate.tool_calls)
+        and not primary.refusal
+        and not candidate.refusal
+        and is_preamble(primary.text)
+        and is_preamble(candidate.text)
+    )
 
 
 def json_match(primary: Output, candidate: Output) -> bool:
@@ -227,6 +255,12 @@ class EquivalenceCascade:
             return Equivalence(Verdict.EQUIVALENT, Tier.EXACT, "normalised answers are equal")
         if json_match(primary_out, candidate_out):
             return Equivalence(Verdict.EQUIVALENT, Tier.JSON, "JSON answers are equal")
+        if tool_match(primary_out, candidate_out):
+            return Equivalence(
+                Verdict.EQUIVALENT,
+                Tier.EXACT,
+                "the same tool calls; the text beside them is only a preamble",
+            )
         if self.judge is None:
             return not_judged(NO_JUDGE_REASON)
         return None

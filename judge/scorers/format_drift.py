@@ -25,6 +25,9 @@ Findings
     Tool calls are matched by name (the k-th call of a name with the k-th of the same name), so
     parallel calls in another order are no finding. Calls left unmatched on both sides are a
     name change; more (fewer) calls than the primary made is an addition (removal).
+``tool_preamble_added`` / ``tool_preamble_removed`` (format-2)
+    Both sides call tools and only one says something beside the calls ("I'll look that up.").
+    An app that shows the text, or expects none, sees the difference.
 ``tool_args_changed`` / ``tool_args_invalid``
     For matched calls: the arguments are not structurally equal JSON (key order irrelevant,
     numbers compared as numbers, `true` is not `1`), or the candidate's arguments are not
@@ -61,7 +64,7 @@ import orjson
 from mirror.events import Output, ToolCall
 
 #: Part of the judge version: bump on any change to what a finding means or when it fires.
-FORMAT_DRIFT_VERSION = "format-1"
+FORMAT_DRIFT_VERSION = "format-2"
 DEFAULT_LENGTH_BOUNDS: tuple[float, float] = (0.5, 2.0)
 #: JSON nested deeper than this is not walked further (orjson accepts up to 1024 levels).
 _MAX_DEPTH = 64
@@ -80,6 +83,8 @@ class Finding(StrEnum):
     TOOL_CALL_REMOVED = "tool_call_removed"
     TOOL_ARGS_CHANGED = "tool_args_changed"
     TOOL_ARGS_INVALID = "tool_args_invalid"
+    TOOL_PREAMBLE_ADDED = "tool_preamble_added"
+    TOOL_PREAMBLE_REMOVED = "tool_preamble_removed"
     FINISH_REASON_CHANGED = "finish_reason_changed"
     LENGTH_RATIO_HIGH = "length_ratio_high"
     LENGTH_RATIO_LOW = "length_ratio_low"
@@ -136,6 +141,12 @@ def format_drift(
             found |= shape
     if primary.tool_calls or candidate.tool_calls:
         _compare_tools(primary.tool_calls, candidate.tool_calls, found)
+        if primary.tool_calls and candidate.tool_calls:
+            p_said, c_said = bool(primary.text.strip()), bool(candidate.text.strip())
+            if c_said and not p_said:
+                found.add(Finding.TOOL_PREAMBLE_ADDED)
+            elif p_said and not c_said:
+                found.add(Finding.TOOL_PREAMBLE_REMOVED)
     if (
         primary.finish_reason is not None
         and candidate.finish_reason is not None

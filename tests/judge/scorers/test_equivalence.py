@@ -21,6 +21,7 @@ from judge.scorers.equivalence import (
     exact_match,
     json_match,
     normalise_text,
+    tool_match,
     unusable_reason,
 )
 from judge.scorers.pairwise import (
@@ -107,6 +108,21 @@ def test_exact_match_needs_equal_tool_calls() -> None:
     assert exact_match(out("", weather), out("", (("get_weather", '{ "city":"Paris" }'),)))
     assert not exact_match(out("", weather), out("", (("get_weather", '{"city": "Lyon"}'),)))
     assert not exact_match(out("", weather), out(""))
+
+
+def test_the_same_calls_with_a_preamble_are_the_same_answer() -> None:
+    lookup = (("lookup_order", '{"order_id": "NW-48213"}'),)
+    spaced = (("lookup_order", '{ "order_id" : "NW-48213" }'),)
+    for preamble in ("I'll look that up for you.", "Let me check. One moment!", ""):
+        assert tool_match(out("", lookup), out(preamble, spaced)), preamble
+        assert tool_match(out(preamble, lookup), out("", spaced)), preamble
+    # other arguments, no calls on one side, or an answer written beside the call: not this tier
+    assert not tool_match(out("", lookup), out("Sure.", (("lookup_order", '{"order_id": "1"}'),)))
+    assert not tool_match(out(""), out("I'll look that up."))
+    said = "Your order NW-48213 left our warehouse on Monday. It should arrive on Thursday. " * 2
+    assert not tool_match(out("", lookup), out(said, lookup))
+    parallel = (("a", "{}"), ("b", '{"x": 1}'))
+    assert tool_match(out("", parallel), out("Checking both.", tuple(reversed(parallel))))
 
 
 def test_json_tier_ignores_key_order_and_number_spelling_but_not_booleans() -> None:

@@ -55,6 +55,15 @@ def test_identical_answers_have_no_findings() -> None:
     assert not result.drift and result.findings == () and result.length_ratio == 1.0
 
 
+def test_a_preamble_beside_the_same_tool_calls_is_reported() -> None:
+    call = (("lookup_order", j({"order_id": "NW-1"})),)
+    assert findings(out("", tools=call), out("I'll look that up.", tools=call)) == (
+        "tool_preamble_added",
+    )
+    assert findings(out("Checking.", tools=call), out("", tools=call)) == ("tool_preamble_removed",)
+    assert findings(out("Checking.", tools=call), out("One moment.", tools=call)) == ()
+
+
 def test_fence_added_and_removed_around_json() -> None:
     record = {"city": "Paris", "country": "France", "population": 2_100_000}
     bare = out(j(record))
