@@ -5,7 +5,8 @@ of pairs (each a seeded random draw, so a run is reproducible):
 
 - 35% structured extraction (JSON mode): 80% the same object (another key order, spacing,
   or in a markdown fence), 20% a value differs;
-- 20% tool calling: 85% the same call and arguments, 15% other arguments;
+- 20% tool calling: 85% the same call and arguments, 15% other arguments; the candidate says
+  "I'll look that up for you." before 60% of its calls, as Claude models do;
 - 10% short labels (intent, sentiment): the same label up to case and punctuation;
 - 25% free-text answers: two real models' answers to the same XSTest prompt (GPT-4, Llama-2);
 - 5% candidate errors: 529 overloaded after retries;
@@ -152,12 +153,13 @@ def _tools(rng: random.Random, i: int, vary: bool = True) -> ShadowPair:
         ],
     )
 
-    def call(arguments: dict, raw: str) -> Output:
+    def call(arguments: dict, raw: str, text: str = "") -> Output:
         return make_output(
-            "", [ToolCall(id=f"t{i}", name="get_weather", arguments=json.dumps(arguments))], raw
+            text, [ToolCall(id=f"t{i}", name="get_weather", arguments=json.dumps(arguments))], raw
         )
 
-    return _pair(rng, request, call(args, "tool_calls"), call(other, "tool_use"))
+    preamble = "I'll look that up for you." if rng.random() < 0.6 else ""
+    return _pair(rng, request, call(args, "tool_calls"), call(other, "tool_use", preamble))
 
 
 def _labels(rng: random.Random, i: int) -> ShadowPair:
