@@ -359,6 +359,8 @@ class AppConnection(asyncio.Protocol):
         if tokens:
             tokens.discard(b"")
             request.connection_tokens = frozenset(tokens)
+            if b"close" in tokens:  # close wins over keep-alive (RFC 9112 9.3); llhttp's 1.0 not
+                request.keep_alive = False
         if expect and request.version == "1.1" and not self.busy and not self._queue:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -381,6 +383,7 @@ class AppConnection(asyncio.Protocol):
             request.body = parts[0] if len(parts) == 1 else b"".join(parts)
             self._parts = []
         self._phase = _IDLE
+        self._request = Request()  # the handler holds this one; an idle connection, none
         if self.busy or self._queue:
             self._queue.append(request)  # pipelined: answered in order
             if self.transport is not None:
@@ -392,6 +395,8 @@ class AppConnection(asyncio.Protocol):
 
     def _refuse(self, refusal: Refusal) -> None:
         """Stop reading; answer `refusal` after what is queued before it, then close."""
+        if self._refused:
+            return  # already closing: one answer ends a connection
         self._refused = True
         self._cancel_timer()
         if self.transport is not None:

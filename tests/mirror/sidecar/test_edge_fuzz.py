@@ -22,6 +22,7 @@ more: HTTP/1.0 keep-alive, which h11 does not do, is followed with a fresh h11 c
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -35,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mirror.config import ProviderSettings, SidecarSettings
-from mirror.events import ProviderKind
+from mirror.events import SEGMENT_HEADER_PREFIX, SHADOW_TRAFFIC_HEADER, ProviderKind
 from mirror.sidecar.target import remove_dot_segments
 from tests.mirror.sidecar.test_wire import CHAT, Received, Upstream, connect, ok, serve_upstream
 from tests.sidecar import RunningSidecar, run_sidecar
@@ -63,6 +64,8 @@ LLHTTP_METHODS = frozenset(
 )
 #: Besides hop-by-hop: what the sidecar sets itself (Host, Content-Length) or answers (Expect).
 NOT_FORWARDED = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+#: The sidecar's own headers (segment labels, the runner's marker): read, never forwarded.
+OURS = (SEGMENT_HEADER_PREFIX.encode(), SHADOW_TRAFFIC_HEADER.encode())
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,12 @@ def edge() -> Iterator[tuple[Upstream, RunningSidecar]]:
 
 # --- the byte streams ---------------------------------------------------------------------
 
-_TOKEN = st.text(string.ascii_letters + string.digits + "-", min_size=1, max_size=10)
+_TOKEN = st.text(string.ascii_letters + string.digits + "-", min_size=1, max_size=10) | (
+    st.sampled_from(
+        ["X-Shadow-Route", "Expect", "TE", "Trailer", "Keep-Alive", "Proxy-Connection"]
+        + ["Authorization", "Content-Type"]
+    )
+)
 _VALUE = st.text(string.ascii_letters + string.digits + " \t-_.,;=/:\"'()", max_size=16)
 _SEGMENT = st.sampled_from(["v1", "chat", "x", "a.b", ".", "..", "%2e", "%2E%2e", ".%2e", ""])
 
@@ -203,7 +211,9 @@ def reference(data: bytes) -> Expected:
             headers = [
                 (n, v)
                 for n, v in request.headers.raw_items()
-                if n.lower() not in NOT_FORWARDED and n.lower() not in named
+                if n.lower() not in NOT_FORWARDED
+                and n.lower() not in named
+                and not n.lower().startswith(OURS)
             ]
             forwarded.forwarded.append(
                 (request.method, target, request.http_version, headers, body)
@@ -270,17 +280,25 @@ def _rest(conn: socket.socket) -> bytes:
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # caplog: cleared by each example
+    ],
 )
 @given(
     requests=st.lists(a_request(), min_size=1, max_size=3),
     splits=st.lists(st.integers(1, 400), max_size=4),
 )
 def test_the_sidecar_agrees_with_h11(
-    edge: tuple[Upstream, RunningSidecar], requests: list[bytes], splits: list[int]
+    edge: tuple[Upstream, RunningSidecar],
+    caplog: pytest.LogCaptureFixture,
+    requests: list[bytes],
+    splits: list[int],
 ) -> None:
     upstream, sidecar = edge
     upstream.received.clear()
+    caplog.clear()
     data = b"".join(requests)
     expected = reference(data)
     with connect(sidecar) as conn:
@@ -300,3 +318,5 @@ def test_the_sidecar_agrees_with_h11(
             rest = answers[size:] + _rest(conn)
             assert rest.startswith((b"HTTP/1.1 4", b"HTTP/1.1 5")), (data, rest)
     assert [received(r) for r in upstream.received] == expected.forwarded, data
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, (data, [r.getMessage() for r in errors], caplog.text)
