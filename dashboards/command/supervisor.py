@@ -3,9 +3,9 @@
 SIGTERM or SIGINT asks every server to stop taking requests and every worker to stop fetching,
 finish what it holds, commit and return; then the shared bus is closed. Whatever still runs
 `DRAIN_MARGIN_S` past the runner's drain deadline is cancelled: a stop signal always ends the
-process, whatever the bus or the store are doing. With `bus: memory://`,
-`run` is one process whose roles share an in-process bus; with `kafka://`, each role has its own
-producer and consumer group, exactly as when the roles run as separate processes.
+process, whatever the bus or the store are doing. With `bus: memory://`, `run`'s roles share an
+in-process bus; with `kafka://`, each role has its own producer and consumer group, exactly as
+when the roles run as separate processes.
 
 When the sidecar shares the command with other roles (`run`), it runs in a child process
 (`mirror.sidecar.child`): the parent binds its port first, hands it over with the settings, puts
@@ -13,10 +13,10 @@ the captures the child sends over a Unix socket on the in-process bus, sends it 
 weight change and, every second, the other roles' metrics and health for its /metrics and
 /healthz; on the stop signal the child stops first and every capture it took is on the bus
 before the drain counts. Why a process: on one event loop the judge's scoring stalled the live
-path (p99 added 75-101 ms, 228-329 ms with the judge working through 20,000 pairs); on a thread
-of its own with a 0.5 ms switch interval it was no better (p99 118-153 ms: the interpreter lock
-is held for long stretches by the other roles' C calls); in its own process it is 1.5-1.8 ms
-(7 ms with the backlog, on a 2-core machine the load saturates), against 1.2-1.4 ms alone
+path (p99 added 26-101 ms, 227-583 ms with the judge working through 20,000 pairs); on a thread
+and loop of its own with a 0.5 ms switch interval it was no better (p99 118-153 ms: most likely
+the interpreter lock, held for long stretches by the other roles' C calls); in its own process
+it is 0.7-7 ms with the backlog on a quiet 2-core machine, against 1.2-1.9 ms alone
 (`tests/benchmarks/sidecar_overhead.py --in-run --backlog 20000`, docs/benchmarks.md).
 """
 

@@ -1,9 +1,9 @@
 """The sidecar in a process of its own, started and supervised by `shadowjudge run`.
 
 In one interpreter the judge's CPU work stalled the live path, on a shared event loop and,
-measured, on a thread of its own too (the interpreter lock is held for tens of milliseconds at
-a time by the other roles' C calls). So `run` starts the sidecar as a child process that shares
-nothing with the other roles but a Unix socket (`mirror.sidecar.channel`):
+measured, on a thread and loop of its own too (most likely the interpreter lock, held for tens
+of milliseconds at a time by the other roles' C calls). So `run` starts the sidecar as a child
+process that shares nothing with the other roles but a Unix socket (`mirror.sidecar.channel`):
 
 - the parent binds the sidecar's port (a taken port fails the start at once) and hands the
   socket to the child, with the mirror's settings sections (pickled on the child's stdin);
