@@ -28,14 +28,17 @@ provider's error shape, by `Handler.refuse`) and followed by a close, never forw
 - a target that is not origin-form (absolute-form `http://host/...`, `*`, CONNECT): 400, as
   this is a reverse proxy, not a forward one;
 - trailer fields of a chunked body are dropped, never merged into the headers;
-- after a bad request in a pipeline, the requests before it are answered first, in order.
+- after a bad request in a pipeline, the requests before it are answered first, in order;
+  after a refusal the write side is shut and what the app still sends is read and dropped for
+  up to 2 s before the close, so a reset does not destroy the answer.
 
 The one copy of a request body: llhttp hands it over in pieces (`on_body`), which are joined
 once when the message ends into `Request.body`; the pieces are dropped then, and the body is
 written upstream as its own write after the head (no head + body concatenation). When the
 connection closes, the parser (which refers back to its protocol), the request being read and
 the queue are dropped, so refcounting frees bodies and credentials at once instead of at the
-next (rare, see `tune_gc`) cyclic collection.
+next (rare, see `tune_gc`) cyclic collection. Between requests a connection holds no request:
+the handler holds the one it answers, capture its own (cut to `capture.max_body_bytes`).
 
 This module knows nothing of providers or capture: an `AppConnection` hands each complete
 request to its `Handler`.
@@ -445,6 +448,10 @@ class AppConnection(asyncio.Protocol):
                 self.transport.resume_reading()
             self._start(self._queue.popleft())
         elif not self._refused:
+            if self._phase != _IDLE and self._loop is not None:
+                # A request begun while we answered: the deadline counts from now, not from
+                # while we were not reading it.
+                self._head_started = self._last_read = self._loop.time()
             self._arm()
 
     def _linger(self) -> None:
