@@ -3,7 +3,8 @@
 SIGTERM or SIGINT asks every server to stop taking requests and every worker to stop fetching,
 finish what it holds, commit and return; then the shared bus is closed. Whatever still runs
 `DRAIN_MARGIN_S` past the runner's drain deadline is cancelled: a stop signal always ends the
-process, whatever the bus or the store are doing. With `bus: memory://`, `run`'s roles share an
+process, whatever the bus or the store are doing. When a role fails, the others are told to stop
+the same way, and the process exits with its error. With `bus: memory://`, `run`'s roles share an
 in-process bus; with `kafka://`, each role has its own producer and consumer group, exactly as
 when the roles run as separate processes.
 
@@ -130,10 +131,21 @@ async def supervise(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
     stager = asyncio.ensure_future(staged())
-    roles: asyncio.Future[Any] = asyncio.gather(*serving, *(worker(stop) for worker in workers))
+    working = [asyncio.ensure_future(worker(stop)) for worker in workers]
+    roles: asyncio.Future[Any] = asyncio.gather(*serving, *working)
     stopping: asyncio.Future[Any] = asyncio.ensure_future(signalled.wait())
     try:
         await asyncio.wait([roles, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if roles.done() and not roles.cancelled() and roles.exception() is not None:
+            # A role failed: the others are told to stop (within the deadline), so the
+            # process exits with the failure instead of running on without that role.
+            stop.set()
+            for server in servers:
+                server.should_exit = True
+            _, left = await asyncio.wait([*serving, *working], timeout=drain_timeout_s)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
         if not roles.done():
             try:
                 await asyncio.wait_for(asyncio.shield(roles), drain_timeout_s)

@@ -14,8 +14,10 @@ process that shares nothing with the other roles but a Unix socket (`mirror.side
   show every role as before (at most that much out of date);
 - on the stop signal the parent sends SIGTERM to the child, which stops taking calls, finishes
   its own, publishes what it captured and exits; the parent reads the channel to its end, so
-  every capture is on the bus before the drain counts. A child that exits on its own is a
-  failure of the run. A parent that dies closes the channel, and the child stops.
+  every capture is on the bus before the drain counts. The parent keeps the port bound: a
+  child that exits by itself after `RESTART_AFTER_S` is started again (the calls it had in
+  flight are cut, the app's new connections wait in the backlog); one that exits sooner failed
+  to start, and fails the run. A parent that dies closes the channel, and the child stops.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05
 #: How often the parent sends the other roles' metrics and health to the child.
 RELAY_EVERY_S = 1.0
+#: A child that exits by itself after serving this long is started again; sooner, it failed
+#: to start (its settings, its imports) and the run fails with it.
+RESTART_AFTER_S = 5.0
 
 
 class SidecarProcessError(MirrorError):
@@ -104,6 +109,23 @@ class SidecarProcess:
         self.pid: int | None = None
 
     async def serve(self) -> None:
+        try:
+            while True:
+                started = time.monotonic()
+                if await self._serve_once():
+                    return
+                if time.monotonic() - started < RESTART_AFTER_S:
+                    raise SidecarProcessError(
+                        "the sidecar process exited while starting; its log says why"
+                    )
+                # The port stayed bound here: the app's connections wait in its backlog
+                # for the next child instead of being refused. Calls in flight were cut.
+                log.error("the sidecar process exited while serving; starting it again")
+        finally:
+            self.listener.close()
+
+    async def _serve_once(self) -> bool:
+        """Run one child until it exits: True when it was asked to (the stop signal)."""
         ours, theirs = socket.socketpair()
         try:
             process = subprocess.Popen(  # noqa: ASYNC220 - a fork and exec, no wait
@@ -120,7 +142,6 @@ class SidecarProcess:
             )
         finally:
             theirs.close()
-            self.listener.close()  # the child holds it now
         self.pid = process.pid
         assert process.stdin is not None
         with contextlib.suppress(BrokenPipeError):  # a child that died is seen below
@@ -152,21 +173,23 @@ class SidecarProcess:
             raise
         finally:
             writer.close()
-        if not signalled:
-            raise SidecarProcessError(
-                f"the sidecar process exited with status {process.returncode} while serving"
-            )
-        if process.returncode != 0:
+        if signalled and process.returncode != 0:
             log.warning("the sidecar process exited with status %d", process.returncode)
+        elif not signalled:
+            log.error("the sidecar process exited with status %d", process.returncode)
+        return signalled
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
-        while (got := await read_frame(reader)) is not None:
-            kind, payload = got
-            if kind != CAPTURE or self.bus is None:
-                continue
-            topic, key, value = decode_record(payload)
-            delivery = await self.bus.send(topic, value, key=key)
-            await delivery
+        try:
+            while (got := await read_frame(reader)) is not None:
+                kind, payload = got
+                if kind != CAPTURE or self.bus is None:
+                    continue
+                topic, key, value = decode_record(payload)
+                delivery = await self.bus.send(topic, value, key=key)
+                await delivery
+        except ConnectionError:
+            return  # the child is gone; its exit status says how
 
     def _relay(self) -> bytes:
         health: dict[str, Any] = {}

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from subprocess import PIPE
 
 import httpx2
 import openai
@@ -306,3 +307,78 @@ async def test_the_sidecar_answers_quickly_while_the_judge_works_through_a_backl
         finally:
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 60) == 0
+
+
+async def sidecar_child(parent: int) -> int:
+    while True:
+        found = await asyncio.create_subprocess_exec(
+            "pgrep", "-P", str(parent), "-f", "mirror.sidecar.child", stdout=PIPE
+        )
+        printed, _ = await found.communicate()
+        if printed.split():
+            return int(printed.split()[0])
+        await asyncio.sleep(0.02)
+
+
+async def start_plain_run(tmp_path: Path) -> tuple[asyncio.subprocess.Process, int]:
+    port, pages = free_port(), free_port()
+    config = tmp_path / "shadowjudge.yaml"
+    config.write_text(
+        f'providers:\n  openai: {{kind: openai, base_url: "http://127.0.0.1:9"}}\n'
+        f'sidecar: {{listen: "127.0.0.1:{port}"}}\n'
+        f'dashboards: {{listen: "127.0.0.1:{pages}"}}\n'
+        f'store: {{url: "chdb://{tmp_path / "store"}"}}\n'
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dashboards.command",
+        "-c",
+        str(config),
+        "--log-level",
+        "WARNING",
+        "run",
+        stderr=PIPE,
+    )
+    return process, port
+
+
+async def test_a_sidecar_process_that_dies_while_serving_is_started_again(
+    tmp_path: Path,
+) -> None:
+    """`run` supervises its sidecar's process and keeps its port bound: a child killed while
+    serving is replaced, and the app's next calls are answered (they wait, never refused)."""
+    process, port = await start_plain_run(tmp_path)
+    try:
+        await asyncio.to_thread(wait_for_port, port, 30)
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            first = await sidecar_child(process.pid)
+            await asyncio.sleep(5.5)  # past RESTART_AFTER_S: it was serving
+            os.kill(first, signal.SIGKILL)
+            await asyncio.sleep(0.2)
+            assert (await client.get("/healthz")).status_code == 200  # the next child's
+            assert await sidecar_child(process.pid) != first
+        assert process.returncode is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    assert process.stderr is not None
+    said = await process.stderr.read()
+    assert b"the sidecar process exited while serving; starting it again" in said, said[-2000:]
+
+
+async def test_a_sidecar_process_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
+    """A child that exits while starting is not started again for ever: the run says so, the
+    other roles stop, and the process exits non-zero."""
+    process, _ = await start_plain_run(tmp_path)
+    try:
+        os.kill(await sidecar_child(process.pid), signal.SIGKILL)
+        assert process.stderr is not None
+        said = await asyncio.wait_for(process.stderr.read(), 40)
+        assert await process.wait() != 0
+        assert b"the sidecar process exited while starting" in said, said[-2000:]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
