@@ -11,10 +11,11 @@ dot-segments removed (a path that climbs above its root refused); exactly one Ho
 HTTP/1.1; at most 100 header fields; Transfer-Encoding exactly `chunked`; no control
 characters in a value (RFC 9110 5.5); no line of a head or a trailer section ended by a bare
 LF (RFC 9112 2.2 lets a recipient accept one; llhttp, as the sidecar runs it, refuses it: a
-known smuggling vector); headers named by `Connection` dropped. And two where the sidecar does
-more: HTTP/1.0 keep-alive, which h11 does not do, and CR or LF bytes before a request line,
-which llhttp skips (RFC 9112 2.2) and h11 refuses: each request after the first is read by a
-fresh h11 connection, without those bytes.
+known smuggling vector); no folded header line (obs-fold: RFC 9112 5.2 lets a server refuse
+it with 400, which llhttp does; h11 unfolds it); headers named by `Connection` dropped. And
+two where the sidecar does more: HTTP/1.0 keep-alive, which h11 does not do, and CR or LF
+bytes before a request line, which llhttp skips (RFC 9112 2.2) and h11 refuses: each request
+after the first is read by a fresh h11 connection, without those bytes.
 
 2,000 examples by default (about 15 s here); for a long local run:
 
@@ -58,6 +59,7 @@ HOP_BY_HOP = {
 }
 CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 BARE_LF = re.compile(rb"(?<!\r)\n")
+OBS_FOLD = re.compile(rb"\n[ \t]")
 #: The methods llhttp parses (any other token is a 400 there; h11 takes any token).
 LLHTTP_METHODS = frozenset(
     b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH "
@@ -199,6 +201,9 @@ def reference(data: bytes) -> Expected:
         left = len(connection.trailing_data[0])
         if isinstance(event, h11.Request | h11.EndOfMessage) and BARE_LF.search(read):
             forwarded.refused = True  # a head or trailer line ending in a bare LF: see above
+            return forwarded
+        if isinstance(event, h11.Request) and OBS_FOLD.search(read):
+            forwarded.refused = True  # a folded header line: h11 unfolds, llhttp refuses
             return forwarded
         if event is h11.NEED_DATA:
             forwarded.complete = request is None and not connection.trailing_data[0]
