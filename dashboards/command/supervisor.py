@@ -499,6 +499,7 @@ async def _run_roles(
     shared: Bus | None = None
     if settings.bus.is_memory:
         shared = MemoryBus(settings.bus.memory_capacity)
+        shared.ring(settings.bus.topics.dlq)  # nobody reads dead letters in-process
         await shared.start()
     servers: list[Server] = []
     workers: list[Worker] = list(extra)

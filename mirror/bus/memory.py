@@ -30,7 +30,9 @@ class _MemoryTopic:
         self.base = 0  # offset of log[0]
         self.committed: dict[str, int] = {}
         self.changed = asyncio.Condition()
-        #: Records dropped, oldest first, from a full topic no group reads.
+        #: Full and read by no group: drop the oldest record instead of waiting (see `ring`).
+        self.ring = False
+        #: Records dropped, oldest first, from a full ring topic no group reads.
         self.overwritten = 0
 
     @property
@@ -59,6 +61,11 @@ class MemoryBus(BusContext):
             self._topics[name] = _MemoryTopic(name, self._capacity)
         return self._topics[name]
 
+    def ring(self, name: str) -> None:
+        """Make topic `name` a ring while no group reads it: full, it drops its oldest record
+        rather than hold the writer (a full topic otherwise waits for its readers' commits)."""
+        self.topic(name).ring = True
+
     @property
     def max_message_bytes(self) -> int | None:
         return None  # nothing is framed or sent over a wire
@@ -79,9 +86,9 @@ class MemoryBus(BusContext):
         async with log.changed:
             while len(log.log) >= log.capacity and not self._closed:
                 log.trim()
-                if len(log.log) >= log.capacity and not log.committed:
-                    # Nobody reads this topic here (the dead letters of an embedded run): keep
-                    # the newest `capacity` records rather than stop the writer for ever.
+                if len(log.log) >= log.capacity and log.ring and not log.committed:
+                    # A topic nobody reads here (the dead letters of an embedded run): keep the
+                    # newest `capacity` records rather than stop its writer for ever.
                     log.log.popleft()
                     log.base += 1
                     log.overwritten += 1

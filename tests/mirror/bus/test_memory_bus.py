@@ -51,6 +51,7 @@ async def test_a_full_topic_nobody_reads_keeps_its_newest_records() -> None:
     # for a reader that never comes would stop the judge for ever.
     bus = MemoryBus(capacity=2)
     await bus.start()
+    bus.ring("dlq")
     for value in (b"a", b"b", b"c"):
         await asyncio.wait_for(bus.send("dlq", value), 1)
     topic = bus.topic("dlq")
