@@ -6,9 +6,9 @@ must agree on which requests are accepted, and what reaches the upstream (method
 version, headers minus hop-by-hop, body) must be what h11 parsed.
 
 Where the sidecar is stricter than h11 on purpose, the test applies the same rule to h11's
-result (`_our_rules`, `reference`): methods llhttp knows; origin-form targets only;
-dot-segments removed (a path that climbs above its root refused); exactly one Host for
-HTTP/1.1; at most 100 header fields; Transfer-Encoding exactly `chunked`; no control
+result (`_our_rules`, `reference`): methods llhttp knows; HTTP/1.0 and 1.1 only; origin-form
+targets only; dot-segments removed (a path that climbs above its root refused); exactly one
+Host for HTTP/1.1; at most 100 header fields; Transfer-Encoding exactly `chunked`; no control
 characters in a value (RFC 9110 5.5); no line of a head or a trailer section ended by a bare
 LF (RFC 9112 2.2 lets a recipient accept one; llhttp, as the sidecar runs it, refuses it: a
 known smuggling vector); no folded header line (obs-fold: RFC 9112 5.2 lets a server refuse
@@ -155,6 +155,8 @@ def _our_rules(request: h11.Request) -> bytes | None:
     sidecar is deliberately stricter than h11 and refuses it."""
     if request.method not in LLHTTP_METHODS:
         return None  # llhttp knows the registered methods only; h11 takes any token
+    if request.http_version not in (b"1.0", b"1.1"):
+        return None  # HTTP/1.0 and 1.1 only (505, or 400); h11 takes any HTTP/d.d
     raw = list(request.headers.raw_items())
     if len(raw) > 100:
         return None  # 100 header fields at most
