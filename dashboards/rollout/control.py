@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dashboards.analysis.queries import trigger_states
 from judge.errors import StoreError
 from judge.store.store import Store
 from mirror.migrations import MigrationSettings, RolloutSettings
@@ -316,13 +317,10 @@ FROM rollout WHERE migration IN {names:Array(String)} GROUP BY migration, arm"""
 
 
 def triggers_clear(store: Store, rules: Sequence[str]) -> Callable[[str, str], bool]:
-    """A `clear(migration, arm)` that reads the trigger engine's latest decisions: every rule
-    named must have decided, and decided *clear*, on the arm (all traffic)."""
-    rows = store.select(
-        """SELECT migration, arm, rule, toString(argMax(decision, decided_at)) AS decision
-FROM trigger_decisions WHERE segment = '*' GROUP BY migration, arm, rule"""
-    )
-    latest = {(r["migration"], r["arm"], r["rule"]): r["decision"] for r in rows}
+    """A `clear(migration, arm)` that reads the trigger engine's latest decisions
+    (`dashboards.analysis.queries.trigger_states`): every rule named must have decided, and
+    decided *clear*, on the arm (all traffic)."""
+    latest = {(r["migration"], r["arm"], r["rule"]): r["decision"] for r in trigger_states(store)}
 
     def clear(migration: str, arm: str) -> bool:
         decided = [v for (m, a, _), v in latest.items() if m == migration and a == arm]
