@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 from subprocess import PIPE
+from typing import Any
 
 import httpx2
 import openai
@@ -49,6 +50,15 @@ migrations:
 """
 
 
+async def shadowjudge(
+    config: Path, *args: str, env: dict[str, str] | None = None, **pipes: Any
+) -> asyncio.subprocess.Process:
+    """`shadowjudge -c CONFIG ARGS...` in a subprocess, as a user types it."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dashboards.command", "-c", str(config), *args, env=env, **pipes
+    )
+
+
 def metric(url: str, name: str) -> float:
     for line in httpx2.get(url + "/metrics").text.splitlines():
         if line.startswith(name + " "):
@@ -76,17 +86,7 @@ async def test_one_process_from_sdk_call_to_clickhouse(tmp_path: Path) -> None:
             )
         )
         env = {**os.environ, "SJ_E2E_OPENAI": "sk-e2e-o", "SJ_E2E_ANTHROPIC": "sk-e2e-a"}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dashboards.command",
-            "-c",
-            str(config),
-            "--log-level",
-            "WARNING",
-            "run",
-            env=env,
-        )
+        process = await shadowjudge(config, "--log-level", "WARNING", "run", env=env)
         try:
             await asyncio.to_thread(wait_for_port, port, 30)
             sidecar = f"http://127.0.0.1:{port}"
@@ -111,19 +111,8 @@ async def test_one_process_from_sdk_call_to_clickhouse(tmp_path: Path) -> None:
             assert {arm: a["pairs"] for arm, a in arms.items()} == {"claude": 10, "noise": 10}
             assert arms["claude"]["verdicts"]["equivalent"] == 10
             assert "e2e" in httpx2.get(f"{dashboards}/?window=24h").text
-            report = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "dashboards.command",
-                "-c",
-                str(config),
-                "report",
-                "--migration",
-                "e2e",
-                "--window",
-                "24h",
-                stdout=asyncio.subprocess.PIPE,
-                env=env,
+            report = await shadowjudge(
+                config, "report", "--migration", "e2e", "--window", "24h", env=env, stdout=PIPE
             )
             printed, _ = await report.communicate()
             assert report.returncode == 0
@@ -169,9 +158,7 @@ async def test_a_rollback_reaches_the_running_sidecar_within_two_seconds(tmp_pat
             )
         )
         env = {**os.environ, "SJ_E2E_OPENAI": "sk-e2e-o", "SJ_E2E_ANTHROPIC": "sk-e2e-a"}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "dashboards.command", "-c", str(config), "run", env=env
-        )
+        process = await shadowjudge(config, "run", env=env)
         try:
             await asyncio.to_thread(wait_for_port, port, 30)
             await asyncio.to_thread(wait_for_port, pages, 30)
@@ -189,19 +176,15 @@ async def test_a_rollback_reaches_the_running_sidecar_within_two_seconds(tmp_pat
                     return answer.model
 
                 assert {await model(f"u{i}") for i in range(5)} == {"claude-sonnet-4-6"}
-                rollback = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "dashboards.command",
-                    "-c",
-                    str(config),
+                rollback = await shadowjudge(
+                    config,
                     "rollout",
                     "rollback",
                     "canary",
                     "--reason",
                     "test",
                     env=env,
-                    stdout=asyncio.subprocess.PIPE,
+                    stdout=PIPE,
                 )
                 printed, _ = await rollback.communicate()
                 assert rollback.returncode == 0, printed
@@ -257,17 +240,7 @@ async def test_the_sidecar_answers_quickly_while_the_judge_works_through_a_backl
             )
         )
         env = {**os.environ, "SJ_E2E_OPENAI": "sk-e2e-o"}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dashboards.command",
-            "-c",
-            str(config),
-            "--log-level",
-            "WARNING",
-            "run",
-            env=env,
-        )
+        process = await shadowjudge(config, "--log-level", "WARNING", "run", env=env)
         try:
             await asyncio.to_thread(wait_for_port, port, 30)
             sidecar = f"http://127.0.0.1:{port}"
@@ -329,17 +302,7 @@ async def start_plain_run(tmp_path: Path) -> tuple[asyncio.subprocess.Process, i
         f'dashboards: {{listen: "127.0.0.1:{pages}"}}\n'
         f'store: {{url: "chdb://{tmp_path / "store"}"}}\n'
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dashboards.command",
-        "-c",
-        str(config),
-        "--log-level",
-        "WARNING",
-        "run",
-        stderr=PIPE,
-    )
+    process = await shadowjudge(config, "--log-level", "WARNING", "run", stderr=PIPE)
     return process, port
 
 
