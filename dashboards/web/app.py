@@ -53,6 +53,7 @@ from dashboards.web import views
 from dashboards.web.access import COOKIE, protect, token_matches
 from judge.errors import StoreError
 from mirror.errors import ConfigError
+from mirror.rollout import WeightChange
 
 
 class Writer(Reader, Protocol):
@@ -359,6 +360,13 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
             raise HTTPException(404, "no rollout controls in this process (run or dashboards)")
         return config.rollout
 
+    def change_weight(name: str, weight: str, *, actor: str, reason: str) -> WeightChange:
+        """A weight given as text (`0.3`, `30%`) set through the controller; 400 on bad input."""
+        try:
+            return controller().set(name, parse_weight(weight), actor=actor, reason=reason[:1000])
+        except RolloutError as exc:
+            raise HTTPException(400, str(exc)) from exc
+
     @app.post("/migrations/{name}/rollout")
     def rollout_form(
         name: str,
@@ -371,12 +379,7 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
             raise HTTPException(
                 403, "rollout changes are writes: set dashboards.token_env to enable them"
             )
-        try:
-            controller().set(
-                name, parse_weight(weight), actor=f"page:{who[:60]}", reason=reason[:1000]
-            )
-        except RolloutError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        change_weight(name, weight, actor=f"page:{who[:60]}", reason=reason)
         return RedirectResponse(f"/migrations/{quote(name, safe='')}#rollout", status_code=303)
 
     @app.get("/api/v1/rollout")
@@ -398,16 +401,12 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
             raise HTTPException(400, "expected a JSON object: {weight, reason, actor}") from exc
         if not isinstance(body, dict) or "weight" not in body:
             raise HTTPException(400, "expected a JSON object with weight (0.3 or '30%')")
-        try:
-            weight = parse_weight(str(body["weight"]))
-            change = controller().set(
-                name,
-                weight,
-                actor=str(body.get("actor") or "api")[:100],
-                reason=str(body.get("reason") or "")[:1000],
-            )
-        except RolloutError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        change = change_weight(
+            name,
+            str(body["weight"]),
+            actor=str(body.get("actor") or "api")[:100],
+            reason=str(body.get("reason") or ""),
+        )
         return _json(
             {
                 "migration": change.migration,
