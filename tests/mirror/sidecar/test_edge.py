@@ -188,6 +188,18 @@ def test_dot_segments_are_removed_before_routing(
     assert got.request_line == b"POST /base/v1/chat/completions?a=../b HTTP/1.1"
 
 
+def test_a_request_line_with_runs_of_spaces_is_forwarded_with_single_ones(
+    upstream: Upstream, sidecar: RunningSidecar
+) -> None:
+    """RFC 9112 3 lets a recipient read the request line on word boundaries (llhttp does); the
+    provider gets the line rebuilt, so it never has to make that choice itself."""
+    request = post(b"/openai/v1/chat/completions", REQUEST)
+    spaced = request.replace(b"POST ", b"POST   ", 1).replace(b" HTTP/1.1", b"  HTTP/1.1", 1)
+    assert read_until_chat(sidecar, spaced) == ok(CHAT)
+    (got,) = upstream.received
+    assert got.request_line == b"POST /base/v1/chat/completions HTTP/1.1"
+
+
 @pytest.mark.parametrize(
     ("coding", "status"),
     # llhttp itself refuses chunked applied twice, as a framing error: 400
