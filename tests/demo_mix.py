@@ -12,6 +12,13 @@ of pairs (each a seeded random draw, so a run is reproducible):
 - 5% candidate errors: 529 overloaded after retries;
 - 5% noise arm (the primary asked again): half word for word, half reworded (GPT-4, Mistral).
 
+The requests carry the parameters such apps set, drawn from a generator of their own (seeded by
+the pair's index) so they change no answer above: extraction asks for `json_object` (60%), a
+strict `json_schema` (25%) or a non-strict one (15%); labels are asked at `temperature` 0 (70%);
+free text at `temperature` 0.7 (30%), or with both `temperature` and `top_p` (20%); tool calls at
+`temperature` 0.2 (30%). The cross-provider replay of these requests (Chat Completions to
+Anthropic Messages) is what `tests.benchmarks.translation_coverage` measures.
+
 The share a judge decides without an LLM call follows from the mix; what the mix shows is that
 the cascade reaches the LLM only for what the cheap tiers cannot decide.
 """
@@ -112,6 +119,45 @@ def _chat(question: str, **extra: object) -> dict:
     }
 
 
+def _params(i: int) -> random.Random:
+    """The generator of pair `i`'s request parameters: its own, so the answers' draws from the
+    mix's generator stay what they were before the requests carried parameters."""
+    return random.Random(f"params-{i}")
+
+
+TICKET_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "customer": {"type": "string"},
+        "intent": {"type": "string", "enum": ["refund", "upgrade", "bug"]},
+        "priority": {"type": "integer"},
+        "products": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["customer", "intent", "priority", "products"],
+}
+
+
+def _extraction_format(i: int) -> dict[str, object]:
+    draw = _params(i).random()
+    if draw < 0.6:
+        return {"type": "json_object"}
+    if draw < 0.85:
+        schema = {**TICKET_SCHEMA, "additionalProperties": False}
+        spec = {"name": "ticket", "schema": schema, "strict": True}
+    else:
+        spec = {"name": "ticket", "schema": TICKET_SCHEMA}
+    return {"type": "json_schema", "json_schema": spec}
+
+
+def _sampling(i: int, shares: tuple[tuple[float, dict[str, float]], ...]) -> dict[str, float]:
+    draw, edge = _params(i).random(), 0.0
+    for share, params in shares:
+        edge += share
+        if draw < edge:
+            return params
+    return {}
+
+
 def _extraction(rng: random.Random, i: int, vary: bool = True) -> ShadowPair:
     record = {
         "customer": f"cust-{i % 977}",
@@ -127,7 +173,7 @@ def _extraction(rng: random.Random, i: int, vary: bool = True) -> ShadowPair:
     if rng.random() < 0.3:
         text = f"```json\n{text}\n```"
     request = _chat(
-        f"Extract the ticket fields from ticket #{i}.", response_format={"type": "json_object"}
+        f"Extract the ticket fields from ticket #{i}.", response_format=_extraction_format(i)
     )
     return _pair(
         rng,
@@ -151,6 +197,7 @@ def _tools(rng: random.Random, i: int, vary: bool = True) -> ShadowPair:
                 "function": {"name": "get_weather", "parameters": {"type": "object"}},
             }
         ],
+        **_sampling(i, ((0.3, {"temperature": 0.2}),)),
     )
 
     def call(arguments: dict, raw: str, text: str = "") -> Output:
@@ -167,7 +214,7 @@ def _labels(rng: random.Random, i: int) -> ShadowPair:
     candidate = rng.choice([label, label.capitalize(), f"{label.capitalize()}."])
     return _pair(
         rng,
-        _chat(f"Sentiment of review #{i}? One word."),
+        _chat(f"Sentiment of review #{i}? One word.", **_sampling(i, ((0.7, {"temperature": 0}),))),
         make_output(label, raw_finish="stop"),
         make_output(candidate, raw_finish="end_turn"),
     )
@@ -179,9 +226,10 @@ def _free_text(
     key = rng.choice(sorted(_answers("gpt4")))
     prompt, primary = _answers("gpt4")[key]
     candidate = _answers(other)[key][1]
+    sampling = ((0.3, {"temperature": 0.7}), (0.2, {"temperature": 0.8, "top_p": 0.9}))
     return _pair(
         rng,
-        _chat(prompt),
+        _chat(prompt, **(_sampling(i, sampling) if arm != "noise" else {})),
         make_output(primary, raw_finish="stop"),
         make_output(candidate, raw_finish="end_turn"),
         arm=arm,
