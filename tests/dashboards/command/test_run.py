@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx2
 import openai
+from aiokafka import AIOKafkaConsumer
 
 from judge.config import StoreSettings
 from judge.store.store import Store
@@ -31,7 +32,7 @@ from simulation.providers import (
     serve,
     serve_subprocess,
 )
-from tests.broker import free_port, wait_for_port
+from tests.broker import TansuBroker, free_port, wait_for_port
 
 CONFIG = """
 providers:
@@ -345,3 +346,91 @@ async def test_a_sidecar_process_that_cannot_start_fails_the_run(tmp_path: Path)
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+KAFKA_CONFIG = """
+providers:
+  openai: {{kind: openai, base_url: "{openai}", api_key_env: SJ_E2E_OPENAI}}
+  anthropic: {{kind: anthropic, base_url: "{anthropic}", api_key_env: SJ_E2E_ANTHROPIC}}
+sidecar: {{listen: "127.0.0.1:{port}"}}
+dashboards: {{listen: "127.0.0.1:{pages}"}}
+bus:
+  url: "{kafka}"
+  partitions: 2
+  topics: {{calls: "{prefix}.calls", pairs: "{prefix}.pairs", dlq: "{prefix}.dlq",
+            control: "{prefix}.control"}}
+store: {{url: "chdb://{store}", batch_rows: 50, batch_seconds: 0.2}}
+judge: {{metrics_listen: null}}
+runner: {{metrics_listen: null}}
+migrations:
+  - name: kafka-e2e
+    noise_rate: 1.0
+    arms: [{{name: claude, provider: anthropic, model: claude-sonnet-4-6}}]
+"""
+
+
+async def test_run_on_kafka_from_sdk_call_to_clickhouse(tmp_path: Path, kafka: TansuBroker) -> None:
+    """`run` with `bus: kafka://`: the sidecar's child publishes to the broker itself, the
+    parent's runner and judge consume it; SIGTERM drains, and every (call, arm) is stored once."""
+    with serve(openai_app()) as primary, serve(anthropic_app()) as candidate:
+        port, pages, store = free_port(), free_port(), tmp_path / "store"
+        config = tmp_path / "shadowjudge.yaml"
+        config.write_text(
+            KAFKA_CONFIG.format(
+                openai=primary.url,
+                anthropic=candidate.url,
+                port=port,
+                pages=pages,
+                store=store,
+                kafka=kafka.url,
+                prefix=f"run-{port}",
+            )
+        )
+        env = {**os.environ, "SJ_E2E_OPENAI": "sk-e2e-o", "SJ_E2E_ANTHROPIC": "sk-e2e-a"}
+        process = await shadowjudge(config, "--log-level", "WARNING", "run", env=env)
+        try:
+            await asyncio.to_thread(wait_for_port, port, 30)
+            sidecar = f"http://127.0.0.1:{port}"
+            async with openai.AsyncOpenAI(
+                base_url=sidecar + "/v1", api_key="sk-app", max_retries=0
+            ) as client:
+                for i in range(12):
+                    answer = await client.chat.completions.create(
+                        model="gpt-4o",
+                        messages=[{"role": "user", "content": f"Question {i}?"}],
+                        stream=i % 2 == 1,
+                    )
+                    if i % 2 == 1:
+                        assert [chunk async for chunk in answer]
+            deadline = time.monotonic() + 60
+            while await asyncio.to_thread(metric, sidecar, "shadowjudge_judge_written_total") < 24:
+                assert time.monotonic() < deadline, "the pairs were not judged in time"
+                await asyncio.sleep(0.2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 60) == 0
+    with Store.open(StoreSettings(url=f"chdb://{store}")) as opened:
+        assert opened.count_comparisons("kafka-e2e") == 24
+        assert opened.aggregate_counts("kafka-e2e")["pairs"] == 24
+        rows = opened.select("SELECT count() AS n, uniqExact(call_id) AS keys FROM calls FINAL")
+        assert (rows[0]["n"], rows[0]["keys"]) == (12, 12)
+    # The captures crossed the broker, and the app's key did not.
+    captured = await read_topic(kafka.bootstrap, f"run-{port}.calls", 12)
+    assert len(captured) == 12
+    assert not [value for value in captured if b"sk-app" in value]
+
+
+async def read_topic(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(values) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            values += [m.value for ms in batches.values() for m in ms if m.value is not None]
+    finally:
+        await consumer.stop()
+    return values
