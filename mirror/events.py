@@ -5,9 +5,9 @@ this module; nothing here imports judge or dashboards. `schema_version` is bumpe
 a reader of an older version could misread; readers refuse versions they do not know (and any
 field they do not know) with a `SerializationError`, so such a message goes to the DLQ with
 its reason instead of being half-understood. A field added as optional and left out of the
-JSON while unset (`Truncation.bus`, `CapturedCall.served_by`) needs no new version: events
-without it parse everywhere, and an older reader refuses one that carries it (an unknown
-field) rather than misreading it.
+JSON while unset (`Truncation.bus`, `CapturedCall.served_by`, `ArmResult.approximations`) needs
+no new version: events without it parse everywhere, and an older reader refuses one that
+carries it (an unknown field) rather than misreading it.
 
 Normalisation lives here because this is where the data first appears: the same vocabulary for
 finish reasons and errors lets the judge compare an OpenAI arm with an Anthropic arm.
@@ -150,6 +150,11 @@ class ArmResult(_Model):
     usage: Usage | None = None
     #: The response body passed the capture cap; `output` holds what fitted.
     truncated: bool = False
+    #: What the runner's translation of the request changed on the way to this arm, one note
+    #: each (`mirror.translate.replay`: "json_object as forced tool use", "top_p not sent"...);
+    #: empty for a faithful request. Written only when not empty, so readers from before the
+    #: field parse every pair of a faithful translation.
+    approximations: tuple[str, ...] = Field(default=(), exclude_if=lambda notes: not notes)
 
     @property
     def ok(self) -> bool:

@@ -65,9 +65,10 @@ class ArmSettings(Section):
     system_prompt: SystemPrompt | None = None
     #: Top-level request parameters set (or removed, with null) on the candidate's request.
     params: dict[str, Any] = Field(default_factory=dict)
-    #: OpenAI temperature/top_p going to an Anthropic arm: refuse the call unless they are at
-    #: their default, drop them, or keep them (for an older Anthropic API version).
-    sampling: Literal["refuse", "drop", "keep"] = "refuse"
+    #: OpenAI temperature/top_p going to an Anthropic arm: leave them out and record it on the
+    #: pair (approximate), refuse the call unless they are at their default, drop them, or keep
+    #: them (for an older Anthropic API version); see `mirror.translate.request`.
+    sampling: Literal["approximate", "refuse", "drop", "keep"] = "approximate"
     #: max_tokens for an Anthropic arm when the OpenAI request set none.
     default_max_tokens: int = Field(default=4096, gt=0)
 

@@ -24,6 +24,11 @@ the calls in flight within `runner.drain_timeout_s`, publish, commit, exit.
 
 The runner never executes tools: a candidate's tool calls are recorded as it asked for them.
 
+A candidate on the other provider gets the request translated approximately where the
+translation table allows (`mirror.translate.replay`): the changes go on the pair's
+`result.approximations`, and an answer given through the forced JSON tool is read back as the
+JSON text the app asked for. Only what cannot be expressed at all is skipped.
+
 Served calls (staged rollout: `CapturedCall.served_by`). The app got a candidate's answer and
 the primary was never asked, so for a call that some migration samples the runner first asks
 the primary in the shadow, with the original request (within the sampled migration's limits
@@ -49,6 +54,7 @@ from mirror.bus.retry import deliver
 from mirror.config import ProviderSettings, TopicSettings
 from mirror.errors import BusError, SerializationError, Untranslatable
 from mirror.events import (
+    Api,
     Arm,
     ArmResult,
     CapturedCall,
@@ -72,7 +78,8 @@ from mirror.runner.caller import ArmCaller
 from mirror.runner.limits import ProviderLimiter, SpendCap, estimate_cost, estimate_tokens
 from mirror.runner.metrics import RunnerMetrics
 from mirror.sampling import arm_salt, sampling_key, selected
-from mirror.translate.request import apply_arm_transforms, translate_request
+from mirror.translate.replay import Replay, replay_answer, translate_replay
+from mirror.translate.request import apply_arm_transforms
 
 log = logging.getLogger(__name__)
 
@@ -335,9 +342,10 @@ class Runner:
             return self._skip(provider_name, model, f"the primary rejected it ({primary_status})")
         api = target_api(call.api, provider.kind)
         try:
-            body = self._request_for(call, arm, api, model)
+            replay = self._request_for(call, arm, api)
         except Untranslatable as exc:
             return self._skip(provider_name, model, f"untranslatable: {exc.reason}")
+        body = replay.body
         cap = self._caps[arm.migration.name]
         estimate = estimate_cost(self._prices, model, provider.kind, body, api)
         if estimate is None and arm.migration.daily_spend_usd is not None:
@@ -366,32 +374,13 @@ class Runner:
         finally:
             reservation.settle(spent)
             self.metrics.spend.labels(arm.migration.name).set(cap.spent)
-        return result
+        return replay_answer(result, replay)
 
-    def _request_for(
-        self, call: CapturedCall, arm: PlannedArm, api: Any, model: str
-    ) -> dict[str, Any]:
+    def _request_for(self, call: CapturedCall, arm: PlannedArm, api: Api) -> Replay:
         assert call.request is not None
         if arm.settings is None:  # the noise arm: the primary's request, unchanged
-            return dict(call.request)
-        settings = arm.settings
-        body = translate_request(
-            call.request,
-            source=call.api,
-            target=api,
-            model=model,
-            default_max_tokens=settings.default_max_tokens,
-            sampling=settings.sampling,
-        )
-        if settings.system_prompt is None and not settings.params:
-            return body
-        return apply_arm_transforms(
-            body,
-            dialect=api,
-            system_prompt=settings.system_prompt.text if settings.system_prompt else None,
-            system_mode=settings.system_prompt.mode if settings.system_prompt else "replace",
-            params=settings.params,
-        )
+            return Replay(dict(call.request))
+        return replay_request(call.request, call.api, api, arm.settings)
 
     def _skip(self, provider: str, model: Any, reason: str) -> ArmResult:
         self.metrics.skipped.labels(reason.split(":")[0].split(" (")[0]).inc()
@@ -415,6 +404,31 @@ class Runner:
 
     def _retried(self, _: Exception) -> None:
         self.metrics.publish_retries.inc()
+
+
+def replay_request(
+    request: dict[str, Any], source: Api, target: Api, settings: ArmSettings
+) -> Replay:
+    """The request a candidate arm is sent: translated for its API (approximately where the
+    table allows, the changes noted) and with the arm's prompt and parameter transforms."""
+    replay = translate_replay(
+        request,
+        source=source,
+        target=target,
+        model=settings.model,
+        default_max_tokens=settings.default_max_tokens,
+        sampling=settings.sampling,
+    )
+    if settings.system_prompt is None and not settings.params:
+        return replay
+    body = apply_arm_transforms(
+        replay.body,
+        dialect=target,
+        system_prompt=settings.system_prompt.text if settings.system_prompt else None,
+        system_mode=settings.system_prompt.mode if settings.system_prompt else "replace",
+        params=settings.params,
+    )
+    return Replay(body, replay.approximations)
 
 
 def _outcome(pair: ShadowPair) -> str:

@@ -2,7 +2,9 @@
 output, sampling, limits, and the screen that refuses what has no counterpart.
 
 Part of `mirror.translate.request`, whose docstring holds the table of decisions; raises
-`Untranslatable` naming the parameter or path the target cannot express.
+`Untranslatable` naming the parameter or path the target cannot express. A function given
+`notes` (a list) may translate approximately instead, appending one of the `APPROX_*` notes for
+each change; given None it refuses whatever it cannot translate faithfully.
 """
 
 from __future__ import annotations
@@ -20,7 +22,23 @@ _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Name given to an Anthropic output schema in Chat Completions, which requires one.
 SCHEMA_NAME = "response"
 
-SamplingPolicy = Literal["refuse", "drop", "keep"]
+SamplingPolicy = Literal["approximate", "refuse", "drop", "keep"]
+
+#: The tool an Anthropic arm answers a `json_object` request through (approximate only): forced,
+#: and its input is the answer.
+JSON_TOOL = "json_output"
+_JSON_TOOL_DESCRIPTION = "Give your whole answer as this tool's input: one JSON object."
+
+#: The notes an approximate translation records, one per change (a fixed vocabulary: the store
+#: keeps them as LowCardinality strings and the pages filter on them).
+APPROX_JSON_OBJECT = "json_object as forced tool use"
+APPROX_JSON_SCHEMA_STRICT = "json_schema made strict"
+APPROX_TEMPERATURE = "temperature not sent"
+APPROX_TOP_P = "top_p not sent"
+APPROX_TOP_P_KEPT_TEMPERATURE = "top_p not sent (temperature kept)"
+APPROX_TOP_K = "top_k not sent"
+
+Notes = list[str] | None
 
 _Check = Callable[[Any], bool]
 
@@ -99,8 +117,12 @@ def screen_chat(body: JSON) -> None:
     _screen(body, _CHAT_HANDLED, _CHAT_DROPPED, _CHAT_NEUTRAL, _CHAT_REFUSED, TO_ANTHROPIC)
 
 
-def screen_anthropic(body: JSON) -> None:
-    """Refuse an Anthropic parameter with no faithful Chat Completions counterpart."""
+def screen_anthropic(body: JSON, notes: Notes = None) -> None:
+    """Refuse an Anthropic parameter with no faithful Chat Completions counterpart; with
+    `notes`, `top_k` is not sent (an approximation) instead."""
+    if notes is not None and present(body.get("top_k")):
+        body = {key: value for key, value in body.items() if key != "top_k"}
+        notes.append(APPROX_TOP_K)
     _screen(body, _ANTHROPIC_HANDLED, _ANTHROPIC_DROPPED, {}, _ANTHROPIC_REFUSED, TO_CHAT)
 
 
@@ -112,7 +134,10 @@ def chat_max_tokens(body: JSON, default: int) -> int:
     return default if value is None else int(value)
 
 
-def chat_sampling_to_anthropic(body: JSON, policy: SamplingPolicy) -> JSON:
+def chat_sampling_to_anthropic(body: JSON, policy: SamplingPolicy, notes: Notes = None) -> JSON:
+    """`temperature`/`top_p` per the arm's policy (the second table of `request`'s docstring).
+
+    `approximate` refuses like `refuse` without `notes` (a call the candidate serves)."""
     out: JSON = {}
     for key in ("temperature", "top_p"):
         value = body.get(key)
@@ -122,11 +147,24 @@ def chat_sampling_to_anthropic(body: JSON, policy: SamplingPolicy) -> JSON:
             if key == "temperature" and value > 1:
                 raise Untranslatable(f"temperature={value}: above Anthropic's range 0..1")
             out[key] = value
-        elif value != 1:
+        elif value == 1:
+            continue  # the neutral value: the same as not sending it
+        elif policy == "approximate" and notes is not None:
+            notes.append(APPROX_TEMPERATURE if key == "temperature" else APPROX_TOP_P)
+        else:
+            why = (
+                "a call the candidate serves is not approximated"
+                if policy == "approximate"
+                else f"the arm's sampling policy is {policy!r}"
+            )
             raise Untranslatable(
                 f"{key}={value}: the Anthropic Messages API (2026-10-21) has no sampling "
-                "parameters; the arm's sampling policy is 'refuse'"
+                f"parameters; {why}"
             )
+    if notes is not None and "temperature" in out and "top_p" in out:
+        # Current Claude models take one of the two: temperature, the one apps tune.
+        del out["top_p"]
+        notes.append(APPROX_TOP_P_KEPT_TEMPERATURE)
     return out
 
 
@@ -181,15 +219,20 @@ def chat_tool_choice_to_anthropic(choice: Any, parallel: Any, has_tools: bool) -
     return out
 
 
-def chat_response_format_to_anthropic(fmt: Any) -> JSON | None:
+def chat_response_format_to_anthropic(fmt: Any, notes: Notes = None) -> JSON | None:
+    """`output_config` for a `response_format`, or None (`text`, or `json_object`, which
+    `json_object_tool` answers)."""
     kind = fmt.get("type") if isinstance(fmt, dict) else None
     if kind == "text":
         return None
     if kind == "json_object":
-        raise Untranslatable(
-            "response_format json_object: Anthropic has no JSON mode, only structured outputs "
-            "with a schema"
-        )
+        if notes is None:
+            raise Untranslatable(
+                "response_format json_object: Anthropic has no JSON mode, only structured "
+                "outputs with a schema"
+            )
+        check_keys(fmt, "response_format", ("type",), TO_ANTHROPIC)
+        return None
     if kind != "json_schema":
         raise Untranslatable(f"response_format {kind!r}: unknown type")
     check_keys(fmt, "response_format", ("type", "json_schema"), TO_ANTHROPIC)
@@ -199,14 +242,64 @@ def chat_response_format_to_anthropic(fmt: Any) -> JSON | None:
         ("name", "schema", "strict"),
         TO_ANTHROPIC,
     )
-    if spec.get("strict") is not True:
-        raise Untranslatable(
-            "response_format.json_schema.strict is not true: Anthropic structured outputs always "
-            "constrain the answer to the schema"
-        )
-    if not isinstance(spec.get("schema"), dict):
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
         raise Untranslatable("response_format.json_schema.schema: missing")
-    return {"format": {"type": "json_schema", "schema": spec["schema"]}}
+    if spec.get("strict") is not True:
+        if notes is None:
+            raise Untranslatable(
+                "response_format.json_schema.strict is not true: Anthropic structured outputs "
+                "always constrain the answer to the schema"
+            )
+        schema = strict_schema(copy.deepcopy(schema), "response_format.json_schema.schema")
+        notes.append(APPROX_JSON_SCHEMA_STRICT)
+    return {"format": {"type": "json_schema", "schema": schema}}
+
+
+def strict_schema(schema: Any, path: str) -> Any:
+    """`schema` (a copy: changed in place) as a strict one: every object schema without
+    `additionalProperties` gets `false`, as strict structured outputs require. An object open to
+    other keys (`additionalProperties` true or a schema) cannot be made strict: refused."""
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.setdefault("additionalProperties", False) is not False:
+            raise Untranslatable(f"{path}.additionalProperties: an open object cannot be strict")
+    for key in _SCHEMA_MAPS:
+        for name, sub in (schema.get(key) or {}).items():
+            strict_schema(sub, f"{path}.{key}.{name}")
+    for key in _SCHEMA_ONE:
+        strict_schema(schema.get(key), f"{path}.{key}")
+    for key in _SCHEMA_LISTS:
+        for i, sub in enumerate(schema.get(key) or ()):
+            strict_schema(sub, f"{path}.{key}[{i}]")
+    return schema
+
+
+#: Where a JSON schema holds other schemas: maps of them, one, lists of them.
+_SCHEMA_MAPS = ("properties", "$defs", "definitions")
+_SCHEMA_ONE = ("items", "not")
+_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+
+
+def json_object_tool(body: JSON, notes: Notes) -> tuple[list[JSON], JSON]:
+    """The forced tool that answers a `json_object` request on Anthropic: `tools` and
+    `tool_choice`. Only approximately, and only for a request without tools of its own (forcing
+    the JSON tool would keep the model from calling them)."""
+    if notes is None:
+        raise Untranslatable("response_format json_object: Anthropic has no JSON mode")
+    if present(body.get("tools")) or present(body.get("tool_choice")):
+        raise Untranslatable(
+            "response_format json_object with tools: a forced JSON tool would keep the model "
+            "from calling them"
+        )
+    notes.append(APPROX_JSON_OBJECT)
+    tool = {
+        "name": JSON_TOOL,
+        "description": _JSON_TOOL_DESCRIPTION,
+        "input_schema": {"type": "object"},
+    }
+    return [tool], {"type": "tool", "name": JSON_TOOL}
 
 
 def anthropic_tools_to_chat(tools: Any) -> list[JSON]:

@@ -1,11 +1,20 @@
 """Request translation between OpenAI Chat Completions and Anthropic Messages; arm transforms.
 
-A candidate arm on the other provider gets the captured request translated faithfully or not at
-all: what the target cannot express raises `Untranslatable(reason)`, and the runner records the
-arm as skipped with that reason. Only what does not change what the model is asked (caching
-hints, storage, billing tiers, opaque identifiers) is dropped. Messages and content blocks are
-converted in `mirror.translate.messages`; tools, output formats and sampling in
-`mirror.translate.params`.
+A candidate arm on the other provider gets the captured request translated faithfully, or
+approximately where the table says "replay:", or not at all: what the target cannot express
+raises `Untranslatable(reason)`, and the runner records the arm as skipped with that reason.
+Only what does not change what the model is asked (caching hints, storage, billing tiers, opaque
+identifiers) is dropped silently.
+
+Approximate translations are for replays only (`notes` given, as `mirror.translate.replay`
+does for the runner): a skipped arm is a pair the judge and the triggers never see, while a
+near-faithful one is compared, and the pair says what changed (`ArmResult.approximations`, one
+fixed note per change, e.g. "json_object as forced tool use") so the pages can leave such pairs
+out or show only them. A call a candidate serves to the app (`translate_served_request`, the
+live path) is never approximated: without `notes` every "replay:" row below is refused.
+
+Messages and content blocks are converted in `mirror.translate.messages`; tools, output formats
+and sampling in `mirror.translate.params`.
 
 The Anthropic side is API version 2026-10-21, the one the anthropic SDK 2.x sends. It has no
 sampling parameters at all: `temperature`, `top_p` and `top_k` are a 400 at any value.
@@ -68,9 +77,18 @@ auto/none/required/function     auto/none/any/tool
 `response_format`               `output_config.format`        translated; `name` dropped (back:
 `json_schema` with `strict:     (`json_schema`)               "response")
 true`
-`json_schema` not strict or     -                             refused: Anthropic has strict schemas
-with `description`;                                           only, no JSON mode
-`json_object`
+`json_schema` not strict        `output_config.format`, the   replay: made strict, "json_schema
+                                schema with                   made strict" (an object open to other
+                                `additionalProperties: false` keys: refused); served: refused
+                                on every object
+`json_schema` with              -                             refused: it is part of what the model
+`description`                                                 is asked, and has no place there
+`json_object`                   forced tool `json_output`     replay: "json_object as forced tool
+                                (input: any object),          use" (structured outputs need a
+                                `tool_choice` that tool       closed schema); the call's input is
+                                                              read back as the answer's JSON text;
+                                                              beside `tools` or `tool_choice`, and
+                                                              served: refused
 `reasoning_effort`              `output_config.effort`,       refused: not the same controls
                                 `thinking`
 `stop` (string or list)         `stop_sequences`              translated; more than 4 to Chat:
@@ -80,7 +98,8 @@ with `description`;                                           only, no JSON mode
                                                               `max_completion_tokens`; 0: refused
 `temperature`, `top_p`          - (2026-10-21)                per `sampling` below; back: copied
                                                               (0..1 fits in 0..2)
--                               `top_k`                       refused
+-                               `top_k`                       replay: "top_k not sent" (Chat has
+                                                              none); served: refused
 `stream`; `stream_options`      `stream` (usage is always     translated; back: `include_usage:
                                 streamed)                     true` added
 `safety_identifier` or `user`   `metadata.user_id`            translated (back: `user`)
@@ -111,13 +130,19 @@ any other parameter             any other parameter           refused as unknown
 ==================  ================================================================================
 sampling            Chat Completions `temperature` and `top_p` towards Anthropic
 ==================  ================================================================================
-`refuse` (default)  absent, null or 1 (the neutral value, the same as not sending it): not sent; any
-                    other value: `Untranslatable`
-`drop`              never sent: the arm accepts the target's own sampling, as an app migrated to
-                    Anthropic would have to
+`approximate`       absent, null or 1 (the neutral value, the same as not sending it): not sent;
+(default)           any other value: replay: not sent, "temperature not sent" / "top_p not sent"
+                    (the target has no sampling parameters, so this is the closest request there
+                    is); served: `Untranslatable`
+`refuse`            absent, null or 1: not sent; any other value: `Untranslatable`, for an arm
+                    whose pairs must all be faithful
+`drop`              never sent, nothing noted: the arm accepts the target's own sampling, as an app
+                    migrated to Anthropic would have to
 `keep`              sent as they are (`temperature` above 1 refused, never clamped): for a runner
                     that pins `anthropic-version: 2023-06-01` for a model that still honours them
-                    (SDK 2.x: `extra_body`)
+                    (SDK 2.x: `extra_body`); both set: replay: `temperature` only, "top_p not sent
+                    (temperature kept)", as current Claude models take one of the two; served:
+                    both, as asked
 ==================  ================================================================================
 """
 
@@ -138,6 +163,7 @@ from mirror.translate.messages import (
     present,
 )
 from mirror.translate.params import (
+    Notes,
     SamplingPolicy,
     anthropic_output_config_to_chat,
     anthropic_tool_choice_to_chat,
@@ -147,6 +173,7 @@ from mirror.translate.params import (
     chat_sampling_to_anthropic,
     chat_tool_choice_to_anthropic,
     chat_tools_to_anthropic,
+    json_object_tool,
     screen_anthropic,
     screen_chat,
 )
@@ -186,10 +213,12 @@ def openai_chat_to_anthropic(
     *,
     model: str,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
-    sampling: SamplingPolicy = "refuse",
+    sampling: SamplingPolicy = "approximate",
     mid_conversation_system: bool = False,
+    notes: Notes = None,
 ) -> dict[str, Any]:
-    """A Chat Completions request body as an Anthropic Messages body for `model`."""
+    """A Chat Completions request body as an Anthropic Messages body for `model`; approximately
+    where the table says so when `notes` is a list (each change appended to it)."""
     with _malformed():
         screen_chat(body)
         system, messages = chat_messages_to_anthropic(
@@ -210,10 +239,14 @@ def openai_chat_to_anthropic(
         stop: Any = body.get("stop")
         if present(stop):
             out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-        fmt = body.get("response_format")
-        if present(fmt) and (output_config := chat_response_format_to_anthropic(fmt)) is not None:
-            out["output_config"] = output_config
-        out.update(chat_sampling_to_anthropic(body, sampling))
+        fmt: Any = body.get("response_format")
+        if present(fmt):
+            output_config = chat_response_format_to_anthropic(fmt, notes)
+            if output_config is not None:
+                out["output_config"] = output_config
+            elif fmt.get("type") == "json_object":
+                out["tools"], out["tool_choice"] = json_object_tool(body, notes)
+        out.update(chat_sampling_to_anthropic(body, sampling, notes))
         if body.get("stream"):
             out["stream"] = True
         user_id = body.get("safety_identifier") or body.get("user")
@@ -222,10 +255,13 @@ def openai_chat_to_anthropic(
         return out
 
 
-def anthropic_to_openai_chat(body: dict[str, Any], *, model: str) -> dict[str, Any]:
-    """An Anthropic Messages request body as a Chat Completions body for `model`."""
+def anthropic_to_openai_chat(
+    body: dict[str, Any], *, model: str, notes: Notes = None
+) -> dict[str, Any]:
+    """An Anthropic Messages request body as a Chat Completions body for `model`; approximately
+    where the table says so when `notes` is a list (each change appended to it)."""
     with _malformed():
-        screen_anthropic(body)
+        screen_anthropic(body, notes)
         messages = anthropic_messages_to_chat(
             copy.deepcopy(body.get("system")), copy.deepcopy(body.get("messages"))
         )
@@ -276,13 +312,16 @@ def translate_request(
     target: Api,
     model: str,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
-    sampling: SamplingPolicy = "refuse",
+    sampling: SamplingPolicy = "approximate",
     mid_conversation_system: bool = False,
+    notes: Notes = None,
 ) -> dict[str, Any]:
     """`body` (in `source`'s dialect) as a `target` request for `model`.
 
     The same dialect is copied with `model` replaced; Chat Completions and Anthropic Messages
-    are translated both ways; any other pair raises `Untranslatable`.
+    are translated both ways; any other pair raises `Untranslatable`. Without `notes` the
+    translation is faithful or refused; with a list, what the table translates approximately
+    is, and each change is appended to it (`mirror.translate.replay`, the runner's entry).
     """
     if source is target:
         out = copy.deepcopy(body)
@@ -295,9 +334,10 @@ def translate_request(
             default_max_tokens=default_max_tokens,
             sampling=sampling,
             mid_conversation_system=mid_conversation_system,
+            notes=notes,
         )
     if source is Api.ANTHROPIC_MESSAGES and target is Api.OPENAI_CHAT:
-        return anthropic_to_openai_chat(body, model=model)
+        return anthropic_to_openai_chat(body, model=model, notes=notes)
     raise Untranslatable(f"no translation from {source.value} to {target.value}")
 
 

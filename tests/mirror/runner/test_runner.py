@@ -8,6 +8,7 @@ candidate was asked.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -18,11 +19,12 @@ import pytest
 
 from mirror.bus.memory import MemoryBus
 from mirror.config import ProviderKind, ProviderSettings, TopicSettings
-from mirror.events import ArmKind, ErrorKind, ShadowPair, parse_shadow_pair
+from mirror.events import ArmKind, ErrorKind, FinishReason, ShadowPair, parse_shadow_pair
 from mirror.migrations import MigrationSettings, RunnerSettings
 from mirror.pricing import Price, PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.worker import Runner
+from mirror.translate.replay import JSON_TOOL
 from simulation.providers import (
     AnthropicFake,
     FakeReply,
@@ -268,3 +270,77 @@ async def test_poison_message_goes_to_the_dlq_with_its_reason(world: World) -> N
     assert [dict(r.headers)["source"] for r in dead] == [b"shadow.calls:0:0", b"shadow.calls:0:1"]
     dead_letters = runner.metrics.registry.get_sample_value
     assert dead_letters("shadowjudge_runner_dead_letters_total", {"kind": "poison"}) == 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_json_mode_and_sampling_replayed_approximately(world: World, stream: bool) -> None:
+    def make() -> None:
+        with openai.OpenAI(
+            base_url=world.sidecar.url + "/v1", api_key="sk-app", max_retries=0
+        ) as client:
+            params: dict[str, Any] = {
+                "model": "gpt-4o",
+                "response_format": {"type": "json_object"},
+                "temperature": 0.3,
+                "top_p": 0.9,
+                "messages": [{"role": "user", "content": "The ticket as JSON, please."}],
+            }
+            if stream:
+                for _ in client.chat.completions.create(stream=True, **params):
+                    pass
+            else:
+                client.chat.completions.create(**params)
+
+    records = await asyncio.to_thread(capture, world, make)
+    arms = [{"name": "claude", "provider": "anthropic", "model": "claude-sonnet-4-6"}]
+    _, pairs, _ = await run_runner(world, records, [migration(arms=arms, noise_rate=1.0)])
+    by_arm = {p.arm.name: p for p in pairs}
+    asked = next(r.json() for r in reversed(world.ant.requests) if r.path == "/v1/messages")
+    assert asked["tool_choice"] == {"type": "tool", "name": JSON_TOOL}
+    assert [t["name"] for t in asked["tools"]] == [JSON_TOOL]
+    assert "temperature" not in asked and "top_p" not in asked
+    assert asked.get("stream", False) is stream
+    claude = by_arm["claude"].result
+    assert claude.ok and claude.output is not None and claude.stream is stream
+    # The forced tool's input is the answer: JSON text, no tool call, an answer that ended.
+    assert claude.output.tool_calls == ()
+    assert isinstance(json.loads(claude.output.text), dict)
+    assert claude.output.parsed_json == json.loads(claude.output.text)
+    assert claude.output.finish_reason is FinishReason.STOP
+    assert claude.approximations == (
+        "json_object as forced tool use",
+        "temperature not sent",
+        "top_p not sent",
+    )
+    # The noise arm asks the primary's own API: nothing approximated, nothing written.
+    noise = by_arm["noise"].result
+    assert noise.approximations == ()
+    assert "approximations" not in noise.model_dump(mode="json")
+
+
+async def test_sampling_left_out_by_default_refused_under_refuse(world: World) -> None:
+    def make() -> None:
+        with openai.OpenAI(
+            base_url=world.sidecar.url + "/v1", api_key="sk-app", max_retries=0
+        ) as client:
+            client.chat.completions.create(
+                model="gpt-4o", temperature=0.2, messages=[{"role": "user", "content": "hi"}]
+            )
+
+    records = await asyncio.to_thread(capture, world, make)
+    arms = [
+        {"name": "claude", "provider": "anthropic", "model": "claude-sonnet-4-6"},
+        {
+            "name": "strict",
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-6",
+            "sampling": "refuse",
+        },
+    ]
+    _, pairs, _ = await run_runner(world, records, [migration(arms=arms)])
+    by_arm = {p.arm.name: p.result for p in pairs}
+    assert by_arm["claude"].ok and by_arm["claude"].approximations == ("temperature not sent",)
+    strict = by_arm["strict"]
+    assert strict.error is not None and strict.error.kind is ErrorKind.SKIPPED
+    assert "sampling policy is 'refuse'" in strict.error.message
+    assert strict.approximations == ()
