@@ -58,11 +58,12 @@ from mirror.migrations import MigrationSettings
 from mirror.rollout import Weights
 from mirror.sidecar.capture import Exchange, api_for, lower_headers, new_exchange
 from mirror.sidecar.metrics import CONTENT_TYPE, DROP_CAPTURE_ERROR, SidecarMetrics
+from mirror.sidecar.pool import UpstreamPool
 from mirror.sidecar.publisher import Publisher
 from mirror.sidecar.rollout import SERVED_APIS, RolloutRouter
 from mirror.sidecar.served import CandidateServer
 from mirror.sidecar.target import remove_dot_segments
-from mirror.sidecar.upstream import Origin, UpstreamPool
+from mirror.sidecar.upstream import Origin
 from mirror.sidecar.wire import (
     REASONS,
     AppConnection,

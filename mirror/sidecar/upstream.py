@@ -1,4 +1,5 @@
-"""HTTP/1.1 to the providers: upstream connections and their pool.
+"""HTTP/1.1 to the providers: an upstream connection (`UpstreamConnection`); their pool is
+`mirror.sidecar.pool`.
 
 The answer is a byte pipe, framed first. The status line and headers are read whole (at most
 `MAX_HEAD_BYTES`) and checked by llhttp before the app sees any of them; then every body byte
@@ -6,8 +7,8 @@ the upstream sends is written to the app as it arrives, before anything looks at
 status line, header names in their case, the framing (chunked or not) and the body reach the
 app exactly as sent. A parser watches the same body bytes to hand them, de-chunked, to capture.
 The end of the answer is found from its framing (a Content-Length counted, the chunked framing
-followed by `ChunkedEnd`, or the connection's end), so bytes past it are never forwarded: they
-are dropped, and that connection is closed rather than reused.
+followed by `ChunkedEnd` in `mirror.sidecar.chunked`, or the connection's end), so bytes past it
+are never forwarded: they are dropped, and that connection is closed rather than reused.
 
 What the app gets from a broken upstream, always in the provider's error shape while nothing
 has reached it yet (a 502 from `Listener.response_failed(answered=False)`), else a cut:
@@ -27,22 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Protocol, cast
 
 import httptools
 
+from mirror.sidecar.chunked import ChunkedEnd
 from mirror.sidecar.wire import AppConnection
 
 log = logging.getLogger(__name__)
 
 #: The longest status line and headers an upstream may send.
 MAX_HEAD_BYTES = 64 * 1024
-#: The longest chunk-size line or trailer line (llhttp has no such limit of its own).
-_MAX_LINE = 8 * 1024
 
 
 class Listener(Protocol):
@@ -71,64 +69,20 @@ class Origin:
         return self.scheme == "https"
 
 
-class ChunkedEnd:
-    """Follows a chunked body's framing (RFC 9112 7.1) only to find where it ends.
+class Pool(Protocol):
+    """What a connection reports to: its pool (`mirror.sidecar.pool.UpstreamPool`)."""
 
-    llhttp validates the same bytes; this says where the last chunk and the trailer section
-    end, which llhttp does not tell, so that bytes past them are not forwarded.
-    """
+    read_timeout_s: float | None
 
-    __slots__ = ("_left", "_line", "_state")
+    def release(self, connection: UpstreamConnection, keep_alive: bool) -> None: ...
 
-    _SIZE, _DATA, _DATA_END, _TRAILER = 0, 1, 2, 3
-
-    def __init__(self) -> None:
-        self._state = self._SIZE
-        self._left = 0
-        self._line = b""
-
-    def feed(self, data: bytes) -> int:
-        """The offset in `data` just past the body's end, or -1 when it goes on.
-        ValueError when the framing is not chunked framing."""
-        i, n = 0, len(data)
-        while i < n:
-            state = self._state
-            if state == self._DATA or state == self._DATA_END:
-                take = min(self._left, n - i)
-                i += take
-                self._left -= take
-                if not self._left:
-                    if state == self._DATA:
-                        self._state, self._left = self._DATA_END, 2
-                    else:
-                        self._state = self._SIZE
-                continue
-            j = data.find(b"\n", i)
-            if j < 0:
-                self._line += data[i:]
-                if len(self._line) > _MAX_LINE:
-                    raise ValueError("a chunk-size or trailer line is too long")
-                return -1
-            line = (self._line + data[i:j]).rstrip(b"\r")
-            self._line = b""
-            i = j + 1
-            if state == self._SIZE:
-                size = int(line.partition(b";")[0].strip(), 16)
-                if size < 0:
-                    raise ValueError("a negative chunk size")
-                if size:
-                    self._state, self._left = self._DATA, size
-                else:
-                    self._state = self._TRAILER
-            elif not line:
-                return i
-        return -1
+    def lost(self, connection: UpstreamConnection) -> None: ...
 
 
 class UpstreamConnection(asyncio.Protocol):
     """One connection to an upstream origin, answering one request at a time."""
 
-    def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
+    def __init__(self, pool: Pool, origin: Origin) -> None:
         self._pool = pool
         self.origin = origin
         self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
@@ -401,93 +355,3 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(f"upstream read timeout ({timeout:g} s without data)")
         else:
             self._read_timer = loop.call_at(due, self._check_read)
-
-
-class UpstreamPool:
-    """Keep-alive connections per origin, most recently used first; a bound on those in use."""
-
-    def __init__(
-        self,
-        *,
-        max_connections: int,
-        keepalive_s: float,
-        connect_timeout_s: float,
-        read_timeout_s: float | None,
-    ) -> None:
-        self._max = max_connections
-        self._keepalive_s = keepalive_s
-        self._connect_timeout_s = connect_timeout_s
-        self.read_timeout_s = read_timeout_s
-        self._idle: dict[Origin, list[UpstreamConnection]] = {}
-        self._in_use = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._tls = ssl.create_default_context()
-
-    def take(self, origin: Origin) -> UpstreamConnection | None:
-        """An idle connection to `origin`, now in use, or None (then await `acquire`)."""
-        idle = self._idle.get(origin)
-        if not idle or self._in_use >= self._max:
-            return None
-        expired = time.monotonic() - self._keepalive_s
-        while idle:
-            connection = idle.pop()
-            transport = connection.transport
-            closing = transport is None or transport.is_closing()
-            if connection.closed or closing or connection.idle_since < expired:
-                connection.close()
-                continue
-            self._in_use += 1
-            return connection
-        return None
-
-    async def acquire(self, origin: Origin) -> UpstreamConnection:
-        """A connection to `origin`, in use: an idle one if one frees up while waiting for the
-        bound, else a new one. OSError or TimeoutError when none can be had."""
-        while self._in_use >= self._max:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-            if (connection := self.take(origin)) is not None:
-                return connection
-        self._in_use += 1
-        try:
-            loop = asyncio.get_running_loop()
-            async with asyncio.timeout(self._connect_timeout_s):
-                _, protocol = await loop.create_connection(
-                    lambda: UpstreamConnection(self, origin),
-                    origin.host,
-                    origin.port,
-                    ssl=self._tls if origin.tls else None,
-                    server_hostname=origin.host if origin.tls else None,
-                )
-        except BaseException:
-            self._returned()
-            raise
-        return protocol
-
-    def release(self, connection: UpstreamConnection, keep_alive: bool) -> None:
-        self._returned()
-        if keep_alive and not connection.closed:
-            connection.idle_since = time.monotonic()
-            self._idle.setdefault(connection.origin, []).append(connection)
-        else:
-            connection.close()
-
-    def lost(self, connection: UpstreamConnection) -> None:
-        idle = self._idle.get(connection.origin)
-        if idle and connection in idle:
-            idle.remove(connection)
-
-    def close(self) -> None:
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
-        self._idle.clear()
-
-    def _returned(self) -> None:
-        self._in_use -= 1
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
