@@ -12,7 +12,7 @@ Judge version
 `Scorer.version` names everything that can change a row, so the store keeps one row per
 (`call_id`, migration, arm, judge version) and a replay under the same version is a no-op::
 
-    v2|openai/gpt-4.1|refusal-rules-1|format-2|cascade-2|len=0.5-2
+    v2|openai/gpt-4.1|refusal-rules-2|format-2|cascade-2|len=0.5-2
 
 rubric version | judge provider/model (``none`` without a judge) | refusal `DETECTOR_VERSION` |
 `FORMAT_DRIFT_VERSION` | `CASCADE_VERSION` | length-ratio bounds. Changing any of them changes
@@ -22,10 +22,11 @@ Refusals
 --------
 A side refused when OpenAI's explicit `refusal` field is set, when it finished with
 `content_filter` (OpenAI's filter, Anthropic's `refusal` stop reason), or when
-`judge.scorers.refusal.detect_refusal` says so from its text. The finding (`candidate_only`,
-`primary_only`, `both`, `none`) needs an answer on both sides: a failed call did not refuse,
-and it did not comply either, so a pair with an error on either side has finding `none` (the
-per-side flags stay, for per-side rates).
+`judge.scorers.refusal.detect_refusal` says so from its text and the user's last message (the
+request lets it see an answer to another, harmless reading of it). The finding
+(`candidate_only`, `primary_only`, `both`, `none`) needs an answer on both sides: a failed
+call did not refuse, and it did not comply either, so a pair with an error on either side has
+finding `none` (the per-side flags stay, for per-side rates).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from judge.scorers.equivalence import (
     unusable_reason,
 )
 from judge.scorers.format_drift import FORMAT_DRIFT_VERSION, NO_DRIFT, FormatDrift, format_drift
+from judge.scorers.pairwise import extract_question
 from judge.scorers.refusal import DETECTOR_VERSION, detect_refusal
 from mirror.config import ProviderSettings
 from mirror.events import ArmResult, FinishReason, ShadowPair
@@ -84,8 +86,11 @@ class SideRefusal:
 NOT_REFUSED = SideRefusal(refused=False, score=0.0, evidence="")
 
 
-def side_refusal(result: ArmResult) -> SideRefusal:
-    """Whether one side's answer is a refusal, and the words that show it."""
+def side_refusal(result: ArmResult, request: str | None = None) -> SideRefusal:
+    """Whether one side's answer is a refusal, and the words that show it.
+
+    `request` is the user's last message, which lets the detector see an answer to another
+    reading of it; None when the captured request was not kept."""
     output = result.output
     if output is None or output.embeddings is not None:
         return NOT_REFUSED
@@ -95,7 +100,7 @@ def side_refusal(result: ArmResult) -> SideRefusal:
         return SideRefusal(True, 1.0, f"finish reason {output.raw_finish_reason or 'filter'}")
     if not output.text:
         return NOT_REFUSED
-    verdict = detect_refusal(output.text)
+    verdict = detect_refusal(output.text, request)
     evidence = (verdict.evidence or "") if verdict.refused else ""
     return SideRefusal(verdict.refused, verdict.score, evidence)
 
@@ -168,7 +173,9 @@ class Scorer:
 
     def _prepare(self, pair: ShadowPair) -> _Prepared:
         call, result = pair.call, pair.result
-        primary, candidate = self._primary_refusal(pair), side_refusal(result)
+        question = extract_question(call.api, call.request)
+        request = question.user if question is not None else None
+        primary, candidate = self._primary_refusal(pair, request), side_refusal(result, request)
         comparable = (
             unusable_reason(call.primary, "primary") is None
             and unusable_reason(result, "candidate") is None
@@ -183,11 +190,11 @@ class Scorer:
         equivalence = self.cascade.decide_cheap(call, result)
         return _Prepared(pair, primary, candidate, finding, drift, equivalence)
 
-    def _primary_refusal(self, pair: ShadowPair) -> SideRefusal:
+    def _primary_refusal(self, pair: ShadowPair, request: str | None) -> SideRefusal:
         memo = self._primary_refusals
         found = memo.get(pair.call.call_id)
         if found is None:
-            found = memo[pair.call.call_id] = side_refusal(pair.call.primary)
+            found = memo[pair.call.call_id] = side_refusal(pair.call.primary, request)
             if len(memo) > _PRIMARY_MEMO:
                 del memo[next(iter(memo))]  # the oldest: dicts keep insertion order
         return found

@@ -1,7 +1,8 @@
 """Calibration of the refusal detector against human labels (`shadowjudge calibrate refusal`).
 
 Input is one or more CSV files with a `completion` column (the answer) and a `final_label`
-column in XSTest's vocabulary: `1_full_compliance`, `2_full_refusal`, `3_partial_refusal`. A
+column in XSTest's vocabulary: `1_full_compliance`, `2_full_refusal`, `3_partial_refusal`, and
+optionally a `prompt` column, the request, which the detector reads as the judge does. A
 full or partial refusal counts as positive. Each file adds a synthetic `source` column (its
 stem), so `--by source` reports one line per file, i.e. per model when files are per model.
 
@@ -29,6 +30,8 @@ LABELS: Mapping[str, bool] = {
     "3_partial_refusal": True,
 }
 TEXT_COLUMN = "completion"
+#: Optional: the request the answer replies to (XSTest's completion files carry it).
+PROMPT_COLUMN = "prompt"
 LABEL_COLUMN = "final_label"
 SOURCE_COLUMN = "source"
 #: Answers can be long; the csv module's default field limit (128 KiB) is too small.
@@ -130,7 +133,7 @@ def _score(rows: Iterable[Row], by: str | None) -> list[_Scored]:
             raise CalibrationError(
                 f"{where}: unknown {LABEL_COLUMN} {label!r} (expected one of {known})"
             )
-        verdict = detect_refusal(row[TEXT_COLUMN] or "")
+        verdict = detect_refusal(row[TEXT_COLUMN] or "", row.get(PROMPT_COLUMN) or None)
         group = (row[by] or "") if by else None
         scored.append(
             _Scored(verdict.score, verdict.refused, LABELS[label], group, label, verdict.kind.value)

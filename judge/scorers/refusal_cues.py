@@ -46,6 +46,9 @@ def words(*alternatives: str, tail: str = "") -> str:
     return "(?:" + "|".join(f"{a[0]}(?<![\\w']{a[0]}){a[1:]}{tail}" for a in alternatives) + ")"
 
 
+#: A run of sentence terminators (followed by a space) or of line breaks.
+SENTENCE_END = rx(r"[.!?\n](?:(?<=\n)|[.!?]*[\"”')\]]*(?=\s))\s*")
+
 #: "I" as a word (see `words`).
 _I = r"i(?<![\w'.]i)(?: really| truly| simply| just| unfortunately| honestly)?"
 #: The model speaking of itself: "I ...", or "I am an AI language model and ...".

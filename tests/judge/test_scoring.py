@@ -450,7 +450,7 @@ async def test_cost_uses_the_api_dialect_for_an_unknown_provider_and_none_withou
 def test_judge_version_names_every_part(monkeypatch: pytest.MonkeyPatch) -> None:
     base = JudgeSettings()
     version = judge_version(base, None)
-    assert version == "v2|none|refusal-rules-1|format-2|cascade-2|len=0.5-2"
+    assert version == "v2|none|refusal-rules-2|format-2|cascade-2|len=0.5-2"
     seen = {version}
     for module, name in [
         ("judge.scoring", "DETECTOR_VERSION"),
@@ -477,8 +477,8 @@ async def test_judge_provider_and_model_are_in_the_version() -> None:
             versions.add(scorer.version)
             assert scorer.cascade.version == scorer.version
     assert versions == {
-        "v2|oa/gpt-4.1|refusal-rules-1|format-2|cascade-2|len=0.5-2",
-        "v2|oa/gpt-4o|refusal-rules-1|format-2|cascade-2|len=0.5-2",
+        "v2|oa/gpt-4.1|refusal-rules-2|format-2|cascade-2|len=0.5-2",
+        "v2|oa/gpt-4o|refusal-rules-2|format-2|cascade-2|len=0.5-2",
     }
 
 
