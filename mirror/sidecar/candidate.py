@@ -1,5 +1,5 @@
 """A served call's two ends on the wire: the request the candidate arm gets, and the head and
-frames of its answer as the app gets them (`mirror.sidecar.served` runs the call).
+frames of its answer as the app gets them (`mirror.sidecar.served_call` runs the call).
 
 The request is the app's as the runner would replay it to that arm: `translate_served_request`
 (the same API: a copy with the arm's model), then the arm's system prompt and parameters; sent
