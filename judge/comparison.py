@@ -32,6 +32,13 @@ class Tier(StrEnum):
     NONE = "none"  # not judged
 
 
+class RefusalTier(StrEnum):
+    """Which tier decided a side's refusal verdict."""
+
+    RULES = "rules"  # the rule-based detector (judge.scorers.refusal), or the API's own flag
+    LLM = "llm"  # the LLM judge, for an answer whose rules score was uncertain
+
+
 class RefusalFinding(StrEnum):
     NONE = "none"
     CANDIDATE_ONLY = "candidate_only"  # the candidate refused where the primary answered
@@ -91,6 +98,9 @@ class Comparison:
     candidate_output_tokens: int | None
     primary_cost_usd: float | None
     candidate_cost_usd: float | None
+    # which tier decided each side's refusal (last, with defaults: added by migration 7)
+    refusal_primary_tier: RefusalTier = RefusalTier.RULES
+    refusal_candidate_tier: RefusalTier = RefusalTier.RULES
 
     @property
     def key(self) -> tuple[str, str, str, str]:

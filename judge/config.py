@@ -34,6 +34,31 @@ class StoreSettings(BaseModel):
         return value
 
 
+class RefusalTierSettings(BaseModel):
+    """`judge.refusal_tier`: when the LLM judge re-decides the refusal detector's verdict.
+
+    An answer whose rules score lies in `band` (inclusive at both ends) is classified by the
+    LLM judge (full compliance, full refusal, partial refusal), when `judge.provider` is set
+    and `enabled` is true. See `judge.scorers.refusal_tier`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    #: [low, high] of the rules score that counts as uncertain; the detector's threshold is 0.5.
+    band: tuple[float, float] = (0.2, 0.8)
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low <= high < 1:
+            raise ValueError(
+                f"must be [low, high] with 0 < low <= high < 1 (rules scores), got {list(value)}"
+            )
+        return value
+
+
 class JudgeSettings(BaseModel):
     """The `judge:` section: how pairs are scored.
 
@@ -64,6 +89,8 @@ class JudgeSettings(BaseModel):
     cache_size: int = Field(default=100_000, ge=0)
     #: Candidate/primary answer length outside these bounds is a format-drift finding.
     length_ratio_bounds: tuple[float, float] = (0.5, 2.0)
+    #: The LLM tier of refusal detection, for answers the rules are unsure of.
+    refusal_tier: RefusalTierSettings = RefusalTierSettings()
 
     @field_validator("provider")
     @classmethod

@@ -27,17 +27,23 @@ request lets it see an answer to another, harmless reading of it). The finding
 (`candidate_only`, `primary_only`, `both`, `none`) needs an answer on both sides: a failed
 call did not refuse, and it did not comply either, so a pair with an error on either side has
 finding `none` (the per-side flags stay, for per-side rates).
+
+A side whose rules score lies in `judge.refusal_tier.band` is re-decided by the LLM judge when
+one is configured (`judge.scorers.refusal_tier`), concurrently with the equivalence judge; the
+row says which tier decided each side (`refusal_primary_tier`, `refusal_candidate_tier`), and
+the tier's prompt version and band join the refusal part of the judge version
+(``refusal-rules-2+refusal-llm-1@0.2-0.8``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
-from judge.comparison import Comparison, RefusalFinding
+from judge.comparison import Comparison, RefusalFinding, RefusalTier
 from judge.config import JudgeSettings
 from judge.scorers.equivalence import (
     CASCADE_VERSION,
@@ -48,7 +54,8 @@ from judge.scorers.equivalence import (
 )
 from judge.scorers.format_drift import FORMAT_DRIFT_VERSION, NO_DRIFT, FormatDrift, format_drift
 from judge.scorers.pairwise import extract_question
-from judge.scorers.refusal import DETECTOR_VERSION, detect_refusal
+from judge.scorers.refusal import DETECTOR_VERSION, RefusalKind, RefusalVerdict, detect_refusal
+from judge.scorers.refusal_tier import PROMPT_VERSION, LlmRefusalTier, tier_text
 from mirror.config import ProviderSettings
 from mirror.events import ArmResult, FinishReason, ShadowPair
 from mirror.pricing import PriceTable
@@ -64,11 +71,15 @@ def judge_version(settings: JudgeSettings, judge: PairwiseJudge | None) -> str:
     rubric = judge.rubric_version if judge is not None else settings.rubric_version
     llm = judge.identity if judge is not None else "none"
     low, high = settings.length_ratio_bounds
+    refusal = DETECTOR_VERSION
+    if judge is not None and settings.refusal_tier.enabled:  # the LLM tier of refusals is on
+        band_low, band_high = settings.refusal_tier.band
+        refusal += f"+{PROMPT_VERSION}@{band_low:g}-{band_high:g}"
     return "|".join(
         (
             rubric,
             llm,
-            DETECTOR_VERSION,
+            refusal,
             FORMAT_DRIFT_VERSION,
             CASCADE_VERSION,
             f"len={low:g}-{high:g}",
@@ -81,6 +92,7 @@ class SideRefusal:
     refused: bool
     score: float
     evidence: str
+    tier: RefusalTier = RefusalTier.RULES
 
 
 NOT_REFUSED = SideRefusal(refused=False, score=0.0, evidence="")
@@ -147,21 +159,25 @@ class Scorer:
         self._prices = prices
         self._bounds = settings.length_ratio_bounds
         self._primary_refusals: dict[str, SideRefusal] = {}
+        self.refusal_tier = LlmRefusalTier(
+            judge, settings.refusal_tier, cache_size=settings.cache_size
+        )
 
     async def score(self, pair: ShadowPair) -> Comparison:
-        prepared = self._prepare(pair)
-        equivalence = prepared.equivalence
-        if equivalence is None:
-            equivalence = await self.cascade.decide_llm(pair.call, pair.result)
-        return self._build(prepared, equivalence)
+        return (await self.score_many([pair]))[0]
 
     async def score_many(self, pairs: Sequence[ShadowPair]) -> list[Comparison]:
-        """Score a batch: deterministic tiers inline, LLM calls concurrently; order kept."""
+        """Score a batch: deterministic tiers inline, LLM calls (equivalence, and the refusal
+        tier for uncertain answers) concurrently; order kept."""
         prepared = [self._prepare(pair) for pair in pairs]
         waiting = [i for i, p in enumerate(prepared) if p.equivalence is None]
-        decided = await asyncio.gather(
+        deciding = asyncio.gather(
             *(self.cascade.decide_llm(pairs[i].call, pairs[i].result) for i in waiting)
         )
+        if self.refusal_tier.active:
+            prepared, decided = await asyncio.gather(self._refusal_tier(prepared), deciding)
+        else:
+            decided = await deciding
         verdicts = [p.equivalence for p in prepared]
         for i, equivalence in zip(waiting, decided, strict=True):
             verdicts[i] = equivalence
@@ -189,6 +205,48 @@ class Scorer:
             finding = refusal_finding(primary, candidate)
         equivalence = self.cascade.decide_cheap(call, result)
         return _Prepared(pair, primary, candidate, finding, drift, equivalence)
+
+    async def _refusal_tier(self, prepared: list[_Prepared]) -> list[_Prepared]:
+        """The pairs with a side whose rules score is uncertain, re-decided by the LLM tier."""
+        tier = self.refusal_tier
+        if not tier.active:
+            return prepared
+        waiting = [
+            i
+            for i, p in enumerate(prepared)
+            if tier.wants(p.primary.score) or tier.wants(p.candidate.score)
+        ]
+        settled = await asyncio.gather(*(self._settle(prepared[i]) for i in waiting))
+        prepared = list(prepared)
+        for i, p in zip(waiting, settled, strict=True):
+            prepared[i] = p
+        return prepared
+
+    async def _settle(self, prepared: _Prepared) -> _Prepared:
+        call, result = prepared.pair.call, prepared.pair.result
+        question = extract_question(call.api, call.request)
+        request = question.user if question is not None else ""
+        primary, candidate = await asyncio.gather(
+            self._tiered(request, call.primary, prepared.primary),
+            self._tiered(request, result, prepared.candidate),
+        )
+        finding = RefusalFinding.NONE
+        if _answered(call.primary) and _answered(result):
+            finding = refusal_finding(primary, candidate)
+        return replace(prepared, primary=primary, candidate=candidate, finding=finding)
+
+    async def _tiered(self, request: str, result: ArmResult, side: SideRefusal) -> SideRefusal:
+        text = tier_text(result)
+        if text is None or not self.refusal_tier.wants(side.score):
+            return side
+        kind = RefusalKind.FULL if side.refused else RefusalKind.NONE
+        rules = RefusalVerdict(side.refused, kind, side.score, side.evidence or None)
+        decided = await self.refusal_tier.decide(request, text, rules)
+        if decided.tier is RefusalTier.RULES:
+            return side
+        verdict = decided.verdict
+        evidence = (verdict.evidence or "") if verdict.refused else ""
+        return SideRefusal(verdict.refused, verdict.score, evidence, RefusalTier.LLM)
 
     def _primary_refusal(self, pair: ShadowPair, request: str | None) -> SideRefusal:
         memo = self._primary_refusals
@@ -250,6 +308,9 @@ class Scorer:
             candidate_output_tokens=c_usage.output_tokens if c_usage else None,
             primary_cost_usd=self._prices.cost(primary.model, p_usage, primary_kind),
             candidate_cost_usd=self._prices.cost(candidate.model, c_usage, candidate_kind),
+            refusal_primary_tier=prepared.primary.tier,
+            refusal_candidate_tier=prepared.candidate.tier,
+            candidate_approximations=candidate.approximations,
         )
 
     async def aclose(self) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from judge.comparison import Comparison, RefusalFinding, Verdict
+from judge.comparison import Comparison, RefusalFinding, RefusalTier, Verdict
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError
 from judge.scoring import Scorer
 from judge.store.schema import reason_cause
@@ -117,6 +117,17 @@ class JudgeMetrics:
             [*labels, "side"],
             registry=r,
         )
+        self.refusal_llm = Counter(
+            "shadowjudge_judge_refusal_llm",
+            "Answers whose refusal the LLM tier decided (rules score in the band), by side.",
+            [*labels, "side"],
+            registry=r,
+        )
+        self.refusal_tier_failures = Counter(
+            "shadowjudge_judge_refusal_tier_failures",
+            "LLM refusal-tier calls that failed or timed out; the rules' verdict stood.",
+            registry=r,
+        )
         self.refusal_findings = Counter(
             "shadowjudge_judge_refusal_findings",
             "Pairs where only one side refused, or both did.",
@@ -146,6 +157,10 @@ class JudgeMetrics:
                 self.refusals.labels(*where, "primary").inc()
             if c.refusal_candidate:
                 self.refusals.labels(*where, "candidate").inc()
+            if c.refusal_primary_tier is RefusalTier.LLM:
+                self.refusal_llm.labels(*where, "primary").inc()
+            if c.refusal_candidate_tier is RefusalTier.LLM:
+                self.refusal_llm.labels(*where, "candidate").inc()
             if c.refusal_finding is not RefusalFinding.NONE:
                 self.refusal_findings.labels(*where, c.refusal_finding.value).inc()
             for finding in c.format_findings:
@@ -175,6 +190,7 @@ class JudgeWorker:
         self.metrics = metrics or JudgeMetrics()
         self._consumer: BusConsumer | None = None
         self._degraded: tuple[str, datetime] | None = None
+        self._tier_failures = 0  # the scorer's refusal-tier failures already counted
         self._stop = asyncio.Event()
 
     def health(self) -> dict[str, Any]:
@@ -253,6 +269,9 @@ class JudgeWorker:
                     return False
         if pairs:
             comparisons = await self._scorer.score_many(pairs)
+            failures = self._scorer.refusal_tier.failures
+            self.metrics.refusal_tier_failures.inc(failures - self._tier_failures)
+            self._tier_failures = failures
             written = await self._write(pairs, comparisons, records, stop)
             if written is None:
                 return False

@@ -4,8 +4,8 @@
 --     clickhouse-client --database shadowjudge --multiquery < deploy/clickhouse/cluster.sql
 -- with a cluster named in the server's `remote_servers` and `{shard}`/`{replica}` macros (the
 -- Replicated engines take their default paths). Then `shadowjudge migrate` finds every table
--- and versions 1, 3 and 4 recorded, and applies only the others. Not exercised by the test suite
--- (no cluster here); tests/judge/store/test_store.py checks that its columns match the
+-- and versions 1, 3, 4, 6 and 7 recorded, and applies only the others. Not exercised by the test
+-- suite (no cluster here); tests/judge/store/test_store.py checks that its columns match the
 -- single-node schema.
 --
 -- Why it stays exactly once (judge/store/schema.py, "Exactly once"):
@@ -120,6 +120,14 @@ CREATE TABLE IF NOT EXISTS comparisons_local ON CLUSTER '{cluster}' (
 ) ENGINE = ReplicatedReplacingMergeTree
 PARTITION BY toYYYYMM(captured_at)
 ORDER BY (call_id, migration, arm, judge_version);
+
+-- version 7 (refusal tier), on the local table before the Distributed one copies it
+ALTER TABLE comparisons_local ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS refusal_primary_tier LowCardinality(String)
+    DEFAULT 'rules' AFTER refusal_evidence;
+ALTER TABLE comparisons_local ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS refusal_candidate_tier LowCardinality(String)
+    DEFAULT 'rules' AFTER refusal_primary_tier;
 
 CREATE TABLE IF NOT EXISTS comparisons ON CLUSTER '{cluster}' AS comparisons_local
 ENGINE = Distributed('{cluster}', currentDatabase(), comparisons_local, cityHash64(call_id));
@@ -313,10 +321,10 @@ ORDER BY version;
 CREATE TABLE IF NOT EXISTS schema_versions ON CLUSTER '{cluster}' AS schema_versions_local
 ENGINE = Distributed('{cluster}', currentDatabase(), schema_versions_local, version);
 
--- Versions 3 (stats coverage), 4 (review queues) and 6 (rollout previous weight) are in the
--- tables above already; their single-node steps would change one node only.
+-- Versions 3 (stats coverage), 4 (review queues), 6 (rollout previous weight) and 7 (refusal
+-- tier) are in the tables above already; their single-node steps would change one node only.
 INSERT INTO schema_versions (version, name, applied_at) VALUES
     (1, 'initial', now64(3)), (3, 'stats coverage', now64(3)), (4, 'review queues', now64(3)),
-    (6, 'rollout previous weight', now64(3));
+    (6, 'rollout previous weight', now64(3)), (7, 'refusal tier', now64(3));
 -- Version 5 (the plain `comparison_stats` view over the Distributed stats table) is created by
 -- `shadowjudge migrate` itself: a view holds no data, so one per node where it runs is enough.

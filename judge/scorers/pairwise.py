@@ -318,14 +318,19 @@ class PairwiseJudge:
     async def ask(self, question: Question, answer_a: str, answer_b: str) -> OrderVerdict:
         """One order of presentation; raises `JudgeCallError`."""
         prompt = build_prompt(self.rubric, question, answer_a, answer_b)
+        return parse_judge_answer(await self.complete(self.rubric.system, prompt))
+
+    async def complete(self, system: str, prompt: str) -> str:
+        """The judge model's reply to one prompt under `system`, through the same client, slots,
+        timeout and retries as the pairwise questions (the refusal tier asks its own prompt this
+        way); raises `JudgeCallError`."""
         if self._openai is None and self._anthropic is None:
             await self._connect()
         try:
             async with self._slots:
-                text = await self._complete(prompt)
+                return await self._complete(system, prompt)
         except self._caught as exc:
             raise JudgeCallError(self._describe(exc)) from exc
-        return parse_judge_answer(text)
 
     async def _connect(self) -> None:
         async with self._connecting:
@@ -350,12 +355,12 @@ class PairwiseJudge:
             )
             self._anthropic = anthropic.AsyncAnthropic(base_url=self._base_url, **self._options)
 
-    async def _complete(self, prompt: str) -> str:
+    async def _complete(self, system: str, prompt: str) -> str:
         if self._openai is not None:
             completion = await self._openai.chat.completions.create(
                 model=self.model,
                 messages=[
-                    {"role": "system", "content": self.rubric.system},
+                    {"role": "system", "content": system},
                     {"role": "user", "content": prompt},
                 ],
             )
@@ -371,7 +376,7 @@ class PairwiseJudge:
         reply = await self._anthropic.messages.create(
             model=self.model,
             max_tokens=MAX_ANSWER_TOKENS,
-            system=self.rubric.system,
+            system=system,
             messages=[{"role": "user", "content": prompt}],
         )
         return "".join(b.text for b in reply.content if isinstance(b, TextBlock))

@@ -189,3 +189,12 @@ ALTER TABLE reviews ADD COLUMN IF NOT EXISTS queue LowCardinality(String) DEFAUL
 -- Every rollout change says from what weight it moved, so the audit trail reads "who, when,
 -- from what to what" without a window function.
 ALTER TABLE rollout ADD COLUMN IF NOT EXISTS previous Float64 DEFAULT 0 AFTER weight;
+
+-- migration 7: refusal tier
+-- Which tier decided each side's refusal verdict: `rules` (the detector, or the API's own refusal
+-- flag) or `llm` (the LLM judge, asked when the rules' score lies in judge.refusal_tier.band).
+-- Rows written before the tier existed were decided by the rules: the DEFAULT says so.
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS refusal_primary_tier LowCardinality(String)
+    DEFAULT 'rules' AFTER refusal_evidence;
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS refusal_candidate_tier LowCardinality(String)
+    DEFAULT 'rules' AFTER refusal_primary_tier;

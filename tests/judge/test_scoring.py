@@ -476,9 +476,10 @@ async def test_judge_provider_and_model_are_in_the_version() -> None:
         ) as scorer:
             versions.add(scorer.version)
             assert scorer.cascade.version == scorer.version
+    refusal = "refusal-rules-2+refusal-llm-1@0.2-0.8"  # the LLM tier of refusals is on
     assert versions == {
-        "v2|oa/gpt-4.1|refusal-rules-2|format-2|cascade-2|len=0.5-2",
-        "v2|oa/gpt-4o|refusal-rules-2|format-2|cascade-2|len=0.5-2",
+        f"v2|oa/gpt-4.1|{refusal}|format-2|cascade-2|len=0.5-2",
+        f"v2|oa/gpt-4o|{refusal}|format-2|cascade-2|len=0.5-2",
     }
 
 
