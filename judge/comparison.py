@@ -101,6 +101,9 @@ class Comparison:
     # which tier decided each side's refusal (last, with defaults: added by migration 7)
     refusal_primary_tier: RefusalTier = RefusalTier.RULES
     refusal_candidate_tier: RefusalTier = RefusalTier.RULES
+    #: What the translation of the candidate's request changed (`ArmResult.approximations`);
+    #: empty when faithful (last, with a default: added by migration 8).
+    candidate_approximations: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str, str]:

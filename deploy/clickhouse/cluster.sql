@@ -129,6 +129,11 @@ ALTER TABLE comparisons_local ON CLUSTER '{cluster}'
     ADD COLUMN IF NOT EXISTS refusal_candidate_tier LowCardinality(String)
     DEFAULT 'rules' AFTER refusal_primary_tier;
 
+-- version 8 (approximate translations): the column; the stats table's new columns and the
+-- `translation=` segment are not in this file yet, so version 8 is not recorded below
+ALTER TABLE comparisons_local ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS candidate_approximations Array(LowCardinality(String)) DEFAULT [];
+
 CREATE TABLE IF NOT EXISTS comparisons ON CLUSTER '{cluster}' AS comparisons_local
 ENGINE = Distributed('{cluster}', currentDatabase(), comparisons_local, cityHash64(call_id));
 

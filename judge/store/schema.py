@@ -26,9 +26,11 @@ Tables
 - `comparison_stats_hourly` — `AggregatingMergeTree` filled by `comparison_stats_hourly_mv`
   from every insert into `comparisons`. One row per (migration, arm, judge_version, segment,
   hour, arm_kind) where `segment` is `*` (all traffic) or `label=value` (the MV ARRAY JOINs the
-  call's labels, so "refusal rate for tenant=acme" is `WHERE segment = 'tenant=acme'`), `hour`
-  is the capture hour. `judge_version` is part of the key: a rejudge writes a second, complete
-  set of rows beside the first, and a dashboard picks the version it shows.
+  call's labels, so "refusal rate for tenant=acme" is `WHERE segment = 'tenant=acme'`; every
+  pair is also in `translation=faithful` or `translation=approximate`, after its candidate
+  request's translation, migration 8), `hour` is the capture hour. `judge_version` is part of
+  the key: a rejudge writes a second, complete set of rows beside the first, and a dashboard
+  picks the version it shows.
 
 Review labels (`reviews.label`): `equivalent`, `candidate_better`, `candidate_worse`,
 `different` — the reviewer's own verdict, in the judge's vocabulary, so judge accuracy is a
@@ -99,6 +101,10 @@ at once, or a migration interrupted half-way, are harmless. To change the schema
 EXISTS ...`, or an Enum8 widened by `MODIFY COLUMN`, which is metadata-only) and the same change
 to `deploy/clickhouse/cluster.sql`; never edit an applied one. A new aggregate table is
 created empty and backfilled from `comparisons` with `Store.rebuild_stats`-style INSERT SELECT.
+A new stats column or segment (migrations 3 and 8) is a generated section: the view dropped, the
+column added, the aggregates recomputed from `comparisons FINAL`, the view created again
+(`_recompute`); the SQL an earlier migration ran is kept as it was (`_STATS_COLUMNS_7`,
+`translation=False`), so a fresh database replays every step as an old one did.
 The body TTL is not a migration: `apply_migrations` re-states it whenever `body_ttl_days`
 differs from the table's.
 """
@@ -217,12 +223,31 @@ STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("candidate_ttft_n", _COUNT, "countIf(isNotNull(candidate_ttft_ms) AND candidate_error = '')"),
     ("not_judged_causes", _LABELS, _labels(_cause_of("not_judged"))),
     ("error_causes", _LABELS, _labels(_cause_of("error"))),
+    # migration 8: pairs whose candidate request was translated approximately, and by note
+    ("approximate_pairs", _COUNT, "countIf(notEmpty(candidate_approximations))"),
+    ("approximation_counts", _LABELS, _labels("candidate_approximations")),
 )
+#: The columns migration 8 added to the stats table.
+STATS_COLUMNS_8 = STATS_COLUMNS[-2:]
+#: The stats columns before migration 8: what migrations 1, 3 and 5 create, as they did when
+#: they were written (their SQL must not change once applied).
+_STATS_COLUMNS_7 = STATS_COLUMNS[:-2]
 #: The columns migration 3 added to the stats table (the rest came with migration 1).
-STATS_COLUMNS_3 = STATS_COLUMNS[-6:]
+STATS_COLUMNS_3 = _STATS_COLUMNS_7[-6:]
 STATS_KEY = ("migration", "arm", "judge_version", "segment", "hour", "arm_kind")
 #: Every column of the stats table, in the order of `stats_select`.
 STATS_NAMES = STATS_KEY + tuple(name for name, _, _ in STATS_COLUMNS)
+_STATS_NAMES_7 = STATS_KEY + tuple(name for name, _, _ in _STATS_COLUMNS_7)
+#: The segment label the view gives every pair besides its own labels (migration 8):
+#: `translation=faithful` or `translation=approximate` (`ArmResult.approximations` not empty),
+#: so the figures without (or of only) approximately translated pairs are read like any
+#: segment's. A call label of that name would be counted with it: the name is reserved.
+TRANSLATION_LABEL = "translation"
+FAITHFUL_SEGMENT = f"{TRANSLATION_LABEL}=faithful"
+APPROXIMATE_SEGMENT = f"{TRANSLATION_LABEL}=approximate"
+_TRANSLATION = (
+    f"[if(empty(candidate_approximations), '{FAITHFUL_SEGMENT}', '{APPROXIMATE_SEGMENT}')]"
+)
 
 
 def stats_read(name: str, type_: str) -> str:
@@ -234,21 +259,31 @@ def stats_read(name: str, type_: str) -> str:
     return f"sum({name})"
 
 
-def stats_select(source: str) -> str:
-    """The view's SELECT over `source` (the `comparisons` table, or a subquery to rebuild)."""
-    values = ",\n    ".join(f"{expr} AS {name}" for name, _, expr in STATS_COLUMNS)
+def stats_select(
+    source: str,
+    columns: tuple[tuple[str, str, str], ...] = STATS_COLUMNS,
+    *,
+    translation: bool = True,
+) -> str:
+    """The view's SELECT over `source` (the `comparisons` table, or a subquery to rebuild).
+    `columns` and `translation` (the `translation=` segment) are a past migration's view when
+    given (`_STATS_COLUMNS_7`, False); the defaults are the current one."""
+    values = ",\n    ".join(f"{expr} AS {name}" for name, _, expr in columns)
+    labels = "['*'], arrayMap((k, v) -> concat(k, '=', v), mapKeys(segment), mapValues(segment))"
+    if translation:
+        labels += f",\n    {_TRANSLATION}"
     return f"""SELECT
     migration, arm, judge_version, segment_label AS segment,
     toStartOfHour(toDateTime(captured_at, 'UTC')) AS hour, arm_kind,
     {values}
 FROM {source}
 ARRAY JOIN arrayConcat(
-    ['*'], arrayMap((k, v) -> concat(k, '=', v), mapKeys(segment), mapValues(segment))
+    {labels}
 ) AS segment_label
 GROUP BY migration, arm, judge_version, segment_label, hour, arm_kind"""
 
 
-_STATS_VALUES = ",\n    ".join(f"{name} {type_}" for name, type_, _ in STATS_COLUMNS)
+_STATS_VALUES = ",\n    ".join(f"{name} {type_}" for name, type_, _ in _STATS_COLUMNS_7)
 _STATS_TABLE = f"""CREATE TABLE IF NOT EXISTS comparison_stats_hourly (
     migration LowCardinality(String),
     arm LowCardinality(String),
@@ -261,33 +296,63 @@ _STATS_TABLE = f"""CREATE TABLE IF NOT EXISTS comparison_stats_hourly (
 PARTITION BY toYYYYMM(hour)
 ORDER BY ({", ".join(STATS_KEY)})
 SETTINGS non_replicated_deduplication_window = 1000"""
-_STATS_MV = f"""CREATE MATERIALIZED VIEW IF NOT EXISTS comparison_stats_hourly_mv
+_MV_HEAD = """CREATE MATERIALIZED VIEW IF NOT EXISTS comparison_stats_hourly_mv
 TO comparison_stats_hourly AS
-{stats_select("comparisons")}"""
+"""
+_STATS_MV_7 = _MV_HEAD + stats_select("comparisons", _STATS_COLUMNS_7, translation=False)
+_STATS_MV = _MV_HEAD + stats_select("comparisons")
 
-_ADDED = ", ".join(f"ADD COLUMN IF NOT EXISTS {n} {t}" for n, t, _ in STATS_COLUMNS_3)
-#: Migration 3. The view is dropped while the aggregates are recomputed: a pair written by
-#: another process in that moment is missing from them (`Store.verify_stats` finds the hour,
-#: `Store.rebuild_stats` repairs it). `run` migrates before its judge starts, so it has none.
-_STATS_COVERAGE = (
-    "DROP VIEW IF EXISTS comparison_stats_hourly_mv",
-    f"ALTER TABLE comparison_stats_hourly {_ADDED}",
-    "TRUNCATE TABLE comparison_stats_hourly",
-    f"INSERT INTO comparison_stats_hourly ({', '.join(STATS_NAMES)}) "
-    + stats_select("(SELECT * FROM comparisons FINAL)")
-    + " SETTINGS insert_deduplicate = 0",
-    _STATS_MV,
+def _recompute(
+    added: tuple[tuple[str, str, str], ...], names: tuple[str, ...], select: str, view: str
+) -> tuple[str, ...]:
+    """A stats migration: the view dropped, `added` columns added, the aggregates recomputed
+    from `comparisons FINAL` with `select`, the view (`view`) created again. A pair written by
+    another process meanwhile is missing from them (`Store.verify_stats` finds the hour,
+    `Store.rebuild_stats` repairs it). `run` migrates before its judge starts, so it has none."""
+    columns = ", ".join(f"ADD COLUMN IF NOT EXISTS {n} {t}" for n, t, _ in added)
+    return (
+        "DROP VIEW IF EXISTS comparison_stats_hourly_mv",
+        f"ALTER TABLE comparison_stats_hourly {columns}",
+        "TRUNCATE TABLE comparison_stats_hourly",
+        f"INSERT INTO comparison_stats_hourly ({', '.join(names)}) "
+        + select
+        + " SETTINGS insert_deduplicate = 0",
+        view,
+    )
+
+
+_FINAL = "(SELECT * FROM comparisons FINAL)"
+#: Migration 3: the coverage columns.
+_STATS_COVERAGE = _recompute(
+    STATS_COLUMNS_3,
+    _STATS_NAMES_7,
+    stats_select(_FINAL, _STATS_COLUMNS_7, translation=False),
+    _STATS_MV_7,
 )
 
-_VIEW_READS = ",\n    ".join(f"{stats_read(n, t)} AS {n}" for n, t, _ in STATS_COLUMNS)
+
+def _stats_view(columns: tuple[tuple[str, str, str], ...]) -> str:
+    reads = ",\n    ".join(f"{stats_read(n, t)} AS {n}" for n, t, _ in columns)
+    return f"""CREATE VIEW IF NOT EXISTS comparison_stats AS
+SELECT {", ".join(STATS_KEY)},
+    {reads}
+FROM comparison_stats_hourly
+GROUP BY {", ".join(STATS_KEY)}"""
+
+
 #: Migration 5: the aggregates as plain numbers per key and hour; latency columns are arrays
 #: of the quantiles in `QUANTILES`, label counters are maps. A reader that groups further
 #: sums the counts, and must not average the quantiles (merge the states of the table instead).
-STATS_VIEW = f"""CREATE VIEW IF NOT EXISTS comparison_stats AS
-SELECT {", ".join(STATS_KEY)},
-    {_VIEW_READS}
-FROM comparison_stats_hourly
-GROUP BY {", ".join(STATS_KEY)}"""
+STATS_VIEW = _stats_view(STATS_COLUMNS)
+_STATS_VIEW_7 = _stats_view(_STATS_COLUMNS_7)
+#: Migration 8 after its `comparisons` column (schema.sql): the approximate-pair counts and
+#: the `translation=` segment, recomputed for the stored pairs (all faithful until then), and
+#: the plain view again with the new columns.
+_STATS_APPROXIMATE = (
+    *_recompute(STATS_COLUMNS_8, STATS_NAMES, stats_select(_FINAL), _STATS_MV),
+    "DROP VIEW IF EXISTS comparison_stats",
+    STATS_VIEW,
+)
 
 # -- the store's queries ---------------------------------------------------------------------
 
@@ -403,11 +468,17 @@ def _migrations() -> tuple[Migration, ...]:
         files("judge.store").joinpath("schema.sql").read_text(encoding="utf-8")
     )
     first, third = loaded[0], loaded[2]
-    generated = Migration(first.version, first.name, first.statements + (_STATS_TABLE, _STATS_MV))
+    generated = Migration(
+        first.version, first.name, first.statements + (_STATS_TABLE, _STATS_MV_7)
+    )
     coverage = Migration(third.version, third.name, _STATS_COVERAGE)
     fifth = loaded[4]
-    view = Migration(fifth.version, fifth.name, (STATS_VIEW,))
-    return (generated, loaded[1], coverage, loaded[3], view, *loaded[5:])
+    view = Migration(fifth.version, fifth.name, (_STATS_VIEW_7,))
+    later = tuple(
+        Migration(m.version, m.name, m.statements + _STATS_APPROXIMATE) if m.version == 8 else m
+        for m in loaded[5:]
+    )
+    return (generated, loaded[1], coverage, loaded[3], view, *later)
 
 
 #: Append-only (see "Evolving the schema").

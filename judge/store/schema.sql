@@ -198,3 +198,12 @@ ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS refusal_primary_tier LowCardina
     DEFAULT 'rules' AFTER refusal_evidence;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS refusal_candidate_tier LowCardinality(String)
     DEFAULT 'rules' AFTER refusal_primary_tier;
+
+-- migration 8: approximate translations
+-- What the runner's translation of the candidate's request changed (ArmResult.approximations,
+-- one note each, e.g. 'json_object as forced tool use'); empty for a faithful request. Then,
+-- generated in judge/store/schema.py (`STATS_COLUMNS_8`): the stats table counts such pairs
+-- (`approximate_pairs`, `approximation_counts`) and puts every pair in the segment
+-- `translation=faithful` or `translation=approximate`, recomputed from `comparisons FINAL`.
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS candidate_approximations
+    Array(LowCardinality(String)) DEFAULT [];

@@ -26,7 +26,15 @@ from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
 from judge.config import StoreSettings
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError, store_error
 from judge.store.rows import COMPARISON_FIELDS, comparison_row, insert
-from judge.store.schema import CAUSE_SQL, MIGRATIONS, STATS_COLUMNS_3, reason_cause
+from judge.store.schema import (
+    APPROXIMATE_SEGMENT,
+    CAUSE_SQL,
+    FAITHFUL_SEGMENT,
+    MIGRATIONS,
+    SCHEMA_VERSIONS,
+    STATS_COLUMNS_3,
+    reason_cause,
+)
 from judge.store.store import AsyncStore, Store
 from mirror.events import (
     Api,
@@ -402,6 +410,77 @@ def test_migration_3_fills_the_coverage_columns_of_stored_pairs(store: Store) ->
     more, more_comparisons = batch(5)
     store.insert_pairs(more, more_comparisons)  # the re-created view counts new pairs
     assert store.aggregate_counts("m1")["pairs"] == 25
+
+
+NOTES = ("json_object as forced tool use", "temperature not sent")
+
+
+def with_approximations(comparisons: list[Comparison]) -> list[Comparison]:
+    """Every third pair approximate: one note, or both on every other one of those."""
+    return [
+        replace(c, candidate_approximations=NOTES[: 1 + i % 2]) if i % 3 == 0 else c
+        for i, c in enumerate(comparisons)
+    ]
+
+
+def test_approximate_pairs_are_stored_counted_and_a_segment(store: Store) -> None:
+    pairs, plain = batch(30)
+    comparisons = with_approximations(plain)
+    store.insert_pairs(pairs, comparisons)
+    stored = dict(_sql(store, "SELECT call_id, candidate_approximations FROM comparisons"))
+    assert stored == {c.call_id: list(c.candidate_approximations) for c in comparisons}
+    approximate = [c for c in comparisons if c.candidate_approximations]
+    got = store.aggregate_counts("m1")
+    assert got["approximate_pairs"] == len(approximate) == 10
+    assert got["approximation_counts"] == {NOTES[0]: 10, NOTES[1]: 5}
+    only = store.aggregate_counts("m1", segment=APPROXIMATE_SEGMENT)
+    without = store.aggregate_counts("m1", segment=FAITHFUL_SEGMENT)
+    assert (only["pairs"], without["pairs"]) == (10, 20)
+    assert (only["approximate_pairs"], without["approximate_pairs"]) == (10, 0)
+    for segment, rows in ((APPROXIMATE_SEGMENT, approximate), (FAITHFUL_SEGMENT, None)):
+        rows = rows or [c for c in comparisons if not c.candidate_approximations]
+        counts = store.aggregate_counts("m1", segment=segment)
+        assert counts["verdict_equivalent"] == sum(c.verdict is Verdict.EQUIVALENT for c in rows)
+    # The call's own labels are segments as before, and still add up to all pairs.
+    assert store.aggregate_counts("m1", segment="tenant=acme")["pairs"] == sum(
+        c.segment.get("tenant") == "acme" for c in comparisons
+    )
+
+
+def test_migration_8_counts_the_stored_pairs_as_faithful(settings: StoreSettings) -> None:
+    _, comparisons = batch(12)
+    with Store.open(settings) as store:
+        with store._call("up to version 7") as ch:
+            ch.command(SCHEMA_VERSIONS)
+            for migration in MIGRATIONS:
+                if migration.version >= 8:
+                    continue
+                for statement in migration.statements:
+                    ch.command(statement.replace("{body_ttl_days}", "30"))
+                ch.insert(
+                    "schema_versions",
+                    [[migration.version, migration.name, datetime.now(UTC)]],
+                    column_names=["version", "name", "applied_at"],
+                )
+            old_columns = COMPARISON_FIELDS[:-1]  # no candidate_approximations yet
+            assert COMPARISON_FIELDS[-1] == "candidate_approximations"
+            insert(
+                ch, "comparisons", old_columns, [comparison_row(c)[:-1] for c in comparisons], "t7"
+            )
+        assert store.migrate() == [m.version for m in MIGRATIONS if m.version >= 8]
+        got = store.aggregate_counts("m1")
+        assert (got["pairs"], got["approximate_pairs"], got["approximation_counts"]) == (12, 0, {})
+        assert store.aggregate_counts("m1", segment=FAITHFUL_SEGMENT)["pairs"] == 12
+        more_pairs, more = batch(3)
+        store.insert_pairs(more_pairs, [replace(c, candidate_approximations=NOTES) for c in more])
+        # The re-created views count new pairs with the new column.
+        assert store.aggregate_counts("m1", segment=APPROXIMATE_SEGMENT)["pairs"] == 3
+        rows = _sql(
+            store,
+            "SELECT sum(pairs), sum(approximate_pairs) FROM comparison_stats"
+            " WHERE migration = 'm1' AND segment = '*'",
+        )
+        assert rows == [(15, 3)]
 
 
 def test_the_plain_stats_view_needs_no_merge_functions(store: Store) -> None:
