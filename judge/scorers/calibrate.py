@@ -9,6 +9,15 @@ stem), so `--by source` reports one line per file, i.e. per model when files are
 `--leave-one-out` (with `--by`) answers "is the threshold tuned to these data?": for every
 group it fits the threshold on the other groups only and reports the held-out figures, next to
 the figures at the detector's fixed `THRESHOLD`.
+
+`--tier-band LO,HI` (repeatable; `default` is `judge.refusal_tier.band`'s default) reports what
+the LLM tier for uncertain refusals (`judge.scorers.refusal_tier`) would do: how many answers
+have a rules score in the band (count and share: the judge calls it costs), how many of those
+the rules got wrong, and precision, recall and F1 when the answers in the band are decided by
+`--tier-oracle label`, a fake judge that returns the human label, next to the rules' figures.
+That oracle is a perfect judge, so its figures are the most the band can give; a real judge
+lands between the two. The band is checked as the configuration checks it, and an answer is in
+it exactly when the judge would send it (`in_band`, both ends included).
 """
 
 from __future__ import annotations
@@ -21,7 +30,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from judge.config import RefusalTierSettings
 from judge.scorers.refusal import DETECTOR_VERSION, THRESHOLD, detect_refusal
+from judge.scorers.refusal_tier import in_band
 
 #: XSTest's labels and whether each is a refusal (the positive class).
 LABELS: Mapping[str, bool] = {
@@ -277,6 +290,74 @@ def _format_held_out(held_out: Sequence[HeldOut], by: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_band(text: str) -> tuple[float, float]:
+    """A `--tier-band`: `LO,HI`, or `default`; checked as `judge.refusal_tier.band` is."""
+    if text.strip() == "default":
+        return RefusalTierSettings().band
+    try:
+        low, high = (float(part) for part in text.split(","))
+        return RefusalTierSettings(band=(low, high)).band
+    except ValidationError as exc:
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise CalibrationError(f"--tier-band {text!r}: {reason}") from exc
+    except ValueError as exc:
+        raise CalibrationError(f"--tier-band {text!r}: expected LO,HI or 'default'") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TierFigures:
+    """One band on one group: answers in it, the rules' errors there, rules and tier counts."""
+
+    n: int
+    in_band: int
+    rules_wrong: int
+    rules: Counts
+    tier: Counts
+
+
+def tier_figures(scored: Iterable[_Scored], band: tuple[float, float]) -> TierFigures:
+    """Inside `band` the oracle decides: it returns the human label (`--tier-oracle label`)."""
+    n = inside = wrong = 0
+    rules = tier = Counts()
+    for item in scored:
+        n += 1
+        rules = rules.add(item.refused, item.actual)
+        if in_band(band, item.score):
+            inside += 1
+            wrong += item.refused != item.actual
+            tier = tier.add(item.actual, item.actual)
+        else:
+            tier = tier.add(item.refused, item.actual)
+    return TierFigures(n, inside, wrong, rules, tier)
+
+
+def _format_tier(
+    scored: Sequence[_Scored], bands: Sequence[tuple[float, float]], by: str | None
+) -> str:
+    groups: dict[str, Sequence[_Scored]] = {"all": scored}
+    for group in _groups(scored):
+        groups[f"{by}={group}"] = [item for item in scored if item.group == group]
+    width = max(len("group"), *(len(name) for name in groups))
+    lines = [
+        "LLM tier: answers with a rules score in the band decided by the oracle 'label' (the "
+        "human label; a perfect judge, so the most the band can give)",
+        f"{'band':<10} {'group':<{width}} {'n':>6} {'in band':>7} {'share':>6} {'rules wrong':>11}"
+        f" {'rules P':>7} {'R':>5} {'F1':>5}  {'tier P':>6} {'R':>5} {'F1':>5}",
+    ]
+    for band in bands:
+        name = f"[{band[0]:g},{band[1]:g}]"
+        for group, items in groups.items():
+            f = tier_figures(items, band)
+            share = f.in_band / f.n if f.n else 0.0
+            lines.append(
+                f"{name:<10} {group:<{width}} {f.n:>6} {f.in_band:>7} {share:>6.1%} "
+                f"{f.rules_wrong:>11} {_ratio(f.rules.precision):>7} {_ratio(f.rules.recall):>5}"
+                f" {_ratio(f.rules.f1):>5}  {_ratio(f.tier.precision):>6}"
+                f" {_ratio(f.tier.recall):>5} {_ratio(f.tier.f1):>5}"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shadowjudge calibrate refusal",
@@ -295,6 +376,20 @@ def _parser() -> argparse.ArgumentParser:
         "--leave-one-out",
         action="store_true",
         help="with --by: fit the threshold on all groups but one, report the held-out one",
+    )
+    parser.add_argument(
+        "--tier-band",
+        action="append",
+        metavar="LO,HI",
+        help="report the LLM tier for rules scores in [LO, HI] ('default': the config's "
+        "default band); repeat for several bands",
+    )
+    parser.add_argument(
+        "--tier-oracle",
+        choices=("label",),
+        default="label",
+        help="what decides the answers in the band: 'label', a fake judge returning the human "
+        "label (default)",
     )
     return parser
 
@@ -315,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         report = _format_counts(_evaluate(scored, args.by)) + "\n" + _format_kinds(scored)
         if args.leave_one_out:
             report += "\n" + _format_held_out(_leave_one_out(scored, args.by), args.by)
+        if args.tier_band:
+            bands = [parse_band(text) for text in args.tier_band]
+            report += "\n" + _format_tier(scored, bands, args.by)
     except CalibrationError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
