@@ -19,6 +19,9 @@ version in the window; the aggregates are a speed-up, and a test recounts the ra
   traffic, i.e. this arm's pairs per day of data divided by its sampling share
   (`sampling.rate`, times `noise_rate` for the noise arm). Unknown when the migration is not in
   the configuration the dashboards were started with.
+- *approximate pairs*: pairs whose candidate request was translated approximately (the runner
+  noted what changed, e.g. "json_object as forced tool use"); every figure can be read without
+  them, or of them only, as the segment `translation=faithful` or `translation=approximate`.
 """
 
 from __future__ import annotations
@@ -138,6 +141,10 @@ class ArmAnalysis(_Model):
     coverage: list[Cause]
     calls_per_day: float | None
     corrections: list[Correction] = Field(default_factory=list)
+    #: Pairs whose candidate request was translated approximately (`translation=approximate`),
+    #: and how often each change was made.
+    approximate_pairs: int = 0
+    approximations: dict[str, int] = Field(default_factory=dict)
     agreement: AgreementFigure | None = None
     triggers: list[TriggerState] = Field(default_factory=list)
 
@@ -272,4 +279,6 @@ def arm_analysis(
         candidate=_side(row, "candidate", models[1], per_day),
         coverage=coverage,
         calls_per_day=per_day,
+        approximate_pairs=int(row.get("approximate_pairs", 0)),
+        approximations={k: int(v) for k, v in sorted(row.get("approximation_counts", {}).items())},
     )

@@ -3,9 +3,12 @@
 Every page has a JSON twin under `/api/v1/` (datasette's habit): the overview is
 `/api/v1/migrations`, a migration's page is `/api/v1/migrations/{name}/analysis` (what Argo
 Rollouts' web metric provider and Flagger webhooks read), a pair is `/api/v1/pairs/...`, the
-review queue `/api/v1/review`. Pages are Jinja2 templates with autoescaping; charts are SVG
-drawn on the server (`dashboards.web.charts`); the only script is `static/review.js`, the
-review queue's keyboard shortcuts, and every action also works as a plain form.
+review queue `/api/v1/review`. A migration's page and its twin take `?approximate=exclude`
+(only the pairs whose candidate request was translated faithfully) or `only` (only the
+approximate ones): the stats' `translation=` segment. Pages are Jinja2 templates with
+autoescaping; charts are SVG drawn on the server (`dashboards.web.charts`); the only script is
+`static/review.js`, the review queue's keyboard shortcuts, and every action also works as a
+plain form.
 
 Routes are synchronous functions: FastAPI runs them in its thread pool, and the store
 serialises its calls (`judge.store.store.Store`). The store comes from `source`, which raises
@@ -52,6 +55,7 @@ from dashboards.triggers.rules import Decision
 from dashboards.web import views
 from dashboards.web.access import COOKIE, protect, token_matches
 from judge.errors import StoreError
+from judge.store.schema import APPROXIMATE_SEGMENT, FAITHFUL_SEGMENT
 from mirror.errors import ConfigError
 from mirror.rollout import WeightChange
 
@@ -148,11 +152,16 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
     # -- one migration -------------------------------------------------------------------------
 
     def one(
-        name: str, window: str | None, segment: str, judge_version: str | None
+        name: str,
+        window: str | None,
+        segment: str,
+        judge_version: str | None,
+        approximate: str = "include",
     ) -> tuple[Window, MigrationAnalysis]:
         found = window_of(window)
         if segment != "*" and "=" not in segment:
             raise HTTPException(400, f"segment {segment!r}: expected * or label=value")
+        segment = translation_segment(segment, approximate)
         analysis = analyst().analysis(
             name, found, segment=segment, judge_version=judge_version or None
         )
@@ -167,12 +176,14 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         window: str | None = None,
         segment: str = "*",
         judge_version: str | None = None,
+        approximate: str = "include",
     ) -> Response:
-        found, analysis = one(name, window, segment, judge_version)
+        found, analysis = one(name, window, segment, judge_version, approximate)
         reader = analyst()
         context = {
             "window": found,
             "m": analysis,
+            "approximate": approximate,
             "segments": reader.segments(name, found, analysis.judge_version),
             "charts": views.migration_charts(reader.reader, found, analysis, config.triggers.rules),
             "rollout": next(
@@ -192,8 +203,9 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         window: str | None = None,
         segment: str = "*",
         judge_version: str | None = None,
+        approximate: str = "include",
     ) -> Response:
-        found, analysis = one(name, window, segment, judge_version)
+        found, analysis = one(name, window, segment, judge_version, approximate)
         segments = analyst().segments(name, found, analysis.judge_version)
         return _json({**analysis.model_dump(), "segments": segments})
 
@@ -443,6 +455,28 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         return _json({"status": "ok"})
 
     return protect(app, token=config.token, secret=config.secret)
+
+
+#: `?approximate=`: every pair, only the faithfully translated ones, or only the approximate.
+APPROXIMATE = {"include": None, "exclude": FAITHFUL_SEGMENT, "only": APPROXIMATE_SEGMENT}
+
+
+def translation_segment(segment: str, approximate: str) -> str:
+    """The segment to read for `?segment=` and `?approximate=`. Leaving approximate pairs out
+    (or reading only them) is reading the stats' `translation=` segment, which covers all
+    traffic: it does not combine with another segment (400)."""
+    if approximate not in APPROXIMATE:
+        raise HTTPException(
+            400, f"approximate {approximate!r}: expected one of include, exclude, only"
+        )
+    chosen = APPROXIMATE[approximate]
+    if chosen is None:
+        return segment
+    if segment not in ("*", chosen):
+        raise HTTPException(
+            400, f"approximate={approximate} reads all traffic; it does not combine with a segment"
+        )
+    return chosen
 
 
 def _local(path: str, fallback: str) -> str:
