@@ -434,7 +434,7 @@ def test_a_forwarding_bug_cuts_the_connection_and_says_why(
     def broken(*args: object) -> None:
         raise RuntimeError("a bug in routing")
 
-    monkeypatch.setattr("mirror.sidecar.proxy.Sidecar._route", broken)
+    monkeypatch.setattr("mirror.sidecar.proxy.route", broken)
     with connect(sidecar) as conn:
         conn.sendall(post(b"/v1/chat/completions", REQUEST))
         assert read_all(conn) == b""
