@@ -19,12 +19,14 @@ from judge.scorers.refusal_tier import SYSTEM as CLASSIFY_SYSTEM
 from judge.scoring import Scorer, judge_version
 from judge.store.rows import COMPARISON_FIELDS, comparison_row, insert
 from judge.store.store import AsyncStore
+from mirror.bus.memory import MemoryBus
 from mirror.config import ProviderSettings
-from mirror.events import ProviderKind, ShadowPair
+from mirror.events import ProviderKind, ShadowPair, dump_event
 from mirror.pricing import PriceTable
 from simulation.demo.models import section
 from simulation.providers import FakeReply, last_user_text, openai_app, serve
 from tests.judge.test_scoring import make_pair
+from tests.judge.test_worker import TOPICS, run_worker
 
 Responder = Callable[[dict[str, Any], Mapping[str, str]], FakeReply]
 #: The rules are unsure of this one (a limit stated, then an answer); the judge is asked.
@@ -217,3 +219,31 @@ async def test_rejudge_with_the_tier_writes_beside_the_rules_only_rows(
     assert sorted(r[4] for r in new) == ["llm", "rules"]
     assert {r[4] for r in old} == {"rules"}
     assert json.dumps(sorted(r[2] for r in new)) == "[false, true]"
+
+
+async def test_the_worker_counts_tier_decisions_and_failures(migrated_store: AsyncStore) -> None:
+    """The first classification fails (the rules' verdict is stored, the failure counted); the
+    same answer in the next batch is asked again and decided by the judge."""
+    asked: list[str] = []
+
+    def respond(body: dict[str, Any], headers: Mapping[str, str]) -> FakeReply:
+        if body["messages"][0]["content"] != CLASSIFY_SYSTEM:
+            return FakeReply(text='{"verdict": "same", "reason": "same facts"}')
+        asked.append("classify")
+        return FakeReply(status=503) if len(asked) == 1 else FakeReply(text="1_full_compliance")
+
+    bus = MemoryBus()
+    pairs = [make_pair(SURE_ANSWER, UNSURE), make_pair(SURE_ANSWER, UNSURE)]
+    for pair in pairs:
+        await bus.send(TOPICS.pairs, dump_event(pair))
+    with scorer_with(respond, max_retries=0) as (app, scorer):
+        async with scorer:
+            worker = await run_worker(bus, migrated_store, scorer, records=2, batch_rows=1)
+    samples = worker.metrics.registry.get_sample_value
+    assert samples("shadowjudge_judge_refusal_tier_failures_total") == 1
+    where = {"migration": "to-sonnet", "arm": "sonnet", "side": "candidate"}
+    assert samples("shadowjudge_judge_refusal_llm_total", where) == 1
+    assert samples("shadowjudge_judge_refusal_llm_total", {**where, "side": "primary"}) is None
+    stored = {row[0]: row[4] for row in await migrated_store.run(tiers_stored, migrated_store)}
+    assert [stored[p.call.call_id] for p in pairs] == ["rules", "llm"]
+    assert asked == ["classify", "classify"]
