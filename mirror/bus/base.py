@@ -89,7 +89,11 @@ class Bus(Protocol):
         listener: RebalanceListener | None = None,
         max_poll_interval_ms: int = 300_000,
         on_skip: SkipObserver | None = None,
-    ) -> BusConsumer: ...
+        from_start: bool = False,
+    ) -> BusConsumer:
+        """A member of `group` on `topics`. A group with no committed position starts where
+        `bus.consumer.offset_reset` says, or at the beginning with `from_start`."""
+        ...
 
 
 class BusContext:

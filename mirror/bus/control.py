@@ -48,7 +48,9 @@ class ControlReader:
     async def run(self, stop: asyncio.Event) -> None:
         group = f"shadowjudge-control-{uuid.uuid4().hex[:12]}"
         while not stop.is_set():
-            consumer = self.bus.consumer([self.topic], group=group)
+            # From the start whatever `bus.consumer.offset_reset` says: a fresh group set to
+            # `latest` would miss the weights in force.
+            consumer = self.bus.consumer([self.topic], group=group, from_start=True)
             try:
                 await consumer.start()
                 while not stop.is_set():

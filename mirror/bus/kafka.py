@@ -230,6 +230,7 @@ class KafkaBus(BusContext):
         listener: RebalanceListener | None = None,
         max_poll_interval_ms: int = 300_000,
         on_skip: SkipObserver | None = None,
+        from_start: bool = False,
     ) -> KafkaConsumer:
         return KafkaConsumer(
             self.bootstrap,
@@ -237,7 +238,11 @@ class KafkaBus(BusContext):
             group,
             listener,
             max_poll_interval_ms,
-            settings=self._settings.consumer,
+            settings=(
+                self._settings.consumer.model_copy(update={"offset_reset": "earliest"})
+                if from_start
+                else self._settings.consumer
+            ),
             on_skip=on_skip,
         )
 

@@ -110,6 +110,7 @@ class MemoryBus(BusContext):
         listener: RebalanceListener | None = None,
         max_poll_interval_ms: int = 300_000,
         on_skip: SkipObserver | None = None,  # the memory log never moves under a consumer
+        from_start: bool = False,  # a new group starts at the beginning of the memory log
     ) -> MemoryConsumer:
         return MemoryConsumer(self, list(topics), group, listener)
 

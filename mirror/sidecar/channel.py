@@ -111,5 +111,6 @@ class ChannelBus:
         listener: RebalanceListener | None = None,
         max_poll_interval_ms: int = 300_000,
         on_skip: SkipObserver | None = None,
+        from_start: bool = False,
     ) -> BusConsumer:
         raise NotImplementedError("a sidecar process only publishes")

@@ -13,7 +13,7 @@ import pytest
 
 from mirror.bus.control import ControlReader, publish_change
 from mirror.bus.kafka import KafkaBus
-from mirror.config import BusSettings, TopicSettings
+from mirror.config import BusSettings, KafkaConsumerSettings, TopicSettings
 from mirror.rollout import WeightChange, Weights
 from tests.broker import TansuBroker
 
@@ -42,6 +42,31 @@ async def wait_for(check: object, timeout_s: float = 10.0) -> float:
         assert time.monotonic() - started < timeout_s, "timed out"
         await asyncio.sleep(0.05)
     return time.monotonic() - started
+
+
+async def test_a_late_reader_starts_from_the_weights_in_force_whatever_offset_reset_says(
+    kafka: TansuBroker,
+) -> None:
+    """`bus.consumer.offset_reset: latest` is for the runner's and the judge's groups; the
+    control reader's fresh group still reads the topic from its start."""
+    bus_settings = settings(kafka.url).model_copy(
+        update={"consumer": KafkaConsumerSettings(offset_reset="latest")}
+    )
+    topic = bus_settings.topics.control
+    writer = KafkaBus(bus_settings)
+    await writer.start()
+    try:
+        await publish_change(writer, topic, change(0.05, 1))
+        late, stop = Weights(), asyncio.Event()
+        reading = asyncio.create_task(ControlReader(writer, topic, late).run(stop))
+        try:
+            await wait_for(lambda: late.current("support") is not None)
+            assert [(c.migration, c.weight) for c in late.all()] == [("support", 0.05)]
+        finally:
+            stop.set()
+            await reading
+    finally:
+        await writer.stop()
 
 
 async def test_changes_reach_readers_early_and_late(kafka: TansuBroker) -> None:
