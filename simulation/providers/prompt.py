@@ -176,4 +176,14 @@ def messages_prompt(body: dict[str, Any]) -> Prompt:
         tool_choice=_choice(body.get("tool_choice")),
         max_tokens=_int(body.get("max_tokens")),
         stop=_stops(body.get("stop_sequences")),
+        output_schema=_output_schema(body.get("output_config")),
     )
+
+
+def _output_schema(config: Any) -> dict[str, Any] | None:
+    """Anthropic `output_config.format` of type json_schema: its schema."""
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt.get("schema")
+        return schema if isinstance(schema, dict) else None
+    return None

@@ -17,7 +17,8 @@ It calls a tool (one call, arguments made from the tool's JSON schema: strings g
 user's words, integers 1, numbers 1.5, enums their first value) when ``x-fake-tool`` asks,
 when ``tool_choice`` requires one (``required``/``any``/a named tool), or, with
 ``tool_choice`` auto, when the last user message names one of the offered tools and is
-not a tool result.
+not a tool result. A request for structured output (a JSON schema) is answered with a JSON
+text made from the schema the same way.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ class Prompt:
     tool_choice: str | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    #: The JSON schema of a structured output (Anthropic `output_config.format`, Chat
+    #: `response_format` json_schema): the answer is a JSON text that fits it.
+    output_schema: Mapping[str, Any] | None = None
 
 
 def estimate_tokens(text: str) -> int:
@@ -261,6 +265,9 @@ def default_reply(prompt: Prompt, control: Control) -> FakeReply:
     tool = choose_tool(prompt, control.tool)
     if tool is not None:
         return FakeReply(tool_calls=[(tool.name, tool_arguments(tool, prompt))])
+    if prompt.output_schema is not None:
+        value = _example(prompt.output_schema, _snippet(prompt.last_user, 40), 0)
+        return FakeReply(text=json.dumps(value, ensure_ascii=False, separators=(",", ":")))
     text = default_text(prompt, control)
     if control.size is not None:
         return FakeReply(text=text)

@@ -1,5 +1,5 @@
 """`CapturedCall.served_by`: additive to the contract (version 1 either way), cut to fit the
-bus like any answer."""
+bus like any answer; `ArmResult.approximations`, additive the same way."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import pytest
 from mirror.errors import SerializationError
 from mirror.events import (
     Api,
+    Arm,
     ArmResult,
     CapturedCall,
     ErrorInfo,
     ErrorKind,
     Output,
     ServedBy,
+    ShadowPair,
     dump_event,
     parse_captured_call,
+    parse_shadow_pair,
 )
 from mirror.fit import dump_to_fit
 
@@ -75,3 +78,18 @@ def test_the_served_answer_is_cut_to_fit() -> None:
     cut = parse_captured_call(raw)
     assert cut.served_by is not None and cut.served_by.answer is not None
     assert cut.served_by.answer.truncated and cut.truncated.response and cut.truncated.bus
+
+
+def test_approximations_are_written_only_when_there_are_some() -> None:
+    call = served_call().model_copy(update={"served_by": None})
+    result = ArmResult(provider="anthropic", status_code=200, latency_ms=3.0)
+    faithful = ShadowPair(call=call, migration="m", arm=Arm(name="sonnet"), result=result)
+    raw = dump_event(faithful)
+    assert b"approximations" not in raw  # readers from before the field still parse it
+    assert parse_shadow_pair(raw) == faithful
+    notes = ("json_object as forced tool use", "top_p not sent")
+    approximate = faithful.model_copy(
+        update={"result": result.model_copy(update={"approximations": notes})}
+    )
+    parsed = parse_shadow_pair(dump_event(approximate))
+    assert parsed.result.approximations == notes and parsed == approximate

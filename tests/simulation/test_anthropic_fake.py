@@ -271,3 +271,25 @@ def test_auth_and_validation(anthropic_server: Served, raw: httpx2.Client) -> No
     }
     unknown = raw.post(f"{anthropic_server.url}/v1/nothing", headers=ANTHROPIC_HEADERS)
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_structured_output_is_json_fitting_the_schema(
+    ant: anthropic.Anthropic, stream: bool
+) -> None:
+    schema = {**WEATHER_TOOL["input_schema"], "additionalProperties": False}
+    params: Any = {
+        "model": "claude",
+        "max_tokens": 512,
+        "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        "messages": [{"role": "user", "content": "Weather in Rome?"}],
+    }
+    if stream:
+        with ant.messages.stream(**params) as events:
+            message = events.get_final_message()
+    else:
+        message = ant.messages.create(**params)
+    assert message.stop_reason == "end_turn" and len(message.content) == 1
+    block = message.content[0]
+    assert block.type == "text"
+    assert json.loads(block.text) == {"city": "Weather in Rome?", "days": 1}

@@ -344,3 +344,35 @@ async def test_sampling_left_out_by_default_refused_under_refuse(world: World) -
     assert strict.error is not None and strict.error.kind is ErrorKind.SKIPPED
     assert "sampling policy is 'refuse'" in strict.error.message
     assert strict.approximations == ()
+
+
+async def test_a_non_strict_schema_is_replayed_as_a_strict_structured_output(world: World) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"intent": {"type": "string", "enum": ["refund", "bug"]}},
+        "required": ["intent"],
+    }
+
+    def make() -> None:
+        with openai.OpenAI(
+            base_url=world.sidecar.url + "/v1", api_key="sk-app", max_retries=0
+        ) as client:
+            client.chat.completions.create(
+                model="gpt-4o",
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "ticket", "schema": schema},
+                },
+                messages=[{"role": "user", "content": "Classify: my card was charged twice"}],
+            )
+
+    records = await asyncio.to_thread(capture, world, make)
+    arms = [{"name": "claude", "provider": "anthropic", "model": "claude-sonnet-4-6"}]
+    _, pairs, _ = await run_runner(world, records, [migration(arms=arms)])
+    (pair,) = pairs
+    asked = next(r.json() for r in reversed(world.ant.requests) if r.path == "/v1/messages")
+    sent = asked["output_config"]["format"]
+    assert sent == {"type": "json_schema", "schema": {**schema, "additionalProperties": False}}
+    assert pair.result.ok and pair.result.output is not None
+    assert pair.result.output.parsed_json == {"intent": "refund"}
+    assert pair.result.approximations == ("json_schema made strict",)
