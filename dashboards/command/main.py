@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from dashboards.command import demo, dlq, init, preflight, report, review, rollout, triggers
 from dashboards.settings import DEFAULT_PATH, Settings, load_settings, start_warnings
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from judge.store.claim import DirectoryClaim
 
 log = logging.getLogger("shadowjudge")
+
+#: Where `migrate --cluster` finds the cluster schema unless told (the image's working directory
+#: holds it there too: deploy/Dockerfile).
+CLUSTER_SQL = Path("deploy/clickhouse/cluster.sql")
 
 #: The roles each long-running command starts.
 ROLES = {
@@ -65,7 +70,21 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "dashboards", help="the pages and the analysis API alone (a server store, or a free chDB)"
     )
-    commands.add_parser("migrate", help="apply the ClickHouse DDL (idempotent)")
+    migrate_ = commands.add_parser("migrate", help="apply the ClickHouse DDL (idempotent)")
+    migrate_.add_argument(
+        "--cluster",
+        metavar="NAME",
+        default=None,
+        help="a ClickHouse cluster of remote_servers: apply the cluster schema (--cluster-sql)"
+        " ON CLUSTER NAME, then the migrations it does not record, on every node",
+    )
+    migrate_.add_argument(
+        "--cluster-sql",
+        type=Path,
+        default=CLUSTER_SQL,
+        help=f"the cluster schema (default: ./{CLUSTER_SQL})",
+    )
+    migrate_.set_defaults(cluster_ddl="")
     rejudge = commands.add_parser(
         "rejudge", help="score stored pairs again with the current judge version"
     )
@@ -88,12 +107,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: Settings, cluster: str | None = None, sql: str = "") -> None:
     from judge.store.store import AsyncStore
 
     async with await AsyncStore.open(settings.store) as store:
-        applied = await store.migrate()
-    print(f"schema up to date (applied now: {applied or 'nothing'})")  # noqa: T201
+        if cluster is None:
+            applied = await store.migrate()
+        else:
+            applied = await store.migrate_cluster(cluster, sql)
+    on = f" on cluster {cluster}" if cluster else ""
+    print(f"schema up to date{on} (applied now: {applied or 'nothing'})")  # noqa: T201
+
+
+def _cluster_sql(settings: Settings, args: argparse.Namespace) -> str:
+    """The cluster schema `migrate --cluster` applies; a ConfigError names what to fix."""
+    if urlsplit(settings.store.url).scheme == "chdb":
+        raise ConfigError(
+            "migrate --cluster: store.url is a chdb:// directory; a cluster is ClickHouse"
+            " servers (store.url: http(s)://user:pass@host:8123/db)"
+        )
+    try:
+        return str(args.cluster_sql.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"--cluster-sql {args.cluster_sql}: {exc.strerror or exc}: run from the directory"
+            f" holding {CLUSTER_SQL} (the image's working directory does), or name the file"
+        ) from exc
 
 
 async def run_rejudge(settings: Settings, args: argparse.Namespace) -> None:
@@ -144,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     held: DirectoryClaim | None = None
     try:
+        if args.command == "migrate" and args.cluster is not None:
+            args.cluster_ddl = _cluster_sql(settings, args)  # before the store is probed
         held = _preflight(settings, args.command)
         return _dispatch(settings, args)
     except ConfigError as exc:  # a taken port, a variable unset: fix the setting, run again
@@ -192,7 +233,7 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
         uvloop.run(run_roles(settings, ROLES[args.command]))
         return 0
     if args.command == "migrate":
-        uvloop.run(migrate(settings))
+        uvloop.run(migrate(settings, args.cluster, args.cluster_ddl))
     elif args.command == "rejudge":
         from dashboards.command.supervisor import tune_gc
 

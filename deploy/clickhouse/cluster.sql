@@ -1,12 +1,17 @@
 -- shadowjudge on a ClickHouse cluster: the schema of judge/store/schema.sql (+ the stats table and view
 -- that judge/store/schema.py generates), as Replicated tables per shard behind Distributed tables that
--- carry the names the store uses. Apply once, e.g.
---     clickhouse-client --database shadowjudge --multiquery < deploy/clickhouse/cluster.sql
--- with a cluster named in the server's `remote_servers` and `{shard}`/`{replica}` macros (the
--- Replicated engines take their default paths). Then `shadowjudge migrate` finds every table
--- and versions 1, 3, 4, 6 and 7 recorded, and applies only the others. Not exercised by the test
--- suite (no cluster here); tests/judge/store/test_store.py checks that its columns match the
--- single-node schema.
+-- carry the names the store uses. Apply it with
+--     shadowjudge migrate --cluster NAME        (reads ./deploy/clickhouse/cluster.sql)
+-- against a cluster NAME of the servers' `remote_servers`, with `{shard}`/`{replica}` macros and
+-- Keeper (deploy/clickhouse/config.d/cluster.xml). It runs these statements with '{cluster}'
+-- replaced by NAME, then the migrations not recorded below in their cluster form (versions 2, 5
+-- and 8 today: judge/store/cluster.py says how each statement is carried to every node).
+-- Replicated tables keep their data under /clickhouse/tables/{uuid}/{shard}: a table dropped and
+-- created again gets a new path, so a drop needs no SYNC to free the old one.
+-- tests/deploy/test_cluster_sql.py parses every statement here with chDB (EXPLAIN AST) and runs
+-- `migrate --cluster` in a single-node form (no ON CLUSTER, plain engines, the Distributed tables
+-- as written over a one-shard `remote_servers`); tests/judge/store/test_store.py checks that the
+-- columns match the single-node schema.
 --
 -- Why it stays exactly once (judge/store/schema.py, "Exactly once"):
 -- * calls, pairs and comparisons are sharded by cityHash64(call_id): every copy of a key lands
@@ -15,7 +20,10 @@
 -- * the view runs on each shard over its own comparisons_local, so the stats are per shard and
 --   a read through the Distributed comparison_stats_hourly sums them;
 -- * the writer's profile must set `distributed_foreground_insert = 1`: the store checks which
---   keys exist right before it inserts, so an insert must be on the shards when it returns.
+--   keys exist right before it inserts, so an insert must be on the shards when it returns
+--   (deploy/clickhouse/users.d/shadowjudge.xml sets it, with
+--   `deduplicate_blocks_in_dependent_materialized_views = 1`, which the store also sends with
+--   every insert and its `insert_deduplication_token`: a resent block is dropped, views too).
 -- The body TTL below is 30 days; change it with ALTER TABLE ... ON CLUSTER on the _local tables
 -- (the store only re-states it on MergeTree tables, so it leaves a cluster alone).
 -- Store.rebuild_stats (ALTER ... DELETE on the stats table) is single-node only; on a cluster
@@ -44,7 +52,7 @@ CREATE TABLE IF NOT EXISTS calls_local ON CLUSTER '{cluster}' (
     primary_output String CODEC(ZSTD(3)) TTL toDateTime(captured_at) + toIntervalDay(30),
     inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
     INDEX captured_at_minmax captured_at TYPE minmax GRANULARITY 1
-) ENGINE = ReplicatedReplacingMergeTree
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')
 PARTITION BY toYYYYMM(captured_at)
 ORDER BY call_id;
 
@@ -62,7 +70,7 @@ CREATE TABLE IF NOT EXISTS pairs_local ON CLUSTER '{cluster}' (
     inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
     INDEX captured_at_minmax captured_at TYPE minmax GRANULARITY 1,
     INDEX migration_set migration TYPE set(64) GRANULARITY 1
-) ENGINE = ReplicatedReplacingMergeTree
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')
 PARTITION BY toYYYYMM(captured_at)
 ORDER BY (call_id, migration, arm);
 
@@ -117,7 +125,7 @@ CREATE TABLE IF NOT EXISTS comparisons_local ON CLUSTER '{cluster}' (
     inserted_at DateTime64(3, 'UTC') DEFAULT now64(3),
     INDEX captured_at_minmax captured_at TYPE minmax GRANULARITY 1,
     INDEX migration_set migration TYPE set(64) GRANULARITY 1
-) ENGINE = ReplicatedReplacingMergeTree
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')
 PARTITION BY toYYYYMM(captured_at)
 ORDER BY (call_id, migration, arm, judge_version);
 
@@ -130,7 +138,8 @@ ALTER TABLE comparisons_local ON CLUSTER '{cluster}'
     DEFAULT 'rules' AFTER refusal_primary_tier;
 
 -- version 8 (approximate translations): the column; the stats table's new columns and the
--- `translation=` segment are not in this file yet, so version 8 is not recorded below
+-- `translation=` segment are not in this file, so version 8 is not recorded below: `migrate
+-- --cluster` applies its recompute in the cluster form (judge/store/cluster.py)
 ALTER TABLE comparisons_local ON CLUSTER '{cluster}'
     ADD COLUMN IF NOT EXISTS candidate_approximations Array(LowCardinality(String)) DEFAULT [];
 
@@ -147,7 +156,7 @@ CREATE TABLE IF NOT EXISTS reviews_local ON CLUSTER '{cluster}' (
                 'different' = 4, 'refusal_wrong' = 5, 'format_ok' = 6, 'skip' = 7),
     note String,
     created_at DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = ReplicatedMergeTree
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')
 ORDER BY (migration, call_id, arm, created_at);
 
 -- version 4 (review queues), on the local tables before the Distributed one copies them
@@ -175,7 +184,7 @@ CREATE TABLE IF NOT EXISTS trigger_decisions_local ON CLUSTER '{cluster}' (
     baseline Float64,
     decision Enum8('fire' = 1, 'hold' = 2, 'clear' = 3),
     config_hash String
-) ENGINE = ReplicatedMergeTree
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')
 PARTITION BY toYYYYMM(decided_at)
 ORDER BY (migration, arm, rule, decided_at);
 
@@ -189,7 +198,7 @@ CREATE TABLE IF NOT EXISTS rollout_local ON CLUSTER '{cluster}' (
     reason String,
     actor LowCardinality(String),
     changed_at DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = ReplicatedMergeTree
+) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')
 ORDER BY (migration, arm, changed_at);
 
 -- version 6 (rollout previous weight), on the local table before the Distributed one copies it
@@ -252,7 +261,7 @@ CREATE TABLE IF NOT EXISTS comparison_stats_hourly_local ON CLUSTER '{cluster}' 
     candidate_ttft_n SimpleAggregateFunction(sum, UInt64),
     not_judged_causes SimpleAggregateFunction(sumMap, Map(String, UInt64)),
     error_causes SimpleAggregateFunction(sumMap, Map(String, UInt64))
-) ENGINE = ReplicatedAggregatingMergeTree
+) ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')
 PARTITION BY toYYYYMM(hour)
 ORDER BY (migration, arm, judge_version, segment, hour, arm_kind);
 
@@ -320,7 +329,7 @@ CREATE TABLE IF NOT EXISTS schema_versions_local ON CLUSTER '{cluster}' (
     version UInt32,
     name String,
     applied_at DateTime64(3, 'UTC')
-) ENGINE = ReplicatedReplacingMergeTree
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')
 ORDER BY version;
 
 CREATE TABLE IF NOT EXISTS schema_versions ON CLUSTER '{cluster}' AS schema_versions_local
@@ -332,4 +341,4 @@ INSERT INTO schema_versions (version, name, applied_at) VALUES
     (1, 'initial', now64(3)), (3, 'stats coverage', now64(3)), (4, 'review queues', now64(3)),
     (6, 'rollout previous weight', now64(3)), (7, 'refusal tier', now64(3));
 -- Version 5 (the plain `comparison_stats` view over the Distributed stats table) is created by
--- `shadowjudge migrate` itself: a view holds no data, so one per node where it runs is enough.
+-- `shadowjudge migrate --cluster` itself, ON CLUSTER: a view holds no data, one per node.

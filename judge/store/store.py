@@ -29,8 +29,15 @@ import orjson
 
 from judge.comparison import Comparison
 from judge.config import StoreSettings
-from judge.errors import JudgeError, StoreClosedError, StoreLockedError, store_error
+from judge.errors import (
+    JudgeError,
+    StoreClosedError,
+    StoreLockedError,
+    StoreUnavailableError,
+    store_error,
+)
 from judge.store.claim import DirectoryClaim, chdb_directory, claim, status_held
+from judge.store.cluster import apply_cluster, cluster_behind
 from judge.store.rows import (
     CALL_COLUMNS,
     COMPARISON_FIELDS,
@@ -148,7 +155,20 @@ class Store:
     def migrate(self) -> list[int]:
         """Apply the schema idempotently; returns the migration versions applied now."""
         with self._call("migrate") as ch:
+            behind = cluster_behind(ch)
+            if behind:
+                raise StoreUnavailableError(
+                    f"migrate: the cluster schema lacks versions {behind}: waiting for"
+                    " `shadowjudge migrate --cluster NAME` (the migration Job)",
+                    condition="cluster schema behind",
+                )
             return apply_migrations(ch, self._body_ttl_days)
+
+    def migrate_cluster(self, cluster: str, sql: str) -> list[int]:
+        """Apply deploy/clickhouse/cluster.sql (`sql`) on `cluster`, then the migrations it
+        does not record, each on every node (`judge.store.cluster`); returns those versions."""
+        with self._call(f"migrate cluster {cluster}") as ch:
+            return apply_cluster(ch, sql, cluster, self._body_ttl_days)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -422,6 +442,9 @@ class AsyncStore:
 
     async def migrate(self) -> list[int]:
         return await self.run(self.store.migrate)
+
+    async def migrate_cluster(self, cluster: str, sql: str) -> list[int]:
+        return await self.run(self.store.migrate_cluster, cluster, sql)
 
     async def insert_pairs(
         self,
