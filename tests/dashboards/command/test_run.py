@@ -68,6 +68,36 @@ def metric(url: str, name: str) -> float:
     return 0.0
 
 
+async def ask(
+    sidecar: str, calls: int, *, stream_every: int = 0, headers: dict[str, str] | None = None
+) -> None:
+    """`calls` chat completions through the sidecar with the official SDK, every
+    `stream_every`-th streamed; each must come back with content."""
+    async with openai.AsyncOpenAI(
+        base_url=sidecar + "/v1", api_key="sk-app", max_retries=0
+    ) as client:
+        for i in range(calls):
+            messages = [{"role": "user", "content": f"Question {i}?"}]
+            if stream_every and i % stream_every == stream_every - 1:
+                chunks = await client.chat.completions.create(
+                    model="gpt-4o", messages=messages, stream=True, extra_headers=headers
+                )
+                assert [chunk async for chunk in chunks]
+            else:
+                answer = await client.chat.completions.create(
+                    model="gpt-4o", messages=messages, extra_headers=headers
+                )
+                assert answer.choices[0].message.content
+
+
+async def written(sidecar: str, pairs: int, timeout_s: float = 60) -> None:
+    """Wait until the judge has written `pairs` comparisons (its counter on /metrics)."""
+    deadline = time.monotonic() + timeout_s
+    while await asyncio.to_thread(metric, sidecar, "shadowjudge_judge_written_total") < pairs:
+        assert time.monotonic() < deadline, "the pairs were not judged in time"
+        await asyncio.sleep(0.2)
+
+
 async def test_one_process_from_sdk_call_to_clickhouse(tmp_path: Path) -> None:
     verdict = FakeReply(text='{"verdict": "same", "reason": "same facts"}')
     judge = openai_app(responder=lambda body, headers: verdict)
@@ -92,20 +122,8 @@ async def test_one_process_from_sdk_call_to_clickhouse(tmp_path: Path) -> None:
         try:
             await asyncio.to_thread(wait_for_port, port, 30)
             sidecar = f"http://127.0.0.1:{port}"
-            async with openai.AsyncOpenAI(
-                base_url=sidecar + "/v1", api_key="sk-app", max_retries=0
-            ) as client:
-                for i in range(10):
-                    answer = await client.chat.completions.create(
-                        model="gpt-4o",
-                        messages=[{"role": "user", "content": f"Question {i}?"}],
-                        extra_headers={"x-shadow-tenant": "acme"},
-                    )
-                    assert answer.choices[0].message.content
-            deadline = time.monotonic() + 60
-            while await asyncio.to_thread(metric, sidecar, "shadowjudge_judge_written_total") < 20:
-                assert time.monotonic() < deadline, "the pairs were not judged in time"
-                await asyncio.sleep(0.2)
+            await ask(sidecar, 10, headers={"x-shadow-tenant": "acme"})
+            await written(sidecar, 20)
             # `run` holds the store: its pages, its API and `report` (through the API) read it
             dashboards = f"http://127.0.0.1:{pages}"
             analysis = httpx2.get(f"{dashboards}/api/v1/migrations/e2e/analysis?window=24h")
@@ -408,21 +426,8 @@ async def test_run_on_kafka_from_sdk_call_to_clickhouse(tmp_path: Path, kafka: T
         try:
             await asyncio.to_thread(wait_for_port, port, 30)
             sidecar = f"http://127.0.0.1:{port}"
-            async with openai.AsyncOpenAI(
-                base_url=sidecar + "/v1", api_key="sk-app", max_retries=0
-            ) as client:
-                for i in range(12):
-                    answer = await client.chat.completions.create(
-                        model="gpt-4o",
-                        messages=[{"role": "user", "content": f"Question {i}?"}],
-                        stream=i % 2 == 1,
-                    )
-                    if i % 2 == 1:
-                        assert [chunk async for chunk in answer]
-            deadline = time.monotonic() + 60
-            while await asyncio.to_thread(metric, sidecar, "shadowjudge_judge_written_total") < 24:
-                assert time.monotonic() < deadline, "the pairs were not judged in time"
-                await asyncio.sleep(0.2)
+            await ask(sidecar, 12, stream_every=2)
+            await written(sidecar, 24)
         finally:
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 60) == 0
