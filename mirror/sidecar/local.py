@@ -1,5 +1,6 @@
 """The sidecar's own answers, never forwarded: its local endpoints (`/metrics`, `/healthz`),
-and the error bodies of its refusals and 502s in the provider's own shape (`error_body`).
+and the error bodies of its refusals and 502s in the provider's own shape (`error_body`), each
+a whole response of known length (`simple_response`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import orjson
 from mirror.events import ProviderKind
 from mirror.sidecar.metrics import CONTENT_TYPE, SidecarMetrics
 from mirror.sidecar.publisher import Publisher
-from mirror.sidecar.wire import AppConnection, simple_response
+from mirror.sidecar.wire import AppConnection
 
 #: The paths the sidecar answers itself (to a GET), never forwarded.
 LOCAL_PATHS = {b"/metrics", b"/healthz"}
@@ -54,6 +55,17 @@ def answer_local(
         )
         content_type = b"application/json"
     answer(app, 200, b"OK", content_type, body, keep_alive)
+
+
+def simple_response(status: int, reason: bytes, content_type: bytes, body: bytes) -> bytes:
+    """A whole response with a body of known length (the sidecar's own answers)."""
+    return b"".join(
+        (
+            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n"
+            % (status, reason, content_type, len(body)),
+            body,
+        )
+    )
 
 
 def answer(

@@ -12,9 +12,9 @@ hop-by-hop headers and every header the `Connection` header names, `Host` and ou
 dropped (`x-shadow-*` segment labels and the runner's shadow-traffic marker), `Host` set to
 the upstream's; the path with its dot-segments removed (`target`); the method, query, HTTP
 version and every other header as the app sent them. The framing rules and limits a request
-meets before it gets here are in `wire`; a path that would climb out of the provider's base
-path or out of its `/<provider>/` prefix is refused here with 400. Every refusal is in the
-provider's own error shape (`error_body`), and closes the connection.
+meets before it gets here are in `request` (enforced by `wire`); a path that would climb out of
+the provider's base path or out of its `/<provider>/` prefix is refused here with 400. Every
+refusal is in the provider's own error shape (`error_body`), and closes the connection.
 
 Routing (`mirror.sidecar.routes`): `/<provider>/v1/...` goes to that configured provider; any
 other path goes to the default provider of its dialect. Each forwarded request is a `Forward`
@@ -47,6 +47,7 @@ from mirror.sidecar.local import LOCAL_PATHS, answer, answer_local, error_body
 from mirror.sidecar.metrics import DROP_CAPTURE_ERROR, SidecarMetrics
 from mirror.sidecar.pool import UpstreamPool
 from mirror.sidecar.publisher import Publisher
+from mirror.sidecar.request import REASONS, Limits, Refusal, Request
 from mirror.sidecar.rollout import SERVED_APIS, RolloutRouter
 from mirror.sidecar.routes import (
     ANTHROPIC_VERSION,
@@ -58,7 +59,7 @@ from mirror.sidecar.routes import (
 )
 from mirror.sidecar.served import CandidateServer
 from mirror.sidecar.target import remove_dot_segments
-from mirror.sidecar.wire import REASONS, AppConnection, Limits, Refusal, Request
+from mirror.sidecar.wire import AppConnection
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +319,7 @@ class Sidecar:
         )
 
     def refuse(self, app: AppConnection, request: Request, refusal: Refusal) -> None:
-        """Answer a request the sidecar will not forward (`wire.Refusal`), in the error shape
+        """Answer a request the sidecar will not forward (`request.Refusal`), in the error shape
         of the provider it was meant for, and close the connection."""
         body = error_body(
             kind_for(self._upstreams, request), f"shadowjudge sidecar: {refusal.message}"

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 from mirror.config import ProviderSettings
 from mirror.events import ProviderKind
+from mirror.sidecar.request import Request
 from mirror.sidecar.upstream import Origin
-from mirror.sidecar.wire import Request
 
 ANTHROPIC_VERSION = b"anthropic-version"
 

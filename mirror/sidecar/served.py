@@ -23,9 +23,10 @@ import aiohttp
 from mirror.events import Api
 from mirror.sidecar.capture import Exchange
 from mirror.sidecar.metrics import SidecarMetrics
+from mirror.sidecar.request import Request
 from mirror.sidecar.rollout import Choice
 from mirror.sidecar.served_call import ServedCall
-from mirror.sidecar.wire import AppConnection, Request
+from mirror.sidecar.wire import AppConnection
 
 
 class CandidateServer:

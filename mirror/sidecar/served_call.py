@@ -53,8 +53,9 @@ from mirror.sidecar.candidate import (
 )
 from mirror.sidecar.capture import Exchange, Served
 from mirror.sidecar.metrics import SidecarMetrics
+from mirror.sidecar.request import Request
 from mirror.sidecar.rollout import Choice
-from mirror.sidecar.wire import AppConnection, Request
+from mirror.sidecar.wire import AppConnection
 from mirror.translate.response import translate_response
 from mirror.translate.stream import StreamTranslator
 
