@@ -1,7 +1,7 @@
 """Translation coverage of the demo mix: what the cross-provider replay skips, and what is left
 for the judge.
 
-    .venv/bin/python -m tests.benchmarks.translation_coverage [--pairs 20000]
+    .venv/bin/python -m tests.benchmarks.translation_coverage [--pairs 20000] [--faithful]
 
 The demo traffic mix (`tests.demo_mix`) builds its pairs directly, as if every arm had been
 called. Here each candidate pair's captured request (Chat Completions) is first translated for
@@ -10,13 +10,15 @@ replay_request` with an arm's default settings): a request the translation refus
 skipped arm with the runner's reason, one translated approximately keeps its answer and counts
 as approximate. Then the judge's deterministic tiers decide what they can. Printed: the share
 decided without an LLM call, the share not judged, the share needing the LLM judge, and the
-cross-provider skips by reason.
+cross-provider skips by reason. `--faithful` translates as before approximate translations
+existed (faithfully or not at all, as a served call still is): the "before" figures.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
+from typing import Any
 
 from judge.comparison import Tier
 from judge.scorers.equivalence import NO_JUDGE_REASON, EquivalenceCascade
@@ -24,16 +26,32 @@ from mirror.errors import Untranslatable
 from mirror.events import Api, ArmKind, ArmResult, ErrorInfo, ErrorKind
 from mirror.migrations import ArmSettings
 from mirror.runner.worker import replay_request
+from mirror.translate.replay import Replay
+from mirror.translate.request import translate_request
 from tests.demo_mix import demo_pairs
 
 TARGET = Api.ANTHROPIC_MESSAGES
 ARM = ArmSettings(name="claude", provider="anthropic", model="claude-sonnet-4-6")
 
 
+def faithful(request: dict[str, Any], source: Api, target: Api, arm: ArmSettings) -> Replay:
+    body = translate_request(
+        request,
+        source=source,
+        target=target,
+        model=arm.model,
+        default_max_tokens=arm.default_max_tokens,
+        sampling=arm.sampling,
+    )
+    return Replay(body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20_000)
+    parser.add_argument("--faithful", action="store_true", help="no approximate translations")
     args = parser.parse_args()
+    translate = faithful if args.faithful else replay_request
     cascade = EquivalenceCascade(None, version="coverage", cache_size=0)
     tiers: Counter[str] = Counter()
     skips: Counter[str] = Counter()
@@ -45,7 +63,7 @@ def main() -> None:
             cross += 1
             assert pair.call.request is not None
             try:
-                replay = replay_request(pair.call.request, pair.call.api, TARGET, ARM)
+                replay = translate(pair.call.request, pair.call.api, TARGET, ARM)
             except Untranslatable as exc:
                 reason = f"untranslatable: {exc.reason}"
                 skips[reason] += 1
