@@ -144,6 +144,12 @@ sampling            Chat Completions `temperature` and `top_p` towards Anthropic
                     (temperature kept)", as current Claude models take one of the two; served:
                     both, as asked
 ==================  ================================================================================
+
+Why `approximate` is the default (it was `refuse`): on 2026-10-21 no sampling value can be sent,
+so "reduced to one" means reduced to none, and refusing skipped every replay of a request that
+tuned its sampling (a quarter of the demo mix's cross-provider pairs). A replay without the
+value is the request the candidate would get once migrated, the pair says what was left out,
+and the pages can leave such pairs out; a call the candidate serves to the app is still refused.
 """
 
 from __future__ import annotations
