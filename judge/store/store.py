@@ -158,8 +158,9 @@ class Store:
             behind = cluster_behind(ch)
             if behind:
                 raise StoreUnavailableError(
-                    f"migrate: the cluster schema lacks versions {behind}: waiting for"
-                    " `shadowjudge migrate --cluster NAME` (the migration Job)",
+                    f"migrate: the cluster schema lacks versions {behind}: apply them with"
+                    " `shadowjudge migrate --cluster NAME` (the single-node form would change"
+                    " one node's Distributed tables only)",
                     condition="cluster schema behind",
                 )
             return apply_migrations(ch, self._body_ttl_days)
