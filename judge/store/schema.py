@@ -302,6 +302,7 @@ TO comparison_stats_hourly AS
 _STATS_MV_7 = _MV_HEAD + stats_select("comparisons", _STATS_COLUMNS_7, translation=False)
 _STATS_MV = _MV_HEAD + stats_select("comparisons")
 
+
 def _recompute(
     added: tuple[tuple[str, str, str], ...], names: tuple[str, ...], select: str, view: str
 ) -> tuple[str, ...]:
@@ -468,9 +469,7 @@ def _migrations() -> tuple[Migration, ...]:
         files("judge.store").joinpath("schema.sql").read_text(encoding="utf-8")
     )
     first, third = loaded[0], loaded[2]
-    generated = Migration(
-        first.version, first.name, first.statements + (_STATS_TABLE, _STATS_MV_7)
-    )
+    generated = Migration(first.version, first.name, first.statements + (_STATS_TABLE, _STATS_MV_7))
     coverage = Migration(third.version, third.name, _STATS_COVERAGE)
     fifth = loaded[4]
     view = Migration(fifth.version, fifth.name, (_STATS_VIEW_7,))
