@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mirror.events import ProviderKind
+from mirror.events import RESERVED_SEGMENT_LABELS, ProviderKind
 
 
 class Section(BaseModel):
@@ -171,6 +171,13 @@ class CaptureSettings(Section):
             if header in CREDENTIAL_HEADERS:
                 raise ValueError(f"{header!r} carries credentials and cannot be kept")
         return lowered
+
+    @field_validator("segment_headers", "segment_body")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        for label in sorted(RESERVED_SEGMENT_LABELS & value.keys()):
+            raise ValueError(f"{label}: a segment label the judge gives every pair itself")
+        return value
 
     @field_validator("segment_headers")
     @classmethod

@@ -34,6 +34,10 @@ SHADOW_TRAFFIC_HEADER = "x-shadowjudge-shadow"
 #: (`x-shadow-tenant: acme` gives `segment["tenant"] = "acme"`). They are ours: the sidecar
 #: strips them before forwarding, so the provider never sees them.
 SEGMENT_HEADER_PREFIX = "x-shadow-"
+#: Segment labels the judge gives every pair itself (`translation=faithful|approximate`, see
+#: `judge.store.schema`): a call's own label of such a name is dropped at capture (and refused
+#: in the configuration), so the figures of that segment are the judge's only.
+RESERVED_SEGMENT_LABELS = frozenset({"translation"})
 
 
 class Api(StrEnum):

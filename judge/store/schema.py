@@ -241,8 +241,8 @@ _STATS_NAMES_7 = STATS_KEY + tuple(name for name, _, _ in _STATS_COLUMNS_7)
 #: The segment label the view gives every pair besides its own labels (migration 8):
 #: `translation=faithful` or `translation=approximate` (`ArmResult.approximations` not empty),
 #: so the figures without (or of only) approximately translated pairs are read like any
-#: segment's. A call label of that name would be counted with it: the name is reserved.
-TRANSLATION_LABEL = "translation"
+#: segment's. The name is reserved: the capture drops a call's own label of that name.
+TRANSLATION_LABEL = "translation"  # in mirror.events.RESERVED_SEGMENT_LABELS
 FAITHFUL_SEGMENT = f"{TRANSLATION_LABEL}=faithful"
 APPROXIMATE_SEGMENT = f"{TRANSLATION_LABEL}=approximate"
 _TRANSLATION = (

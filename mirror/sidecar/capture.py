@@ -25,6 +25,7 @@ import orjson
 from mirror.answers.normalize import Answer, normalize_answer
 from mirror.config import CREDENTIAL_HEADERS, CaptureSettings
 from mirror.events import (
+    RESERVED_SEGMENT_LABELS,
     SEGMENT_HEADER_PREFIX,
     Api,
     ArmResult,
@@ -221,6 +222,8 @@ def segment_labels(
             if found is not None:
                 labels[label] = found
     labels.pop("", None)
+    for reserved in RESERVED_SEGMENT_LABELS & labels.keys():
+        del labels[reserved]  # the judge's own label (`x-shadow-translation` from an app)
     return labels
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
+from judge.store.schema import TRANSLATION_LABEL
 from mirror.config import CaptureSettings, RedactionRule
-from mirror.events import Api, dump_event, parse_captured_call
+from mirror.events import RESERVED_SEGMENT_LABELS, Api, dump_event, parse_captured_call
 from mirror.sidecar.capture import Capturer, api_for, new_exchange
 
 KEY = "sk-test-0123456789abcdef"
@@ -95,3 +97,20 @@ def test_capture_paths() -> None:
     assert api_for("POST", "/v1/messages") is Api.ANTHROPIC_MESSAGES
     assert api_for("POST", "/v1/messages/count_tokens") is None
     assert api_for("GET", "/v1/models") is None
+
+
+def test_the_judges_own_segment_label_is_not_taken_from_the_app() -> None:
+    """`translation` is the segment the judge gives every pair (faithful or approximate): an
+    app's `x-shadow-translation` is dropped, so that segment's figures stay the judge's."""
+    headers = [(b"x-shadow-tenant", b"acme"), (b"x-shadow-translation", b"faithful")]
+    call = Capturer(CaptureSettings()).build(
+        exchange(b'{"model": "m"}', chat_answer("hi"), headers)
+    )
+    assert call.segment == {"tenant": "acme"}
+    assert TRANSLATION_LABEL in RESERVED_SEGMENT_LABELS
+
+
+@pytest.mark.parametrize("key", ["segment_headers", "segment_body"])
+def test_a_reserved_segment_label_in_the_settings_is_refused(key: str) -> None:
+    with pytest.raises(ValidationError, match="translation: a segment label the judge gives"):
+        CaptureSettings.model_validate({key: {"translation": "x-translation"}})
