@@ -275,3 +275,18 @@ def test_the_app_calls_its_sidecar_and_the_config_map_loads(overlay: str, tmp_pa
     for topic in (settings.bus.topics.calls, settings.bus.topics.pairs, settings.bus.topics.dlq):
         assert f"create {topic} --partitions" in script
         assert "retention.ms=" in script.split(f"create {topic}")[1].splitlines()[0]
+
+
+def test_the_image_runs_unprivileged_without_build_tools_and_copies_what_exists() -> None:
+    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
+    stages = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
+    assert len(stages) == 2, "a build stage and a final stage"
+    final = lines[stages[-1] :]
+    assert any(line.startswith("USER 10001") for line in final)
+    assert not any("build-essential" in line or "gcc" in line for line in final)
+    for line in lines:
+        if line.startswith("COPY ") and "--from=" not in line:
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), f"COPY {source}: no such path"
+    compose_roles = compose_config()["services"]["mirror"]
+    assert compose_roles["build"]["dockerfile"] == "deploy/Dockerfile"

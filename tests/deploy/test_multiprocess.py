@@ -153,6 +153,7 @@ async def test_two_sidecars_two_runners_one_judge_count_every_call_once(
                 second_consumed = runners[1].metric("shadowjudge_runner_consumed_total")
                 assert await runners[1].stop() == 0
                 await load
+            sent_in = time.monotonic() - started
             assert sorted(sent) == list(range(CALLS))
             captured = sum(s.metric("shadowjudge_sidecar_captured_total") for s in sidecars)
             assert captured == CALLS
@@ -185,6 +186,7 @@ async def test_two_sidecars_two_runners_one_judge_count_every_call_once(
         assert store.aggregate_counts("deploy")["pairs"] == CALLS
     print(  # noqa: T201 - the figure the deploy README quotes
         f"multi-process run: {CALLS} pairs in {elapsed:.1f} s = {CALLS / elapsed:.0f} pairs/s"
+        f" (calls sent through the sidecars in {sent_in:.1f} s)"
         f" (runner 1 read {first_consumed:.0f} calls, runner 2 {second_consumed:.0f};"
         f" the judge dropped {duplicates:.0f} replayed pairs as duplicates)"
     )
