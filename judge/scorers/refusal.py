@@ -98,6 +98,7 @@ _BODY_POSITION = 0.6  # ... and after the head
 _MID_SENTENCE = 0.6  # a sentence-opening cue found in the middle of a sentence
 _COMPLIANT_DISCOUNT = 0.5  # weak cues in an answer that is compliant in shape
 _STRONG = 0.6  # cues at least this heavy are not discounted
+_DECIDED = 0.8  # a cue this heavy decides alone: the implicit rules are not run
 _SIGN_OFF_WEIGHT = 0.3
 _SIGN_OFF_MAX_LEN = 1400  # a sign-off after a long answer is politeness, not a refusal
 _DELIVERED_CHARS = 120  # text after "however, here is" for the help to count as delivered
@@ -175,6 +176,7 @@ _PARTIAL_TURN = _c(_words("however", "that said", "that being said", "but", "ins
                                r"describe|outline|summari[sz]e|suggest)|\bin general\b|\bgeneral "
                                r"information\b|\bthe following\b|:))"))
 _APOSTROPHES = ("’", "‘", "ʼ", "`")
+_MARKUP = "*_#> \n\t"
 # fmt: on
 
 
@@ -205,14 +207,21 @@ def detect_refusal(text: str, request: str | None = None) -> RefusalVerdict:
     signed_off = len(raw) <= _SIGN_OFF_MAX_LEN and bool(
         _SIGN_OFF.search(_normalise(raw[-TAIL_CHARS:]))
     )
-    compliant = _compliant_shape(window, head_end)
-    asked = _normalise(request[-REQUEST_CHARS:]) if request else None
-    implicit = find_implicit(window, head_end, asked, compliant)
+    implicit = None
+    if not any(hit.weight >= _DECIDED for hit in hits):  # else the implicit rules add nothing
+        asked = _normalise(request[-REQUEST_CHARS:]) if request else None
+        bare = window.lstrip(_MARKUP)  # "**Important:** ..." opens in bold, not compliantly
+        shift = len(window) - len(bare)
+        implicit = find_implicit(
+            window, head_end, asked, lambda: _compliant_shape(bare, max(0, head_end - shift))
+        )
     if implicit is not None:
         hits.append(_Hit(implicit.weight, implicit.span, True, False, implicit.cue, True))
     if not hits and not signed_off:
         return NOT_REFUSED
-    if compliant and any(not hit.strong and not hit.implicit for hit in hits):
+    if any(not hit.strong and not hit.implicit for hit in hits) and _compliant_shape(
+        window, head_end
+    ):
         hits = [
             hit
             if hit.strong or hit.implicit
