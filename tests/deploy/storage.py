@@ -32,7 +32,7 @@ BODIES = (("calls", "request_body"), ("calls", "primary_output"), ("pairs", "pai
 
 
 async def fill(store: Store, n: int, batch: int) -> None:
-    settings = Settings()
+    settings = Settings.model_validate({})
     async with Scorer(settings.judge, settings.providers, PriceTable(settings.prices), None) as s:
         source = demo_pairs(n)
         while chunk := list(islice(source, batch)):

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -115,9 +116,9 @@ async def send(session: aiohttp.ClientSession, sidecar: int, ids: range, sent: l
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
-async def wait_for(check: object, what: str, timeout_s: float) -> None:
+async def wait_for(check: Callable[[], bool], what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while not await asyncio.to_thread(check):  # type: ignore[arg-type]
+    while not await asyncio.to_thread(check):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.2)
 
