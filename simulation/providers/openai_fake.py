@@ -3,7 +3,8 @@
 Endpoints: ``POST /v1/chat/completions`` (plain and ``stream: true``, with
 ``stream_options.include_usage`` and ``include_obfuscation``), ``POST /v1/responses``
 (plain and streamed, see ``openai_responses``), ``POST /v1/embeddings`` (``float`` or
-``base64`` little-endian float32, unit vectors seeded by the input), ``GET /v1/models``
+``base64`` little-endian float32; real offline models or vectors seeded by the input, see
+``openai_embeddings``), ``GET /v1/models``
 and ``GET /v1/models/{id}``. Point the SDK at it with ``OpenAI(base_url=f"{url}/v1")``.
 
 Wire behaviour mirrored from the real API: non-streaming bodies are pretty-printed JSON
@@ -21,15 +22,13 @@ and obfuscation strings come from a hash of the path and body, the text from the
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import math
-import random
-import struct
-from functools import lru_cache
+import asyncio
+from collections.abc import Mapping
 from typing import Any
 
+from ..embeddings import Embedder, EmbeddingInputError
 from .asgi import Exchange, Headers, RecordedRequest, dumps
+from .openai_embeddings import embeddings_payload
 from .openai_responses import responses_payload, responses_stream
 from .prompt import chat_prompt, responses_prompt
 from .provider import FakeProvider, Handler
@@ -38,7 +37,6 @@ from .reply import (
     FakeUsage,
     Prompt,
     Responder,
-    estimate_tokens,
     json_pieces,
     openai_finish,
     reply_usage,
@@ -167,21 +165,19 @@ class ChatCompletion:
         return frames, 1, end
 
 
-@lru_cache(maxsize=4096)
-def embedding_vector(item: str, dimensions: int) -> bytes:
-    """A unit vector of little-endian float32, seeded by the input."""
-    rng = random.Random(hashlib.sha256(item.encode("utf-8", "surrogatepass")).digest())
-    values = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
-    norm = math.sqrt(sum(v * v for v in values)) or 1.0
-    return struct.pack(f"<{dimensions}f", *(v / norm for v in values))
-
-
 class OpenAIFake(FakeProvider):
     """The fake OpenAI app; see the module docstring. ``requests`` records every call."""
 
-    def __init__(self, *, models: tuple[str, ...] = MODELS, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        models: tuple[str, ...] = MODELS,
+        embedders: Mapping[str, Embedder] | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
-        self.models = models
+        self.embedders: Mapping[str, Embedder] = dict(embedders or {})
+        self.models = (*models, *(name for name in self.embedders if name not in models))
         self._routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/responses"): self._responses,
@@ -311,35 +307,15 @@ class OpenAIFake(FakeProvider):
         body = await self.json_body(exchange)
         if body is None or not await self._require(exchange, body, "model", "input"):
             return
-        raw = body["input"]
-        items: list[Any] = raw if isinstance(raw, list) and raw else [raw]
-        if items and all(isinstance(i, int) for i in items):
-            items = [items]  # one input given as a list of token ids
-        model = str(body["model"])
-        dimensions = body.get("dimensions") or (3072 if model.endswith("-large") else 1536)
-        if not isinstance(dimensions, int) or dimensions < 1 or any(i == "" for i in items):
-            await self.send_error(exchange, 400, "Invalid 'input' or 'dimensions'.", param="input")
+        try:
+            if str(body["model"]) in self.embedders:  # a real model: off the event loop
+                payload = await asyncio.to_thread(embeddings_payload, body, self.embedders)
+            else:
+                payload = embeddings_payload(body, self.embedders)
+        except EmbeddingInputError as exc:
+            await self.send_error(exchange, 400, str(exc), param=exc.param)
             return
-        as_base64 = body.get("encoding_format") == "base64"
-        data = []
-        tokens = 0
-        for index, item in enumerate(items):
-            text = item if isinstance(item, str) else dumps(item).decode()
-            tokens += estimate_tokens(text) if isinstance(item, str) else len(item)
-            vector = embedding_vector(text, dimensions)
-            value: Any = (
-                base64.b64encode(vector).decode()
-                if as_base64
-                else list(struct.unpack(f"<{dimensions}f", vector))
-            )
-            data.append({"object": "embedding", "index": index, "embedding": value})
-        payload = {
-            "object": "list",
-            "data": data,
-            "model": model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-        await exchange.send_json(200, dumps(payload, indent=True), self.headers(exchange))
+        await exchange.send_json(200, payload, self.headers(exchange))
 
     def _model(self, name: str) -> dict[str, Any]:
         return {
@@ -375,9 +351,15 @@ def openai_app(
     responder: Responder | None = None,
     api_key: str | None = None,
     models: tuple[str, ...] = MODELS,
+    embedders: Mapping[str, Embedder] | None = None,
     max_recorded: int = 10_000,
 ) -> OpenAIFake:
-    """A fake OpenAI ASGI app with these defaults (per-request ``x-fake-*`` headers win)."""
+    """A fake OpenAI ASGI app with these defaults (per-request ``x-fake-*`` headers win).
+
+    ``embedders``: real embedding models by served name (for example
+    ``simulation.embeddings.offline_models()``); other embedding model names get seeded
+    vectors (see ``openai_embeddings``).
+    """
     return OpenAIFake(
         latency_ms=latency_ms,
         ttft_ms=ttft_ms,
@@ -385,5 +367,6 @@ def openai_app(
         responder=responder,
         api_key=api_key,
         models=models,
+        embedders=embedders,
         max_recorded=max_recorded,
     )
