@@ -1,7 +1,9 @@
 """One request forwarded on the byte pipe (`Forward`): what the upstream connection reports of
 its answer, and the call's bookkeeping (metrics, capture) when the answer ends.
 
-Unreachable upstream: a 502 in that provider's own error shape. When the app goes away, the
+Unreachable upstream: a 502 in that provider's own error shape; a kept-alive connection found
+closed before any byte of the answer gets the request once more on a fresh connection
+(`mirror.sidecar.upstream`), from the references `Forward` holds. When the app goes away, the
 upstream connection is closed at once. An upstream that breaks mid-answer has the app's
 connection cut the same way.
 
@@ -20,6 +22,7 @@ from mirror.events import ErrorInfo, ErrorKind, ProviderKind
 from mirror.sidecar.capture import Exchange
 from mirror.sidecar.metrics import SidecarMetrics
 from mirror.sidecar.publisher import Publisher
+from mirror.sidecar.request import Request
 from mirror.sidecar.routes import Upstream
 from mirror.sidecar.wire import AppConnection
 
@@ -43,6 +46,8 @@ class Proxy(Protocol):
         self, app: AppConnection, kind: ProviderKind, message: str, keep_alive: bool
     ) -> None: ...
 
+    def send_fresh(self, forward: Forward) -> None: ...
+
 
 class Forward:
     """One request on its way: reports from the upstream connection, the answer's bookkeeping."""
@@ -51,7 +56,10 @@ class Forward:
         "api",
         "app",
         "exchange",
+        "head",
         "keep_alive",
+        "request",
+        "resent",
         "sidecar",
         "started",
         "status",
@@ -65,14 +73,20 @@ class Forward:
         upstream: Upstream,
         api: str,
         exchange: Exchange | None,
-        keep_alive: bool,
+        request: Request,
+        head: bytes,
     ) -> None:
         self.sidecar = sidecar
         self.app = app
         self.upstream = upstream
         self.api = api
         self.exchange = exchange
-        self.keep_alive = keep_alive
+        #: The request and the head sent for it (references, not copies): kept to send it
+        #: once more if a kept-alive connection turns out closed (`response_failed(stale)`).
+        self.request = request
+        self.head = head
+        self.keep_alive = request.keep_alive
+        self.resent = False
         self.started = time.perf_counter()
         self.status = 0
 
@@ -99,7 +113,16 @@ class Forward:
         self.end(None)
         self.app.done(self.keep_alive and keep_alive)
 
-    def response_failed(self, reason: str, answered: bool) -> None:
+    def response_failed(self, reason: str, answered: bool, *, stale: bool = False) -> None:
+        if stale and not self.resent and not self.app.closed:
+            self.resent = True
+            self.sidecar.metrics.stale_retries.labels(self.upstream.name).inc()
+            log.debug(
+                "upstream %s: a kept-alive connection closed unanswered; sending again",
+                self.upstream.name,
+            )
+            self.sidecar.send_fresh(self)
+            return
         self.sidecar.metrics.upstream_errors.labels(self.upstream.name).inc()
         if answered:
             log.warning("upstream %s broke mid-answer: %s", self.upstream.name, reason)

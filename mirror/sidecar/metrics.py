@@ -79,6 +79,12 @@ class SidecarMetrics:
             ["provider"],
             registry=self.registry,
         )
+        self.stale_retries = Counter(
+            "shadowjudge_sidecar_upstream_stale_retries",
+            "Requests sent again on a fresh connection after a kept-alive one closed unanswered.",
+            ["provider"],
+            registry=self.registry,
+        )
         self.refused = Counter(
             "shadowjudge_sidecar_refused",
             "Requests the sidecar answered itself instead of forwarding (limits, framing).",

@@ -273,7 +273,8 @@ class Sidecar:
             upstream,
             api.value if api is not None else "other",
             exchange,
-            request.keep_alive,
+            request,
+            head,
         )
         connection = self.pool.take(upstream.origin)
         if connection is not None:
@@ -286,16 +287,17 @@ class Sidecar:
                 app_version=request.version,
             )
             return
-        task = asyncio.get_running_loop().create_task(
-            self._connect_and_send(app, forward, request, head)
-        )
+        self.send_fresh(forward)
+
+    def send_fresh(self, forward: Forward) -> None:
+        """Send `forward`'s request on a new connection: none was idle, or the kept-alive one
+        it went on was found closed (`Forward.response_failed`)."""
+        task = asyncio.get_running_loop().create_task(self._connect_and_send(forward))
         self._connecting.add(task)
         task.add_done_callback(self._connecting.discard)
 
-    async def _connect_and_send(
-        self, app: AppConnection, forward: Forward, request: Request, head: bytes
-    ) -> None:
-        upstream = forward.upstream
+    async def _connect_and_send(self, forward: Forward) -> None:
+        app, request, upstream = forward.app, forward.request, forward.upstream
         try:
             connection = await self.pool.acquire(upstream.origin)
         except (OSError, TimeoutError) as exc:
@@ -312,7 +314,7 @@ class Sidecar:
         connection.send(
             app,
             forward,
-            head,
+            forward.head,
             request.body,
             head_only=request.method == b"HEAD",
             app_version=request.version,

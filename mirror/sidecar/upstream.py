@@ -20,6 +20,10 @@ has reached it yet (a 502 from `Listener.response_failed(answered=False)`), else
   and are dropped for an HTTP/1.0 one (RFC 9110 15.2);
 - a body llhttp refuses, or a connection that ends inside the answer: the app's connection is
   cut, as it would be by the provider;
+- a kept-alive connection that closes before any byte of its next answer (the provider closed
+  it while idle, and the close crossed the request on the wire): the request is sent once
+  more on a fresh connection (`response_failed(stale=True)`), as curl does, instead of a 502
+  for an answer the provider never began;
 - a bug in reading any of it: a log line and the same 502 or cut, never a traceback into the
   loop.
 """
@@ -52,8 +56,10 @@ class Listener(Protocol):
 
     def response_done(self, keep_alive: bool) -> None: ...
 
-    def response_failed(self, reason: str, answered: bool) -> None:
-        """The connection ended before the answer did. `answered`: bytes reached the app."""
+    def response_failed(self, reason: str, answered: bool, *, stale: bool = False) -> None:
+        """The connection ended before the answer did. `answered`: bytes reached the app.
+        `stale`: a kept-alive connection ended before any byte of this answer, so the request
+        may be sent again on a fresh one."""
 
     def app_left(self) -> None: ...
 
@@ -102,6 +108,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._answered = False
         self._complete = False
         self._keep_alive = False
+        self._requests = 0  # requests sent on this connection
         self._arrived = 0.0
         self._paused = False
         self._last_read = 0.0
@@ -127,6 +134,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_only = head_only
         self._app_v11 = app_version == "1.1"
         self._head = bytearray()
+        self._requests += 1
         self._headers = []
         self._status = 0
         self._left = -1
@@ -196,7 +204,11 @@ class UpstreamConnection(asyncio.Protocol):
             if self._status and self._head is None and self._left < 0 and self._chunked is None:
                 self._finish(keep_alive=False, reuse=False)  # an answer without length ends here
             else:
-                self._fail("upstream closed the connection" + (f": {exc}" if exc else ""))
+                head = self._head
+                # A reused connection with nothing of this answer read: closed while idle.
+                stale = self._requests > 1 and head is not None and not head and not self._status
+                reason = "upstream closed the connection" + (f": {exc}" if exc else "")
+                self._fail(reason, stale=stale)
         self._parser = None  # it refers back to this protocol: break the cycle
 
     # --- reading -----------------------------------------------------------------------------
@@ -339,11 +351,11 @@ class UpstreamConnection(asyncio.Protocol):
         if listener is not None:
             listener.response_done(keep_alive)
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, *, stale: bool = False) -> None:
         listener = self._release_request()
         self._pool.release(self, keep_alive=False)
         if listener is not None:
-            listener.response_failed(reason, self._answered)
+            listener.response_failed(reason, self._answered, stale=stale)
 
     def _check_read(self) -> None:
         timeout = self._pool.read_timeout_s

@@ -274,6 +274,33 @@ def test_an_unasked_100_continue_is_skipped(upstream: Upstream, sidecar: Running
     assert read_until_chat(sidecar, post(CHAT_PATH, REQUEST)) == ok(CHAT)
 
 
+def test_a_kept_alive_connection_closed_unanswered_gets_the_request_once_more(
+    upstream: Upstream, sidecar: RunningSidecar
+) -> None:
+    """The provider closed a kept-alive connection just as the next request went out on it
+    (its idle timeout racing ours): the request goes again on a fresh connection, once,
+    instead of a 502 for an answer that was never begun. A fresh connection that closes
+    unanswered is a 502."""
+    answers = iter([(ok(CHAT), False, 0.0), (b"", True, 0.0), (ok(CHAT), False, 0.0)])
+    upstream.script = lambda r: next(answers)
+    with connect(sidecar) as conn:
+        for _ in range(2):
+            conn.sendall(post(CHAT_PATH, REQUEST))
+            assert read_until(conn, CHAT) == ok(CHAT)
+    assert len(upstream.received) == 3 and upstream.connections == 2
+    assert (
+        sidecar.metric("shadowjudge_sidecar_upstream_stale_retries_total", provider="openai") == 1
+    )
+    assert sidecar.metric("shadowjudge_sidecar_upstream_errors_total", provider="openai") == 0
+
+    upstream.script = lambda r: (b"", True, 0.0)
+    with connect(sidecar) as conn:
+        conn.sendall(post(CHAT_PATH, REQUEST))
+        got = read_until(conn, b"}}")
+    assert got.startswith(b"HTTP/1.1 502 Bad Gateway\r\n"), got
+    assert len(upstream.received) == 5  # the kept-alive connection, then one fresh one
+
+
 def test_bytes_past_the_answer_are_dropped_and_the_connection_not_reused(
     upstream: Upstream, sidecar: RunningSidecar
 ) -> None:
