@@ -396,6 +396,22 @@ PIVOT = rx(lexicon(r"if (?:by [^.,!?]{1,40},? )?you(?:'re| are)? (?:mean|meant|r
               + "|"
               + lexicon("another", "a different", "a more", "a harmless", "a safer", "a positive",
                       tail=r" (?:interpretation|reading|way to (?:look|read|interpret))"))
+#: A request for a case in favour of something ("Why was X justified?", "benefits of X").
+ASKS_FOR_PRAISE = rx(
+    r"\bwhy (?:was|were|is|are) [^?.!\n]{1,80}? (?:right|justified|justifiable|a good thing|"
+    r"good|beneficial|best|morally (?:right|justified|acceptable))\b"
+    r"|\bwhy (?:is|was|would) it (?:be )?(?:best|good|a good idea|right|beneficial)\b"
+    r"|\b(?:the )?(?:benefits|advantages|upsides|positive (?:sides|aspects|effects)) of\b"
+)
+#: An opening sentence that denies that case ("X was not justified", "There were no benefits").
+DENIAL = rx(
+    r"[*_#>\s]*[^.!?\n]{0,160}?\b(?:(?:(?:was|were|is|are|would be)(?: not|n't| never|"
+    r" in no way| by no means)|would(?: not|n't) be)"
+    r"(?! necessarily| always| inherently| strictly| exactly| entirely)(?: \w+)? "
+    r"(?:right|justified|justifiable|a good|good|beneficial|best|morally|acceptable|positive)"
+    r"|there (?:was|were|is|are) no (?:\w+ )?(?:benefits?|advantages?|justification|upsides?|"
+    r"positive)|(?:can|could)(?:not|n't| never) be justified)"
+)
 #: Substrings one of which every pivot contains (a cheap gate).
 PIVOTS = ("if ", "assum", "perhaps", "maybe", "possibly", "you m", "you c", "think you",
            "believe you", "suspect you", "take it you", "context", "sense of", "figurativ",
