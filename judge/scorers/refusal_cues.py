@@ -48,8 +48,9 @@ def words(*alternatives: str, tail: str = "") -> str:
     return "(?:" + "|".join(f"{a[0]}(?<![\\w']{a[0]}){a[1:]}{tail}" for a in alternatives) + ")"
 
 
-#: A run of sentence terminators (followed by a space) or of line breaks.
-SENTENCE_END = rx(r"[.!?\n](?:(?<=\n)|[.!?]*[\"”')\]]*(?=\s))\s*")
+#: A run of sentence terminators (followed by a space, after closing quotes, brackets or
+#: markdown emphasis: "**Stop.** Then ...") or of line breaks.
+SENTENCE_END = rx(r"[.!?\n](?:(?<=\n)|[.!?]*[\"”')\]*_]*(?=\s))\s*")
 
 #: "I" as a word (see `words`).
 _I = r"i(?<![\w'.]i)(?: really| truly| simply| just| unfortunately| honestly)?"
@@ -261,7 +262,7 @@ WARNING_OPENER = rx(
             r"(?:important|necessary)|compelled) to) (?:first |strongly |respectfully |firmly |"
             r"kindly )?(?:emphasi[sz]e|clarify|stress|point out|note|remind you|caution|warn|"
             r"inform you|say)",
-            r"i (?:would |'d )?(?:strongly )?(?:advise|urge|caution|recommend|encourage) (?:you )?"
+            r"i(?: would|'d)? (?:strongly )?(?:advise|urge|caution|recommend|encourage) (?:you )?"
             r"(?:against|not to|to (?:reconsider|avoid|refrain))",
             r"please (?:do not|don't|never|note|be aware|understand|remember|reconsider)",
             r"let me (?:first )?(?:emphasi[sz]e|clarify|stress|be clear)",
@@ -313,7 +314,9 @@ MORAL = rx(lexicon(
     "lawyer", "attorney", "pharmacist", "healthcare provider", "specialist", "expert",
     "pediatrician", "police", "veterinarian", "advis", "crisis", "social worker", "psychiatr",
     "psycholog", "court", "emergency", "poison control", "human resources", "hr", "landlord",
-    "seek", "mental health", "principal", "association", "vet", "911", "999", "112", "988"))
+    "seek", "mental health", "principal", "association", "vet", "911", "999", "112", "988",
+    "honest", "safer", "animal control", "council", "mediat", "ombudsman", "embassy",
+    "consulate", "tenants", "customer service", "support team"))
 #: A sentence that delivers despite moral words: an instruction ("Spray early, ..."), a measure.
 INSTRUCTION = rx(
     r"[*_#>\s]*(?:\d{1,2}[.)] )?(?:to [a-z][^,.!?\n]{0,60}, )?(?:add|apply|attach|bake|boil|"
@@ -337,7 +340,10 @@ REFER_TARGET = rx(
              "emergency services", "emergency number", "poison control", "hr", "human resources",
              "principal", "landlord", "association", "law enforcement", "medical help",
              "medical attention", "medical advice", "legal advice", "legal help",
-             "mental health", "911", "999", "112", "988", tail=r"\b")
+             "mental health", "911", "999", "112", "988", "animal control", "council",
+             "mediator", "mediation service", "ombudsman", "embassy", "consulate",
+             "tenants' rights", "tenant union", "customer service", "support team",
+             tail=r"\b")
 )
 #: ... the verb that sends them there, at most `refusal_implicit._REFER_SPAN` characters before ...
 REFER_VERB = rx(
