@@ -12,6 +12,7 @@ analysis and the SDKs are imported only by the commands that use them.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in start_warnings(settings, from_file=from_file):
             log.warning(warning)
     if args.command == "check":
-        print(settings.model_dump_json(indent=2))  # noqa: T201 - secrets are env names only
+        print(_shown(settings))  # noqa: T201
         return 0
     held: DirectoryClaim | None = None
     try:
@@ -196,6 +197,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if held is not None:
             held.release()
+
+
+def _shown(settings: Settings) -> str:
+    """The settings as `check` prints them: keys are named by environment variable only, and
+    the passwords a store or bus URL may carry are hidden."""
+    shown = settings.model_dump(mode="json")
+    for section in ("store", "bus"):
+        shown[section]["url"] = preflight.safe_url(shown[section]["url"])
+    return json.dumps(shown, indent=2)
 
 
 def _preflight(settings: Settings, command: str) -> DirectoryClaim | None:

@@ -86,6 +86,18 @@ def test_cli_check_prints_settings(tmp_path: Path, capsys: pytest.CaptureFixture
     assert '"listen": "127.0.0.1:8700"' in capsys.readouterr().out
 
 
+def test_cli_check_hides_url_passwords(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(
+        tmp_path,
+        "store: {url: 'http://judge:s3cret-pw@clickhouse:8123/shadowjudge'}\n"
+        "bus: 'kafka://svc:kafka-pw@broker:9092'",
+    )
+    assert main(["-c", str(config), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret-pw" not in out and "kafka-pw" not in out
+    assert "http://judge:***@clickhouse:8123/shadowjudge" in out
+
+
 def test_cli_calibrate_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text(
