@@ -83,7 +83,7 @@ def probe_bus(settings: Settings) -> str | None:
     failed = _unreachable(addresses)
     if failed is None:
         return None
-    return f"bus.url: {settings.bus.url}: no Kafka broker answers at {failed}"
+    return f"bus.url: {safe_url(settings.bus.url)}: no Kafka broker answers at {failed}"
 
 
 def require_bus(settings: Settings) -> None:

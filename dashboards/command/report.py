@@ -13,7 +13,12 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dashboards.command.preflight import check_migration, names_from_api, open_for_reading
+from dashboards.command.preflight import (
+    check_migration,
+    names_from_api,
+    open_for_reading,
+    safe_url,
+)
 from mirror.errors import ConfigError
 
 if TYPE_CHECKING:  # the analysis, the pages' helpers and httpx load when a report is made
@@ -73,7 +78,7 @@ def fetch(settings: Settings, args: argparse.Namespace) -> tuple[MigrationAnalys
         found = analyst.analysis(
             args.migration, window, segment=args.segment, judge_version=args.judge_version
         )
-    return found, settings.store.url
+    return found, safe_url(settings.store.url)
 
 
 def table(rows: list[list[str]], out: TextIO) -> None:

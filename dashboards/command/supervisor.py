@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from dashboards.command.endpoints import Health, serve_role_endpoints
+from dashboards.command.preflight import safe_url
 from dashboards.command.serve import DashboardServer, StoreHolder, evaluator_for
 from dashboards.rollout.control import RolloutController, triggers_clear
 from dashboards.settings import Settings
@@ -572,7 +573,7 @@ async def _run_roles(
         )
         servers.append(SidecarServer(sidecar, settings.sidecar.listen, sock=listener))
         log.info("sidecar listening on %s", settings.sidecar.listen)
-    log.info("roles %s, bus %s", ", ".join(sorted(roles)), settings.bus.url)
+    log.info("roles %s, bus %s", ", ".join(sorted(roles)), safe_url(settings.bus.url))
     try:
         if isinstance(shared, MemoryBus) and "runner" in roles and "judge" in roles:
             # Embedded: what was captured lives only in this process; judge it before leaving.
