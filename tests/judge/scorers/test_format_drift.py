@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -221,20 +220,3 @@ def test_deeply_nested_json_does_not_blow_the_stack() -> None:
     text = '{"k": ' * 200 + "1" + "}" * 200
     other = '{"k": ' * 200 + '"1"' + "}" * 200  # the change lies past the walk's depth bound
     assert format_drift(out(text), out(other)).findings == ()
-
-
-def test_typical_answers_take_well_under_50_microseconds() -> None:
-    record = {"name": "Alice", "age": 30, "tags": ["a", "b"], "address": {"city": "P", "zip": "1"}}
-    changed = {"name": "Alice", "age": "30", "tags": ["a"], "address": {"city": "P", "code": "1"}}
-    pairs = [
-        (out(j(record)), out("```json\n" + j(changed) + "\n```")),
-        (out("The capital of France is Paris. " * 8), out("Paris is the capital. " * 9)),
-        (out(tools=(("search", j(record)),)), out(tools=(("search", j(changed)),))),
-    ]
-    rounds = 2000
-    started = time.perf_counter()
-    for _ in range(rounds):
-        for primary, candidate in pairs:
-            format_drift(primary, candidate)
-    per_pair = (time.perf_counter() - started) / (rounds * len(pairs))
-    assert per_pair < 50e-6, f"{per_pair * 1e6:.1f} µs per pair"
