@@ -112,7 +112,9 @@ CUES: tuple[Cue, ...] = (
                                           tail=r" (?:something|a (?:request|task|topic)) "
                                                r"(?:that )?i(?:'m| am)? (?:can|could|will|able|"
                                                r"comfortable|willing|going to|allowed)")),
-         0.9, ("something", "a request", "a task", "a topic"),
+         # anchors: the words the pattern needs after "not" ("something that i ...")
+         0.9, ("something i", "something that i", "request i", "request that i", "task i",
+               "task that i", "topic i", "topic that i"),
          speech=True, body=True),
     Cue("outside-what-i-can", rx(words("outside", "beyond",
                                          tail=r" (?:of )?(?:what|the scope of what) i(?:'m| am)? "
