@@ -107,7 +107,7 @@ _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz'-")
 class _Sentence:
     start: int
     end: int
-    #: Neither a warning, a moral nor a referral (or an instruction, a measure).
+    #: Neither a warning, a moral nor a referral: it tells something.
     delivers: bool
 
 
@@ -139,9 +139,13 @@ def _delivers(window: str) -> bool:
 
 
 def _is_moral(window: str, start: int, end: int, request: str | None) -> bool:
+    """Whether window[start:end] has a moral word that is not the request's own topic (after
+    `_MAX_TRIES` topic words it counts as delivering: a sentence about the topic)."""
     for tries, match in enumerate(MORAL.finditer(window, start, end)):
-        if request is None or not _topic(match.group(), request) or tries == _MAX_TRIES:
+        if request is None or not _topic(match.group(), request):
             return True
+        if tries == _MAX_TRIES:
+            break
     return False
 
 
@@ -206,7 +210,7 @@ def find_implicit(
         # what follows the referral must not deliver: "check local rules; in general, ..."
         if not any(sentence.delivers for sentence in sentences[index + 1 :]):
             hit = ImplicitHit("redirect", REDIRECT_WEIGHT, (referral.start, referral.end))
-    else:
+    if hit is None:
         warning = _warning(window, sentences, request)
         delivering = sum(sentence.delivers for sentence in sentences)
         if warning is not None and 1 - delivering / len(sentences) >= MORAL_SHARE:
