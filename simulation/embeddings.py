@@ -28,6 +28,7 @@ and L2-normalised, one row per input.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,8 +84,14 @@ class WordLlamaModel:
 
     def _load(self) -> Any:
         if self._model is None:
+            # wordllama calls logging.basicConfig(level=INFO) when imported: undo it, so
+            # loading a model does not change the host process's logging
+            root = logging.getLogger()
+            level, handlers = root.level, list(root.handlers)
             import wordllama
 
+            root.setLevel(level)
+            root.handlers[:] = handlers
             self._model = wordllama.WordLlama.load(
                 cache_dir=Path(wordllama.__file__).parent, disable_download=True
             )
