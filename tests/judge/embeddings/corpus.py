@@ -1,0 +1,69 @@
+"""The embedding tests' corpus and a client-side helper that embeds it through the fake.
+
+``tests/data/embeddings/corpus.jsonl.gz`` (see its README): 6,000 sentences from CPython's own
+documentation, shuffled; queries come from the first 1,000 rows and documents from the
+5,000 after them, so a smaller sample is a subset of the benchmark's 1,000 × 5,000. Embedding
+goes through the official ``openai`` SDK against the fake OpenAI endpoint serving the offline
+models, with each model's prefixes added here, by the caller, as an application does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import openai
+
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "embeddings" / "corpus.jsonl.gz"
+WORDLLAMA = "wordllama-l2"
+E5 = "multilingual-e5-small"
+E5_ENPT = "multilingual-e5-small-enpt"
+# (query prefix, document prefix) each model expects
+PREFIXES = {WORDLLAMA: ("", ""), E5: ("query: ", "passage: "), E5_ENPT: ("query: ", "passage: ")}
+
+
+@dataclass(frozen=True, slots=True)
+class Texts:
+    ids: tuple[str, ...]
+    segments: tuple[str, ...]
+    texts: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+QUERY_ROWS = 1000
+
+
+def load(queries: int, documents: int) -> tuple[Texts, Texts]:
+    """The first ``queries`` rows as queries, ``documents`` rows from row 1,000 on as documents."""
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    if queries > QUERY_ROWS or QUERY_ROWS + documents > len(rows):
+        raise ValueError(f"at most {QUERY_ROWS} queries and {len(rows) - QUERY_ROWS} documents")
+
+    def texts(part: list[dict[str, str]]) -> Texts:
+        return Texts(
+            ids=tuple(r["id"] for r in part),
+            segments=tuple(r["segment"] for r in part),
+            texts=tuple(r["text"] for r in part),
+        )
+
+    return texts(rows[:queries]), texts(rows[QUERY_ROWS : QUERY_ROWS + documents])
+
+
+def embed(
+    client: openai.OpenAI, model: str, texts: Texts, *, query: bool, batch: int = 200
+) -> npt.NDArray[np.float32]:
+    """The model's vectors for the texts (default base64 encoding, as the SDK asks)."""
+    prefix = PREFIXES[model][0 if query else 1]
+    rows: list[list[float]] = []
+    for start in range(0, len(texts), batch):
+        chunk = [prefix + text for text in texts.texts[start : start + batch]]
+        response = client.embeddings.create(model=model, input=chunk)
+        rows += [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
+    return np.asarray(rows, dtype=np.float32)
