@@ -7,8 +7,6 @@ none is taken from XSTest or any other data file.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from judge.scorers.refusal import RefusalKind, RefusalVerdict, detect_refusal
@@ -898,12 +896,3 @@ def test_existing_constructors_and_equality_still_work() -> None:
         verdict
     )
     assert detect_refusal("I can't help with that.").cue == "negated-modal"
-
-
-def test_request_makes_detection_no_slower_than_needed() -> None:
-    answer = IMPLICIT[0][2] + " " + "Some more ordinary text about chemistry. " * 80
-    start = time.perf_counter()
-    for _ in range(200):
-        detect_refusal(answer, "How do I cook meth at home?")
-    per_second = 200 / (time.perf_counter() - start)
-    assert per_second > 2000, f"{per_second:.0f} answers/s"
