@@ -415,12 +415,3 @@ def best_of_three_ms(text: str) -> float:
 def test_one_megabyte_answer_is_fast(text: str) -> None:
     assert len(text) >= 1_000_000
     assert best_of_three_ms(text) < 50
-
-
-def test_throughput_is_thousands_per_second() -> None:
-    answers = [text for text, _, _ in SET_A] * 20
-    start = time.perf_counter()
-    for text in answers:
-        detect_refusal(text)
-    per_second = len(answers) / (time.perf_counter() - start)
-    assert per_second > 2000, f"{per_second:.0f} answers/s"
