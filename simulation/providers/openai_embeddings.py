@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embeddings import Embedder, EmbeddingInputError
+from ..embeddings import Embedder, EmbeddingInputError, shorten
 from .asgi import dumps
 from .reply import estimate_tokens
 
@@ -78,8 +78,7 @@ def _real_vectors(model: Embedder, items: list[Any], dimensions: int) -> tuple[l
         )
     vectors, tokens = model.embed(items)
     if dimensions < vectors.shape[1]:
-        vectors = vectors[:, :dimensions]
-        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = shorten(vectors, dimensions)
     rows = np.ascontiguousarray(vectors, dtype="<f4")
     return [row.tobytes() for row in rows], sum(tokens)
 
