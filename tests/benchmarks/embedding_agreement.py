@@ -9,9 +9,10 @@ corpus (``tests/data/embeddings``: the first ``--queries`` texts as queries, the
 ``--documents`` as documents, e5 with its query:/passage: prefixes). Printed: texts/s of each
 model through the endpoint; for the same-family migration (e5 -> enpt) and the cross-family
 one (wordllama -> e5): overlap@10, top-1 and RBO with 95% BCa intervals, the mean random-pair
-cosine under each model, a threshold mapped by quantile matching against the best threshold
-found by search, ridge and Procrustes adapter retention on 20% held-out queries, and the
-verdict. ``--save`` keeps the vectors so ``--load`` recomputes the figures without the models.
+cosine under each model, a threshold (the median old top-10 score) mapped by quantile matching
+of the top-10 scores against the best threshold found by search over all pairs, ridge and
+Procrustes adapter retention on 20% held-out queries, and the verdict. ``--save`` keeps the
+vectors so ``--load`` recomputes the figures without the models.
 """
 
 from __future__ import annotations
@@ -78,16 +79,19 @@ def migration(
         f"top-1 {t.mean:.3f} [{t.low:.3f}, {t.high:.3f}], "
         f"RBO {r.mean:.3f} [{r.low:.3f}, {r.high:.3f}]"
     )
-    # a threshold flagging the old model's top 1% of query-document pairs
+    # a threshold passing half of the old model's top-k results, mapped on the neighbour
+    # scores; the search runs over every query-document pair scored by both models
+    old_neighbours, new_neighbours = top_k(oq, od, k).scores, top_k(nq, nd, k).scores
+    old_threshold = float(np.median(old_neighbours))
+    mapped = map_threshold(old_neighbours, new_neighbours, old_threshold)
     old_all, new_all = cosine_matrix(oq, od).ravel(), cosine_matrix(nq, nd).ravel()
-    old_threshold = float(np.quantile(old_all, 0.99))
-    mapped = map_threshold(old_all, new_all, old_threshold)
     searched = best_threshold(new_all, old_all >= old_threshold)
     print(  # noqa: T201
         f"  threshold {old_threshold:.4f} -> {mapped.new_threshold:.4f} by quantile matching, "
         f"best by search {searched:.4f} (|diff| {abs(mapped.new_threshold - searched):.4f}); "
-        f"flag rate {mapped.flag_rate_before:.2%} before, {mapped.flag_rate_unchanged:.2%} with "
-        f"the threshold unchanged, {mapped.flag_rate_after:.2%} after"
+        f"flag rate of top-{k} results {mapped.flag_rate_before:.2%} before, "
+        f"{mapped.flag_rate_unchanged:.2%} with the threshold unchanged, "
+        f"{mapped.flag_rate_after:.2%} after"
     )
     for kind in ("ridge", "procrustes"):
         report = evaluate(kind, oq, nq, od, nd, old_model=old, new_model=new, k=k)
