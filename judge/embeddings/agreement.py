@@ -10,8 +10,9 @@ Per query, for the old model's list ``a`` and the new model's list ``b`` (best f
   ``p = 0.9`` (the top 10 ranks carry ~86% of the weight): order-aware, 1 for identical lists.
 
 Means get 95% bootstrap confidence intervals over queries (``scipy.stats.bootstrap``, BCa —
-bias-corrected and accelerated, Efron 1987 — with 2,000 resamples and a fixed seed); when
-every value is the same (BCa is undefined there) the interval is that value. Segments (any
+bias-corrected and accelerated, Efron 1987 — with 2,000 resamples and a fixed seed; the
+percentile interval where scipy finds BCa undefined); when every value is the same the
+interval is that value. Segments (any
 label per query, e.g. the traffic segment) get the same estimates. ``least_agreeing`` lists the
 queries whose lists differ most, with both lists side by side as document indices; the caller
 maps indices to ids and texts. Pure numpy/scipy; no I/O.
@@ -19,6 +20,7 @@ maps indices to ids and texts. Pure numpy/scipy; no I/O.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -112,22 +114,30 @@ def rbo_ext(old: Sequence[int], new: Sequence[int], p: float = 0.9) -> float:
 
 
 def estimate(values: npt.ArrayLike, *, resamples: int = 2000, seed: int = 0) -> Estimate:
-    """The mean and its 95% BCa bootstrap interval (the value itself when all are equal)."""
+    """The mean and its 95% BCa bootstrap interval (the value itself when all are equal, the
+    range below three values)."""
     data = np.asarray(values, dtype=np.float64)
     if data.size == 0:
         raise ValueError("no values to estimate from")
     mean = float(data.mean())
-    if data.size < 3 or np.all(data == data[0]):
+    if np.all(data == data[0]):
         return Estimate(mean=mean, low=mean, high=mean, n=int(data.size))
-    result = stats.bootstrap(
-        (data,),
-        np.mean,
-        n_resamples=resamples,
-        confidence_level=0.95,
-        method="BCa",
-        rng=np.random.default_rng(seed),
-    )
-    interval = result.confidence_interval
+    if data.size < 3:  # too few to resample: the range, which holds the mean
+        return Estimate(mean=mean, low=float(data.min()), high=float(data.max()), n=data.size)
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            # BCa is undefined for some samples (scipy warns and returns nan): then percentile
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            interval = stats.bootstrap(
+                (data,),
+                np.mean,
+                n_resamples=resamples,
+                confidence_level=0.95,
+                method=method,
+                rng=np.random.default_rng(seed),
+            ).confidence_interval
+        if np.isfinite(interval.low) and np.isfinite(interval.high):
+            break
     return Estimate(mean=mean, low=float(interval.low), high=float(interval.high), n=data.size)
 
 

@@ -93,3 +93,7 @@ def test_estimate_interval_covers_the_mean() -> None:
     assert result.n == 300
     with pytest.raises(ValueError):
         estimate([])
+    assert (estimate([0.0, 1.0]).low, estimate([0.0, 1.0]).high) == (0.0, 1.0)
+    # a sample where BCa is degenerate still gets a finite interval around its mean
+    rare = estimate([0.0] * 50 + [1.0], resamples=500)
+    assert rare.low <= rare.mean <= rare.high and np.isfinite(rare.high)
