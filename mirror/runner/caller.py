@@ -159,7 +159,16 @@ class ArmCaller:
         url = URL(provider.base_url + API_PATHS[api])
         headers = request_headers(provider.kind, key, replay_headers, extra_headers)
 
+        first = await self._attempt(api, provider_name, model, url, headers, payload)
+        if not first.retriable or self.max_attempts == 1:
+            # Most calls end here: the retry machinery (a few objects and closures a call)
+            # only starts when an attempt asks for another.
+            return first.result
+        made = [first]
+
         async def attempt() -> _Attempt:
+            if made:  # the first attempt, already made: tenacity counts it as attempt 1
+                return made.pop()
             return await self._attempt(api, provider_name, model, url, headers, payload)
 
         retrying = AsyncRetrying(

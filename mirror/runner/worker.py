@@ -18,9 +18,17 @@ abandoned uncommitted for the next owner. Pairs are cut to fit the bus's message
 backoff, holding its partition's commit point, never dropped; counters move only after the
 bus acknowledged.
 
-Backpressure, not queues: at most `max_in_flight` records are worked on; per-provider limiters
-slow the calls down; nothing is fetched while the work is full. SIGTERM: stop fetching, finish
-the calls in flight within `runner.drain_timeout_s`, publish, commit, exit.
+Backpressure, not queues: at most `max_in_flight` records are being replayed (their arms
+called); per-provider limiters slow the calls down; nothing is fetched while the work is full.
+A record whose pairs are handed to the bus no longer takes one of those places while it waits
+for the acknowledgement (the producer lingers to fill batches, `bus.producer.linger_ms`, and the
+broker answers a whole batch at once): held places would idle the calls for that wait, and it
+was what bounded the runner (issue 17). Records waiting for their acks are bounded too, at
+`PUBLISHING_PER_IN_FLIGHT` times `max_in_flight`, and their offsets stay in work until the ack,
+so a commit never passes a pair the bus has not acknowledged. Commits go at most every
+`COMMIT_EVERY_S` (and at a rebalance and at the end): one commit request per fetch cost the
+loop a broker round trip each time it took more work. SIGTERM: stop fetching, finish the calls
+in flight within `runner.drain_timeout_s`, publish, commit, exit.
 
 The runner never executes tools: a candidate's tool calls are recorded as it asked for them.
 
@@ -84,6 +92,11 @@ from mirror.translate.request import apply_arm_transforms
 log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_MS = 200
+#: Records whose pairs wait for the bus's ack, per place of `max_in_flight`: the ack takes the
+#: producer's linger and a broker round trip, a call to a fast provider much less.
+PUBLISHING_PER_IN_FLIGHT = 4
+#: The longest a finished record's offset waits for its commit while the runner is busy.
+COMMIT_EVERY_S = 0.1
 #: After the drain deadline, how long abandoned records get to notice before being cancelled.
 ABANDON_GRACE_S = 1.0
 COMMIT_WARNING_EVERY_S = 30.0
@@ -96,6 +109,14 @@ class PlannedArm:
     settings: ArmSettings | None  # None: the noise arm (or the primary, for a served call)
     #: This arm answered the app (a served call): its pair carries that answer.
     served: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A record for the DLQ, and why."""
+
+    reason: str
+    kind: DeadLetterKind
 
 
 class Runner:
@@ -125,6 +146,9 @@ class Runner:
         self._caps = {m.name: SpendCap(m.daily_spend_usd) for m in self._migrations}
         self._offsets = OffsetTracker()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Records whose arms are being called (the rest of `_tasks` wait for their acks).
+        self._calling = 0
+        self._committed_at = 0.0
         self._freed = asyncio.Event()
         #: Set at the drain deadline: retry loops give up and leave their records uncommitted.
         self._abandon = asyncio.Event()
@@ -146,20 +170,23 @@ class Runner:
         self._consumer = consumer
         await consumer.start()
         try:
+            in_flight = self._settings.max_in_flight
+            held = in_flight * (1 + PUBLISHING_PER_IN_FLIGHT)
             while not stop.is_set():
-                free = self._settings.max_in_flight - len(self._tasks)
+                free = min(in_flight - self._calling, held - len(self._tasks))
                 if free <= 0:  # backpressure: fetch nothing until a record is done
                     self._freed.clear()
                     await _first(self._freed.wait(), stop.wait())
-                    await self._commit()
+                    await self._commit(soon=True)
                     continue
                 records = await consumer.getmany(FETCH_TIMEOUT_MS, max_records=free)
                 for record in records:
                     self._offsets.started(record.tp, record.offset)
+                    self._calling += 1
                     task = asyncio.create_task(self._process(record))
                     self._tasks.add(task)
                     task.add_done_callback(self._finished)
-                await self._commit()
+                await self._commit(soon=True)
             await self._drain()
             await self._commit()
         finally:
@@ -206,10 +233,15 @@ class Runner:
         self.metrics.offset_resets.inc()
         self.metrics.offsets_skipped.inc(skipped)
 
-    async def _commit(self) -> None:
+    async def _commit(self, *, soon: bool = False) -> None:
+        """Commit what is done; with `soon`, only if `COMMIT_EVERY_S` passed since the last."""
         consumer = self._consumer
         if consumer is None:
             return
+        now = asyncio.get_running_loop().time()
+        if soon and now - self._committed_at < COMMIT_EVERY_S:
+            return
+        self._committed_at = now
         assigned = consumer.assignment()
         points = {tp: o for tp, o in self._offsets.committable().items() if tp in assigned}
         if not points:
@@ -236,21 +268,14 @@ class Runner:
     async def _process(self, record: Record) -> None:
         self.metrics.consumed.inc()
         try:
-            call = parse_captured_call(record.value)
-        except SerializationError as exc:
-            await self._dead_letter(record, str(exc), DeadLetterKind.POISON)
+            replayed = await self._replay(record)
+        finally:  # the calls are over: the record's place goes to the next one
+            self._calling -= 1
+            self._freed.set()
+        if isinstance(replayed, _Refused):
+            await self._dead_letter(record, replayed.reason, replayed.kind)
             return
-        try:
-            plan = self.plan(call)
-            served: ArmResult | None = None
-            if plan and call.served_by is not None:
-                call, served = await self._with_shadow_primary(call, plan)
-            pairs = await asyncio.gather(*(self._run_arm(call, arm, served) for arm in plan))
-        except Exception as exc:  # noqa: BLE001 - a bug on one record must not stop the runner
-            log.exception("processing %s:%s failed", record.tp, record.offset)
-            reason = f"runner failed: {type(exc).__name__}: {exc}"
-            await self._dead_letter(record, reason, DeadLetterKind.RUNNER)
-            return
+        pairs = replayed
         if pairs:
             limit = self._bus.max_message_bytes
             messages = [
@@ -268,6 +293,22 @@ class Runner:
             for pair in pairs:
                 self.metrics.pairs.labels(pair.migration, pair.arm.name, _outcome(pair)).inc()
         self._offsets.done(record.tp, record.offset)
+
+    async def _replay(self, record: Record) -> list[ShadowPair] | _Refused:
+        """The record's pairs, every arm called; or why it goes to the DLQ."""
+        try:
+            call = parse_captured_call(record.value)
+        except SerializationError as exc:
+            return _Refused(str(exc), DeadLetterKind.POISON)
+        try:
+            plan = self.plan(call)
+            served: ArmResult | None = None
+            if plan and call.served_by is not None:
+                call, served = await self._with_shadow_primary(call, plan)
+            return await asyncio.gather(*(self._run_arm(call, arm, served) for arm in plan))
+        except Exception as exc:  # noqa: BLE001 - a bug on one record must not stop the runner
+            log.exception("processing %s:%s failed", record.tp, record.offset)
+            return _Refused(f"runner failed: {type(exc).__name__}: {exc}", DeadLetterKind.RUNNER)
 
     def plan(self, call: CapturedCall) -> list[PlannedArm]:
         """The arms this call is replayed to: deterministic for a given call."""

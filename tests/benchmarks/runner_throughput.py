@@ -7,7 +7,9 @@ A Tansu broker, a fake OpenAI provider answering at once (its own process), and 
 figure is pairs published per second from the first pair to the last (the runner's start-up and
 group join excluded), with the CPU the runner process used over that span. The baseline line is
 the same number of calls sent straight to the fake by one aiohttp process at the same
-concurrency: the runner's ceiling on this machine.
+concurrency: the runner's ceiling on this machine (its physical limit), printed with the ratio
+and with the CPU each side spends per 1,000 calls. The machine's load average is printed too:
+on a shared machine, compare runs made back to back.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def call(i: int) -> CapturedCall:
     )
 
 
-async def direct_baseline(url: str, calls: int, concurrency: int) -> float:
+async def direct_baseline(url: str, calls: int, concurrency: int) -> tuple[float, float]:
+    """Calls per second of one aiohttp process straight to the fake, and its CPU seconds."""
     body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"question"}]}'
     headers = {"authorization": "Bearer sk", "content-type": "application/json"}
     left = iter(range(calls))
@@ -75,9 +78,9 @@ async def direct_baseline(url: str, calls: int, concurrency: int) -> float:
                 ) as response:
                     await response.read()
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return calls / (time.perf_counter() - started)
+        return calls / (time.perf_counter() - started), time.process_time() - cpu
 
 
 async def measure(broker: TansuBroker, fake_url: str, calls: int, in_flight: int) -> None:
@@ -124,12 +127,14 @@ async def measure(broker: TansuBroker, fake_url: str, calls: int, in_flight: int
             await runner.wait()
             await bus.stop()
     span = last - first
-    baseline = await direct_baseline(fake_url, calls, in_flight)
+    baseline, baseline_cpu = await direct_baseline(fake_url, calls, in_flight)
+    rate, cpu = seen / span, cpu_last - cpu_first
     print(  # noqa: T201
-        f"runner {seen / span:,.0f} calls/s end to end through Kafka, runner CPU "
-        f"{(cpu_last - cpu_first) / span:.0%} of a core ({seen:,} pairs in {span:.1f} s); "
-        f"direct to the fake from one process: {baseline:,.0f} calls/s "
-        f"(ratio {seen / span / baseline:.2f})"
+        f"runner {rate:,.0f} calls/s end to end through Kafka, {rate / baseline:.2f} of the raw "
+        f"client's {baseline:,.0f} calls/s (the physical limit: one aiohttp process straight "
+        f"to the fake); CPU per 1,000 calls: runner {cpu / seen * 1e6:.0f} ms "
+        f"({cpu / span:.0%} of a core), raw client {baseline_cpu / calls * 1e6:.0f} ms "
+        f"({seen:,} pairs in {span:.1f} s, load {os.getloadavg()[0]:.2f})"
     )
 
 
