@@ -107,10 +107,6 @@ class RunSettings(BaseModel):
     #: sidecar stopped, so the calls it captured are replayed, judged and stored; what is still
     #: on the in-process bus after it is dropped, logged and counted. A second signal: at once.
     drain_timeout_s: float = Field(default=10.0, ge=0)
-    #: How far the runner, judge, store and pages lower their CPU priority (nice) once the
-    #: sidecar's own process runs, so that on a busy machine the live path is scheduled first
-    #: (`mirror.sidecar.child`). 0 leaves the priority alone.
-    shadow_niceness: int = Field(default=5, ge=0, le=19)
 
 
 class Settings(BaseModel):

@@ -550,14 +550,7 @@ async def _run_roles(
             log_level=logging.getLogger().getEffectiveLevel(),
         )
         servers.append(
-            SidecarProcess(
-                child,
-                listener,
-                bus=shared,
-                weights=weights,
-                metrics=sidecar_metrics,
-                niceness=settings.run.shadow_niceness,
-            )
+            SidecarProcess(child, listener, bus=shared, weights=weights, metrics=sidecar_metrics)
         )
         log.info("sidecar listening on %s", settings.sidecar.listen)
     elif "mirror" in roles:

@@ -18,12 +18,6 @@ process that shares nothing with the other roles but a Unix socket (`mirror.side
   child that exits by itself after `RESTART_AFTER_S` is started again (the calls it had in
   flight are cut, the app's new connections wait in the backlog); one that exits sooner failed
   to start, and fails the run. A parent that dies closes the channel, and the child stops.
-- once the first child runs, the parent lowers its own scheduling priority by `niceness`
-  (`run.shadow_niceness`, every thread of it: on Linux a thread's nice value is its own, and
-  threads started later inherit their starter's): on a machine short of cores the kernel then
-  gives the live path the CPU first and the shadow work what is left. An unprivileged process
-  can lower its priority but never raise it again, so a child started again after a crash runs
-  at the parent's lowered priority; the log says so.
 """
 
 from __future__ import annotations
@@ -32,7 +26,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import pickle
 import signal
 import socket
@@ -106,11 +99,8 @@ class SidecarProcess:
         bus: Bus | None,
         weights: Weights,
         metrics: SidecarMetrics,
-        niceness: int = 0,
     ) -> None:
         self.config = config
-        self.niceness = niceness
-        self._yielded = False
         self.listener = listener
         self.bus = bus
         self.weights = weights
@@ -153,11 +143,6 @@ class SidecarProcess:
         finally:
             theirs.close()
         self.pid = process.pid
-        if self.niceness and not self._yielded:
-            self._yielded = True
-            lower_priority(self.niceness)
-        elif self._yielded:
-            log.warning("the sidecar process runs at the shadow roles' lowered priority now")
         assert process.stdin is not None
         with contextlib.suppress(BrokenPipeError):  # a child that died is seen below
             process.stdin.write(pickle.dumps(self.config))
@@ -218,26 +203,6 @@ class SidecarProcess:
 
 
 # --- the child ---------------------------------------------------------------------------------
-
-
-def lower_priority(by: int) -> int:
-    """Raise the nice value of every thread of this process by `by` (capped at 19); the
-    number of threads changed. Where threads cannot be listed (no /proc), the calling thread's
-    (the process's, on systems where nice is per process)."""
-    try:
-        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        threads = [0]
-    changed = 0
-    for tid in threads:
-        try:
-            now = os.getpriority(os.PRIO_PROCESS, tid)
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, now + by))
-            changed += 1
-        except OSError:  # a thread that ended meanwhile
-            continue
-    log.info("shadow roles run at nice +%d beside the sidecar's process (%d threads)", by, changed)
-    return changed
 
 
 def _relayed(states: dict[str, dict[str, Any]], name: str) -> Callable[[], dict[str, Any]]:

@@ -319,7 +319,6 @@ def measure(
             f"sidecar: {{listen: '127.0.0.1:{port}'}}\n"
             f"bus: {'memory://' if command == 'run' else broker_url}\n"
             + (BACKLOG.format(store=Path(tmp) / "store", pages=pages) if command == "run" else "")
-            + (f"run: {{shadow_niceness: {args.niceness}}}\n" if command == "run" else "")
         )
         process = subprocess.Popen(
             [sys.executable, "-m", "dashboards.command", "-c", str(config)]
@@ -414,13 +413,6 @@ def main() -> None:
         help="with --in-run: the sidecar alone, inside run, and inside run with the judge"
         " working through at least PAIRS pairs (a burst of calls before each phase), side by side",
     )
-    parser.add_argument(
-        "--niceness",
-        type=int,
-        default=5,
-        help="with --in-run: run.shadow_niceness, how far the shadow roles lower their CPU"
-        " priority beside the sidecar's process (0: not at all)",
-    )
     args = parser.parse_args()
 
     broker = TansuBroker()
@@ -452,7 +444,6 @@ def main() -> None:
             f"bus: {'memory://' if args.memory_bus or args.in_run else broker.url}\n"
             f"capture: {{enabled: {'false' if args.no_capture else 'true'}}}\n"
             + (IN_RUN.format(store=Path(tmp) / "store", pages=pages) if args.in_run else "")
-            + (f"run: {{shadow_niceness: {args.niceness}}}\n" if args.in_run else "")
         )
         sidecar = subprocess.Popen(
             [
