@@ -154,7 +154,8 @@ def test_entrypoint_reads_secret_files_and_fills_the_settings(tmp_path: Path) ->
         "OPENAI_API_KEY": "from-env",  # a variable already set wins over the file
     }
     printed = tool("sh", tmp_path / "entrypoint.sh", "check", env=env)
-    assert '"url": "http://u:from-file@h:8123/db"' in printed
+    assert "http://u:from-file@h:8123/db" in rendered.read_text()
+    assert '"url": "http://u:***@h:8123/db"' in printed  # check hides it
     assert rendered.stat().st_mode & 0o077 == 0  # only this user reads the filled settings
 
 
