@@ -12,8 +12,13 @@ writes one audit row per target to `trigger_decisions` (n, estimate, interval, t
   then a resolved message goes out;
 - while firing, the alert is sent again at most once per sink's `repeat_interval`.
 
-The alert state lives in the evaluating process; a restart starts every target afresh (a
-target still firing fires again after `for`). One process per store evaluates
+The alert state lives in the evaluating process, and is picked up from the audit rows when a
+process starts (as Prometheus restores its alerts' `for` state): a target whose latest decision
+in the last `RESTORE_LOOKBACK` was *fire* is pending since the first *fire* of that run, and
+firing (sent already, so neither sent again before `repeat_interval` nor rolled back a second
+time) when that run lasted `for`. A target that had stopped firing starts afresh: its resolved
+message, due inside `keep_firing_for`, is not sent (Alertmanager resolves an alert that is no
+longer sent by itself). One process per store evaluates
 (`triggers.evaluate`): with chDB that is the process holding the directory; with a ClickHouse
 server and several processes, set it on one only (docs/triggers.md).
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -44,6 +49,7 @@ from dashboards.triggers.rules import (
     rate_against_level,
     rate_difference,
 )
+from judge.errors import StoreError
 
 log = logging.getLogger("shadowjudge.triggers")
 
@@ -64,6 +70,24 @@ DECISION_COLUMNS = (
     "config_hash",
 )
 _GAUGE_VALUE = {Decision.CLEAR: 0.0, Decision.HOLD: 1.0, Decision.FIRE: 2.0}
+#: How far back a starting evaluator reads its predecessor's decisions (module docstring).
+RESTORE_LOOKBACK = timedelta(days=7)
+#: Each target whose latest decision since {since} is fire: the first and last fire of that run.
+_RESTORE = """SELECT migration, arm, rule, segment,
+    min(d.decided_at) AS run_start, max(d.decided_at) AS last_fire
+FROM trigger_decisions AS d
+INNER JOIN (
+    SELECT migration, arm, rule, segment,
+        maxIf(decided_at, decision != 'fire') AS last_other,
+        argMax(decision, decided_at) AS latest
+    FROM trigger_decisions
+    WHERE decided_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+    GROUP BY migration, arm, rule, segment
+    HAVING latest = 'fire'
+) AS o USING (migration, arm, rule, segment)
+WHERE d.decided_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+    AND d.decision = 'fire' AND d.decided_at > o.last_other
+GROUP BY migration, arm, rule, segment"""
 
 
 class Store(Reader, Protocol):
@@ -105,6 +129,10 @@ class _State:
     sent: dict[str, datetime] = field(default_factory=dict)
 
 
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def overall(evaluations: Sequence[Evaluation]) -> Decision:
     """Fire if any fires, else hold if any holds, else clear. No evaluation at all (no rule
     applies, a misspelt migration, no pairs in the window) is hold: no evidence is not a pass."""
@@ -140,6 +168,7 @@ class Evaluator:
         self.config_hash = config_hash
         self.clock = clock
         self.states: dict[tuple[str, str, str, str], _State] = {}
+        self._restored = False
         self.registry = registry or CollectorRegistry()
         labels = ("migration", "arm", "rule", "segment")
         self.decision_gauge = Gauge(
@@ -167,6 +196,8 @@ class Evaluator:
         for rule in self.settings.rules:
             window = parse_window(rule.window, now=now)
             found.extend(self._rule(store, rule, window, migration, cache))
+        if notify and not self._restored:  # before this evaluation's own rows are written
+            self.restore(store, now)
         if record and found:
             store.write("trigger_decisions", DECISION_COLUMNS, [self._row(e, now) for e in found])
         for evaluation in found:
@@ -175,6 +206,32 @@ class Evaluator:
         if notify:
             self.advance(found, now, store)
         return found
+
+    def restore(self, store: Store, now: datetime) -> int:
+        """Take up the alert state a previous process left in `trigger_decisions` (module
+        docstring); the number of targets taken up. Called once, before the first alerts."""
+        self._restored = True
+        since = int((now - RESTORE_LOOKBACK).timestamp() * 1000)
+        try:
+            rows = store.select(_RESTORE, {"since": since})
+        except StoreError as exc:  # the store is away: start afresh, as before
+            log.warning("trigger alert state not restored: %s", exc)
+            return 0
+        rules = {r.name: r for r in self.settings.rules}
+        for row in rows:
+            rule = rules.get(row["rule"])
+            key = (row["migration"], row["arm"], row["rule"], row["segment"])
+            if rule is None or key in self.states:
+                continue
+            started, last = _utc(row["run_start"]), _utc(row["last_fire"])
+            state = self.states[key] = _State(pending_since=started, last_fire=last)
+            if last - started >= rule.for_:
+                state.firing_since = started
+                state.sent = {sink.name: last for sink in self._sinks_of(rule)}
+                self.firing_gauge.labels(*key).set(1.0)
+        if rows:
+            log.info("trigger alert state restored for %d target(s)", len(rows))
+        return len(rows)
 
     def _rule(
         self,

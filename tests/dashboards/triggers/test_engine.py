@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 from dashboards.analysis.window import parse_window
 from dashboards.triggers.alerts import Sink
 from dashboards.triggers.config import RuleSettings, TriggerSettings
-from dashboards.triggers.engine import Evaluation, Evaluator, overall
+from dashboards.triggers.engine import DECISION_COLUMNS, Evaluation, Evaluator, overall
 from dashboards.triggers.rules import Decision, Finding
 from judge.comparison import RefusalFinding, Verdict
 from judge.store.store import Store
@@ -281,3 +281,63 @@ def test_every_metric_and_baseline_decides(store: Store) -> None:
     # the noise arm agrees with the primary far more than the candidate does
     assert found["eq-noise"].decision is Decision.FIRE
     assert found["eq-noise"].estimate < -0.05
+
+
+def test_a_new_process_takes_up_the_alert_state_its_predecessor_left(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted evaluator reads its predecessor's audit rows: a target firing for longer
+    than `for` is firing already (not sent again, not rolled back again), a fire run shorter
+    than `for` stays pending from where it began, and a target whose latest decision is not
+    fire starts afresh."""
+    decisions = [
+        ("firing", 60, "clear"),
+        *(("firing", m, "fire") for m in (40, 30, 20, 10, 1)),
+        ("pending", 9, "clear"),
+        *(("pending", m, "fire") for m in (3, 1)),
+        ("stopped", 30, "fire"),
+        ("stopped", 20, "fire"),
+        ("stopped", 2, "clear"),
+    ]
+    window = parse_window("24h")
+    store.write(
+        "trigger_decisions",
+        DECISION_COLUMNS,
+        [
+            (NOW - timedelta(minutes=m), MIGRATION, arm, "equivalence-low", "*", window.since)
+            + (window.until, 2000, 0.7, 0.68, 0.72, 0.9, decision, "h")
+            for arm, m, decision in decisions
+        ],
+    )
+    receiver = Receiver()
+    with serve(receiver) as served:
+        monkeypatch.setenv("SJ_T_RESTORE", f"{served.url}/in")
+        settings = TriggerSettings.model_validate(
+            {"sinks": [{"name": "bus", "kind": "json", "url_env": "SJ_T_RESTORE"}]}
+        )
+        the_rule = _evaluation(Decision.FIRE).rule.model_copy(update={"rollback": True})
+        evaluator = Evaluator(
+            settings.model_copy(update={"rules": (the_rule,)}),
+            lambda: store,
+            sinks=[Sink.from_settings(settings.sinks[0], "k")],
+        )
+        assert evaluator.restore(store, NOW) == 2
+
+        def fire(arm: str, minutes: float) -> None:
+            finding = _evaluation(Decision.FIRE).finding
+            e = Evaluation(the_rule, MIGRATION, arm, "*", window, finding)
+            evaluator.advance([e], NOW + timedelta(minutes=minutes), store)
+
+        for arm in ("firing", "pending", "stopped"):
+            fire(arm, 1)
+        assert receiver.payloads == []  # firing was sent before; the others are pending
+        fire("pending", 8)  # 11 minutes since its run began: firing now
+        assert [p["alerts"][0]["arm"] for p in receiver.payloads] == ["pending"]
+        fire("stopped", 8)  # 7 minutes since it fired again: still pending
+        assert len(receiver.payloads) == 1
+    gauge = generate_latest(evaluator.registry).decode()
+    assert 'shadowjudge_trigger_firing{arm="firing"' in gauge
+    rolled_back = store.select(
+        "SELECT arm FROM rollout WHERE actor = 'trigger:equivalence-low' ORDER BY arm"
+    )
+    assert [r["arm"] for r in rolled_back] == ["pending"]  # not "firing" a second time
