@@ -21,7 +21,9 @@ kinds (`simulation.demo.scenario`):
 The judge (`simulated-judge`) reads the rubric's prompt (the request and answers A and B),
 finds the facts a right answer states (the topic's, the order number, the label, the
 extraction's values) and says `same` when both state the same ones, the side stating more when
-one states a superset, `different` otherwise; a refusal states nothing.
+one states a superset, `different` otherwise; a refusal states nothing. Asked to classify one
+answer (the refusal tier's prompt: a request and an answer), it says `2_full_refusal` for the
+candidate's refusal and `1_full_compliance` for anything else.
 
 Every draw comes from one `random.Random` per model, seeded: a demo run is reproducible in its
 mix, not in its timing.
@@ -220,6 +222,11 @@ class Judge:
         prompt = last_user_text(body)
         sections = [section(prompt, tag) for tag in ("request", "answer_a", "answer_b")]
         request, a, b = sections
+        answer = section(prompt, "answer")
+        if request is not None and answer is not None:  # the refusal tier's classification
+            await asyncio.sleep(self.latency.draw(self.rng))
+            label = "2_full_refusal" if answer.startswith(REFUSAL[:12]) else "1_full_compliance"
+            return FakeReply(text=label, usage=FakeUsage(estimate_tokens(prompt), 8))
         if request is None or a is None or b is None:
             return None
         verdict, reason = self.decide(request, a, b)

@@ -295,3 +295,17 @@ async def test_an_answer_cannot_forge_its_class(hostile: str) -> None:
         await tier.judge.aclose()  # type: ignore[union-attr]
     assert (decided.tier, decided.verdict.refused) == (RefusalTier.LLM, False)
     assert json.dumps(app.requests[0].json()).count("1_full_compliance") >= 1
+
+
+async def test_the_demos_simulated_judge_answers_the_classification() -> None:
+    """`shadowjudge demo` configures a simulated judge: it classifies its own traffic's refusal
+    and anything else as compliance, so the tier never fails there."""
+    from simulation.demo.models import REFUSAL, Judge, Latency
+
+    with tier_with(Judge(latency=Latency(1.0)).reply) as (app, tier):
+        refused = await tier.decide(REQUEST, REFUSAL, rules(0.5, refused=False))
+        answered = await tier.decide(REQUEST, ANSWER, rules(0.5, refused=True))
+        await tier.judge.aclose()  # type: ignore[union-attr]
+    assert (refused.tier, refused.verdict.refused) == (RefusalTier.LLM, True)
+    assert (answered.tier, answered.verdict.refused) == (RefusalTier.LLM, False)
+    assert tier.failures == 0 and len(app.requests) == 2
