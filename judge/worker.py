@@ -5,6 +5,13 @@ scored, written (calls, pairs and comparisons, idempotently — see `judge.store
 then are its offsets committed, per partition. A crash at any point redoes at most the
 uncommitted batches, and the store's idempotent writes make the redo count once.
 
+Two stages, one batch each: while a batch is written (in the store's worker thread, where chDB
+works without the interpreter lock for most of the insert) the next one is fetched and scored
+on the event loop. Writes and commits stay one at a time and in the order of the batches — a
+batch's write starts once the one before it is written and committed — so the store's
+existence check sees every earlier batch, and no commit passes a batch not written. Scoring and
+writing one after the other left the loop idle for the whole write (issue 17's profile).
+
 A message that is not a ShadowPair goes to `shadow.dlq` with the reason, and is counted; its
 offset is committed with the batch once the DLQ acknowledged it. A dead letter the bus will
 not take is retried with backoff (its batch, and so its partitions, commit nothing meanwhile),
@@ -12,13 +19,14 @@ never allowed to stop the worker.
 
 Store errors are sorted by what fixes them (`judge.errors`). When the store cannot take the
 write now (unreachable, overloaded, full, locked, its schema broken) the worker holds its
-batch, fetching nothing and committing nothing, reports itself degraded (`health()`, the
-`shadowjudge_judge_degraded` gauge) and retries with backoff until the write succeeds or it is
-told to stop (then it exits without committing, and the batch is redone by whoever owns the
-partition next). A wait longer than the consumer's poll interval costs a rebalance, and the
-batch is then redone by the partition's next owner: idempotent writes make that harmless. When
-the store refuses the rows themselves, the batch is split in halves until the rows it refuses
-are found alone; only those go to the DLQ.
+batch (and at most the next one, scored meanwhile), fetching nothing more and committing
+nothing, reports itself degraded (`health()`, the `shadowjudge_judge_degraded` gauge) and
+retries with backoff until the write succeeds or it is told to stop (then it exits without
+committing, and the batch is redone by whoever owns the partition next). A wait longer than
+the consumer's poll interval costs a rebalance, and the batch is then redone by the partition's
+next owner: idempotent writes make that harmless. When the store refuses the rows themselves,
+the batch is split in halves until the rows it refuses are found alone; only those go to the
+DLQ.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -167,6 +176,17 @@ class JudgeMetrics:
                 self.format_findings.labels(*where, finding).inc()
 
 
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """A batch parsed and scored, waiting for its write: the pairs, their comparisons and
+    records (same order; poison left out), and the seconds scoring took."""
+
+    pairs: list[ShadowPair]
+    comparisons: list[Comparison]
+    records: list[Record]
+    seconds: float
+
+
 class JudgeWorker:
     def __init__(
         self,
@@ -222,19 +242,29 @@ class JudgeWorker:
         )
         self._consumer = consumer
         await consumer.start()
+        #: The batch being written and committed, while the next one is scored.
+        writing: asyncio.Task[bool] | None = None
         try:
             self.metrics.lag.set(-1)
             while not stop.is_set():
                 batch = await self._collect(consumer, stop)
                 if not batch:
-                    lag = await consumer.lag()
-                    self.metrics.lag.set(-1 if lag is None else lag)
+                    if writing is None or writing.done():
+                        lag = await consumer.lag()
+                        self.metrics.lag.set(-1 if lag is None else lag)
                     continue
-                if await self._handle(batch, stop):
-                    await self._commit(consumer, batch)
-                    lag = await consumer.lag()
-                    self.metrics.lag.set(-1 if lag is None else lag)
+                scored = await self._score(batch)
+                if scored is None:
+                    break  # stopped while dead-lettering: nothing more is committed
+                if writing is not None and not await writing:
+                    break  # the batch before was not written (stopped): commit nothing after it
+                writing = asyncio.create_task(self._write_and_commit(consumer, batch, scored, stop))
+            if writing is not None:
+                await writing  # finish what is held: written and committed, or left to a redo
         finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
             self._consumer = None
             await consumer.stop()
 
@@ -254,8 +284,8 @@ class JudgeWorker:
                 deadline = time.monotonic() + self._batch_seconds
         return batch
 
-    async def _handle(self, batch: Sequence[Record], stop: asyncio.Event) -> bool:
-        """Score and write a batch; True when every record is handled (written or DLQ'd)."""
+    async def _score(self, batch: Sequence[Record]) -> _Scored | None:
+        """Parse and score a batch, poison to the DLQ; None if stopped while dead-lettering."""
         started = time.perf_counter()
         self.metrics.pairs.inc(len(batch))
         pairs: list[ShadowPair] = []
@@ -266,18 +296,37 @@ class JudgeWorker:
                 records.append(record)
             except SerializationError as exc:
                 if not await self._dead_letter([record], str(exc), DeadLetterKind.POISON):
-                    return False
+                    return None
+        comparisons: list[Comparison] = []
         if pairs:
             comparisons = await self._scorer.score_many(pairs)
             failures = self._scorer.refusal_tier.failures
             self.metrics.refusal_tier_failures.inc(failures - self._tier_failures)
             self._tier_failures = failures
-            written = await self._write(pairs, comparisons, records, stop)
+        return _Scored(pairs, comparisons, records, time.perf_counter() - started)
+
+    async def _store_batch(self, scored: _Scored, stop: asyncio.Event) -> bool:
+        """Write a scored batch; True when written (or it had nothing to write)."""
+        started = time.perf_counter()
+        if scored.pairs:
+            written = await self._write(scored.pairs, scored.comparisons, scored.records, stop)
             if written is None:
                 return False
             self.metrics.written.inc(written)
-            self.metrics.duplicates.inc(len(pairs) - written)
-        self.metrics.batch_seconds.set(time.perf_counter() - started)
+            self.metrics.duplicates.inc(len(scored.pairs) - written)
+        self.metrics.batch_seconds.set(scored.seconds + time.perf_counter() - started)
+        return True
+
+    async def _write_and_commit(
+        self, consumer: BusConsumer, batch: Sequence[Record], scored: _Scored, stop: asyncio.Event
+    ) -> bool:
+        """Write a scored batch, then commit its offsets; False (nothing committed) if stopped
+        before it was written."""
+        if not await self._store_batch(scored, stop):
+            return False
+        await self._commit(consumer, batch)
+        lag = await consumer.lag()
+        self.metrics.lag.set(-1 if lag is None else lag)
         return True
 
     async def _write(

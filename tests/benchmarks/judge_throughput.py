@@ -10,7 +10,14 @@ provider as the LLM judge (answering at once, always "same"). Two runs:
    LLM judge, asked in both orders: the share decided without an LLM call is read back from
    the store's aggregates.
 Each figure is pairs written per second from the first write to the last (start-up and group
-join excluded), with the judge process's CPU over that span.
+join excluded), with the judge process's CPU over that span and per 1,000 pairs.
+
+The physical limit beside the deterministic figure: chDB alone writing the same rows (the
+calls, pairs and comparisons that run stored, read back) into a fresh database of the same
+schema, in blocks of `store.batch_rows` pairs, columnar, materialized view included, with no
+existence check, journal or scoring: what the judge would reach if everything but the insert
+cost nothing. The load average is printed with each figure: on a shared machine, compare runs
+made back to back.
 """
 
 from __future__ import annotations
@@ -40,13 +47,15 @@ CONFIG = """
 providers:
   judge-llm: {{kind: openai, base_url: "{llm}", api_key_env: SJ_BENCH_KEY}}
 bus: {{url: "{bus}", topics: {{pairs: "{topic}"}}}}
-store: {{url: "chdb://{store}", batch_rows: 5000, batch_seconds: 0.5}}
+store: {{url: "chdb://{store}", batch_rows: {batch_rows}, batch_seconds: 0.5}}
 judge:
   provider: judge-llm
   model: gpt-4.1
   max_concurrency: 64
   metrics_listen: "127.0.0.1:{port}"
 """
+BATCH_ROWS = 5000
+TABLES = ("calls", "pairs", "comparisons")
 
 
 def written(port: int) -> float:
@@ -72,7 +81,11 @@ async def run(
     await bus.stop()
     port, store = free_port(), tmp / name
     config = tmp / f"{name}.yaml"
-    config.write_text(CONFIG.format(llm=llm, bus=broker.url, topic=topic, store=store, port=port))
+    config.write_text(
+        CONFIG.format(
+            llm=llm, bus=broker.url, topic=topic, store=store, port=port, batch_rows=BATCH_ROWS
+        )
+    )
     judge = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -100,7 +113,45 @@ async def run(
     with Store.open(StoreSettings(url=f"chdb://{store}")) as opened:
         counts = opened.aggregate_counts(MIGRATION)
     span = last - first
-    return (done - at_first) / span, (cpu_last - cpu_first) / span, counts
+    if span <= 0:
+        raise SystemExit(f"{name}: every pair came in the first batch; ask for more pairs")
+    return (done - at_first) / span, (cpu_last - cpu_first) / (done - at_first), counts
+
+
+def chdb_alone(store: Path) -> tuple[float, float]:
+    """Pairs per second (and CPU seconds per pair) chDB takes the rows of the run in `store`
+    at, written into a fresh database of the same schema: see the module docstring."""
+    with Store.open(StoreSettings(url=f"chdb://{store}")) as opened, opened._call("read") as ch:
+        stored = {
+            table: ch.query(
+                f"SELECT * FROM {table}", query_formats={"String": "bytes"}, column_oriented=True
+            )
+            for table in TABLES
+        }
+    columns = {table: (list(r.column_names), r.result_columns) for table, r in stored.items()}
+    pairs = len(columns["comparisons"][1][0])
+    blocks = -(-pairs // BATCH_ROWS)
+    settings = StoreSettings(url=f"chdb://{store}?database=alone")
+    with Store.open(settings) as copy:
+        copy.migrate()
+        with copy._call("insert") as ch:
+            started, cpu = time.perf_counter(), time.process_time()
+            for block in range(blocks):
+                for table, (names, data) in columns.items():
+                    rows = len(data[0])
+                    part = slice(block * rows // blocks, (block + 1) * rows // blocks)
+                    ch.insert(
+                        table,
+                        [column[part] for column in data],
+                        column_names=names,
+                        column_oriented=True,
+                        settings={
+                            "insert_deduplication_token": f"alone-{block}-{table}",
+                            "deduplicate_blocks_in_dependent_materialized_views": 1,
+                        },
+                    )
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return pairs / seconds, cpu / pairs
 
 
 def main() -> None:
@@ -124,9 +175,13 @@ def main() -> None:
                     Path(tmp),
                 )
             )
+            alone, alone_cpu = chdb_alone(Path(tmp) / "deterministic")
             print(  # noqa: T201
-                f"judge {rate:,.0f} pairs/s scored and stored, Kafka to chDB, deterministic tiers"
-                f" ({args.pairs:,} pairs, judge CPU {cpu:.0%} of a core)"
+                f"judge {rate:,.0f} pairs/s scored and stored, Kafka to chDB, deterministic tiers,"
+                f" {rate / alone:.2f} of chDB alone writing the same rows ({alone:,.0f} pairs/s "
+                f"in {BATCH_ROWS:,}-pair blocks); CPU per 1,000 pairs: judge {cpu * 1e6:.0f} ms "
+                f"({cpu * rate:.0%} of a core), chDB alone {alone_cpu * 1e6:.0f} ms "
+                f"({args.pairs:,} pairs, load {os.getloadavg()[0]:.2f})"
             )
             asked_before = len(llm_app.requests)
             rate, cpu, counts = asyncio.run(
@@ -135,7 +190,8 @@ def main() -> None:
             llm_calls = len(llm_app.requests) - asked_before
             decided = counts["tier_exact"] + counts["tier_json"]
             print(  # noqa: T201
-                f"demo mix: {rate:,.0f} pairs/s with the LLM tier (judge CPU {cpu:.0%}); "
+                f"demo mix: {rate:,.0f} pairs/s with the LLM tier (judge CPU {cpu * rate:.0%}, "
+                f"{cpu * 1e6:.0f} ms per 1,000 pairs); "
                 f"{decided / counts['pairs']:.1%} decided without an LLM call "
                 f"(exact {counts['tier_exact']:.0f}, json {counts['tier_json']:.0f}, "
                 f"llm {counts['tier_llm']:.0f}, not judged {counts['tier_none']:.0f} of "
