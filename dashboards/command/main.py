@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from dashboards.command import demo, dlq, init, preflight, report, review, rollout, triggers
+from dashboards.command import (
+    demo,
+    dlq,
+    embeddings,
+    init,
+    preflight,
+    report,
+    review,
+    rollout,
+    triggers,
+)
 from dashboards.settings import DEFAULT_PATH, Settings, load_settings, start_warnings
 from judge.errors import StoreError
 from mirror.errors import ConfigError
@@ -101,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_parser(commands)
     demo.add_parser(commands)
     dlq.add_parser(commands)
+    embeddings.add_parser(commands)
     report.add_parser(commands)
     review.add_parser(commands)
     rollout.add_parser(commands)
@@ -261,4 +272,6 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
         return triggers.run(settings, args)
     elif args.command == "rollout":
         return rollout.run(settings, args)
+    elif args.command == "embeddings":
+        return embeddings.run(settings, args)
     return 0
