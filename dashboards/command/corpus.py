@@ -139,7 +139,9 @@ class VectorOutput:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomically(meta_path, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
         done = _complete_ids(path) if path.exists() else set()
-        return cls(path, model, path.open("ab"), done)
+        # vectors are sensitive (text can be recovered from them): owner-only, like the cache
+        handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+        return cls(path, model, handle, done)
 
     def append(self, ids: Sequence[Id], vectors: npt.NDArray[np.float32]) -> None:
         """One batch: a single write, then flushed and fsynced before returning."""

@@ -52,8 +52,8 @@ CREATE TABLE IF NOT EXISTS vectors (
     width INTEGER NOT NULL,
     vector BLOB NOT NULL,
     created_at REAL NOT NULL,
-    PRIMARY KEY (model, version, dimensions, normalize, prefix, text_sha256)
-) WITHOUT ROWID;
+    UNIQUE (model, version, dimensions, normalize, prefix, text_sha256)
+);
 CREATE INDEX IF NOT EXISTS vectors_created_at ON vectors (created_at);
 """
 
@@ -145,7 +145,9 @@ class EmbeddingCache:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                    "INSERT OR REPLACE INTO vectors (model, version, dimensions, normalize, prefix,"
+                    " text_sha256, width, vector, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
                 )
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -194,10 +196,7 @@ class EmbeddingCache:
 
 
 _DELETE_OLDEST = """
-DELETE FROM vectors WHERE (model, version, dimensions, normalize, prefix, text_sha256) IN (
-    SELECT model, version, dimensions, normalize, prefix, text_sha256
-    FROM vectors ORDER BY created_at LIMIT ?
-)
+DELETE FROM vectors WHERE rowid IN (SELECT rowid FROM vectors ORDER BY created_at LIMIT ?)
 """
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -106,6 +107,7 @@ def test_reembed_writes_every_id_once_tagged_and_a_second_run_embeds_nothing(
     expected, _ = WordLlamaModel().embed(texts)
     got = np.stack([by_id[f"doc-{i}"] for i in range(300)])
     np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # vectors are sensitive
     meta = json.loads((out.parent / "vectors.jsonl.meta.json").read_text(encoding="utf-8"))
     assert meta["model"] == "wordllama-l2" and meta["version"] == "0.4.0"
     assert len(embedded_inputs(fake, before)) == 300
