@@ -1,9 +1,11 @@
 """Embedding through the cache: a text is sent to the provider only when no vector is cached
 for its key, nor being fetched by another request of this process right now.
 
-Order of a miss: the provider answers, the vectors are committed to the cache, then the caller
-gets them. A process killed after the commit finds them cached when it starts again; one killed
-before loses only the answer it never received.
+Misses are sent in the client's batches, at once as far as the provider's limits allow. Order
+of a batch: the provider answers, its vectors are committed to the cache, then they are handed
+on. A process killed after the commit finds them cached when it starts again; one killed
+before loses only the answer it never received. When one batch fails the others still finish
+and are cached, and the call raises the first failure.
 """
 
 from __future__ import annotations
@@ -50,35 +52,45 @@ class CachedEmbeddings:
         first_text: dict[CacheKey, str] = {}
         for key, text in zip(keys, texts, strict=True):
             first_text.setdefault(key, text)
-        found = await asyncio.to_thread(self.cache.get_many, list(first_text))
+        # Claim every key nobody is fetching BEFORE looking in the cache: a concurrent call
+        # then either waits for this one or finds the vectors this one committed.
         waiting: dict[CacheKey, asyncio.Future[Vector]] = {}
-        mine: list[CacheKey] = []
+        claimed: list[CacheKey] = []
         loop = asyncio.get_running_loop()
         for key in first_text:
-            if key in found:
-                continue
             if key in self._pending:
                 waiting[key] = self._pending[key]
             else:
                 future: asyncio.Future[Vector] = loop.create_future()
                 future.add_done_callback(_retrieved)
                 self._pending[key] = future
+                claimed.append(key)
+        try:
+            found = await asyncio.to_thread(self.cache.get_many, claimed)
+        except BaseException as exc:
+            self._release(claimed, exc)
+            raise
+        mine: list[CacheKey] = []
+        for key in claimed:
+            if key in found:
+                self._pending.pop(key).set_result(found[key])
+            else:
                 mine.append(key)
         self._count(model, hits=len(keys) - len(mine), misses=len(mine))
         if mine:
-            try:
-                rows = await self.client.embed(model, [first_text[key] for key in mine], role)
-                fresh = dict(zip(mine, rows, strict=True))
-                await asyncio.to_thread(self.cache.put_many, fresh)
-            except BaseException as exc:
-                for key in mine:
-                    self._pending.pop(key).set_exception(exc)
-                raise
-            for key in mine:
-                self._pending.pop(key).set_result(fresh[key])
-            found.update(fresh)
-            if self.metrics is not None:
-                self.metrics.embedded.labels(model.model, model.version_label).inc(len(mine))
+            size = self.client.batch_size
+            chunks = [mine[start : start + size] for start in range(0, len(mine), size)]
+            texts_of = [[first_text[key] for key in chunk] for chunk in chunks]
+            results = await asyncio.gather(
+                *(self._fetch(model, c, t, role) for c, t in zip(chunks, texts_of, strict=True)),
+                return_exceptions=True,
+            )
+            errors = [result for result in results if isinstance(result, BaseException)]
+            if errors:  # the batches that did answer are cached: only the failed ones are lost
+                raise errors[0]
+            for result in results:
+                assert not isinstance(result, BaseException)
+                found.update(result)
         for key, pending in waiting.items():
             found[key] = await pending
         vectors = (
@@ -87,6 +99,32 @@ class CachedEmbeddings:
             else np.empty((0, model.dimensions or 0), dtype=np.float32)
         )
         return Embedded(vectors, cached=len(keys) - len(mine), embedded=len(mine))
+
+    async def _fetch(
+        self, model: EmbeddingModel, keys: list[CacheKey], texts: list[str], role: Role
+    ) -> dict[CacheKey, Vector]:
+        """One request: its vectors cached, then handed to whoever waits for them."""
+        try:
+            rows = await self.client.embed_batch(model, texts, role)
+            fresh = dict(zip(keys, rows, strict=True))
+            await asyncio.to_thread(self.cache.put_many, fresh)
+        except BaseException as exc:
+            self._release(keys, exc)
+            raise
+        for key in keys:
+            self._pending.pop(key).set_result(fresh[key])
+        if self.metrics is not None:
+            self.metrics.embedded.labels(model.model, model.version_label).inc(len(keys))
+        return fresh
+
+    def _release(self, keys: list[CacheKey], exc: BaseException) -> None:
+        """Fail the futures of keys this call could not fetch, so that waiters stop waiting."""
+        for key in keys:
+            future = self._pending.pop(key)
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()  # waiters see a cancellation, as this call does
+            else:
+                future.set_exception(exc)
 
     def _count(self, model: EmbeddingModel, *, hits: int, misses: int) -> None:
         if self.metrics is None:

@@ -131,14 +131,24 @@ class EmbeddingClient:
         return limiter
 
     async def embed(self, model: EmbeddingModel, texts: Sequence[str], role: Role) -> Matrix:
-        """Every text's vector, in order; batches run at once as far as the limits allow."""
+        """Every text's vector, in order; batches run at once as far as the limits allow.
+
+        The first failure raises and cancels the batches still running.
+        """
         if not texts:
             return np.empty((0, model.dimensions or 0), dtype=np.float32)
         batches = [
             texts[start : start + self.batch_size]
             for start in range(0, len(texts), self.batch_size)
         ]
-        parts = await asyncio.gather(*(self.embed_batch(model, b, role) for b in batches))
+        tasks = [asyncio.ensure_future(self.embed_batch(model, b, role)) for b in batches]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # one batch failed: the others' vectors would not be used
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         return np.concatenate(parts, axis=0)
 
     async def embed_batch(self, model: EmbeddingModel, texts: Sequence[str], role: Role) -> Matrix:

@@ -210,3 +210,37 @@ async def test_the_cache_embeds_each_text_once_per_model_and_counts_it(
     assert value("shadowjudge_embedding_cache_misses_total", labels) == 70
     # hits count texts not sent: 20 repeats in the first call, 3 x 40 - 30 after
     assert value("shadowjudge_embedding_cache_hits_total", labels) == 110
+
+
+async def test_a_failed_batch_raises_to_every_caller_and_leaves_nothing_pending(
+    fake: OpenAIFake, tmp_path: Path
+) -> None:
+    """The second of three requests is refused: the call fails, a concurrent call waiting on
+    the same texts fails too, the other two batches are cached, and the next call embeds only
+    the refused batch's texts."""
+    refuse = [False, True]
+
+    async def picky(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and refuse and refuse.pop(0):
+            body = orjson.dumps({"error": {"message": "no", "type": "invalid_request_error"}})
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await fake(scope, receive, send)
+
+    model = EmbeddingModel(provider="local", model="wordllama-l2", version="failing")
+    texts = [f"failing text {i}" for i in range(30)]
+    limiter = ProviderLimiter(concurrency=1, requests_per_s=None, tokens_per_min=None)
+    with serve(picky) as picky_served, EmbeddingCache.open(tmp_path / "c.sqlite3") as cache:
+        async with EmbeddingClient(
+            providers(picky_served.url), limiters={"local": limiter}, batch_size=10
+        ) as client:
+            cached = CachedEmbeddings(client, cache)
+            calls = (cached.embed(model, texts), cached.embed(model, texts[12:15]))
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            assert [type(r).__name__ for r in results] == ["EmbeddingRefused"] * 2
+            assert cached._pending == {}
+            assert cache.count("wordllama-l2", "failing") == 20
+            again = await cached.embed(model, texts)
+    assert (again.embedded, again.cached, again.vectors.shape) == (10, 20, (30, 256))
