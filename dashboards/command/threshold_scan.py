@@ -15,10 +15,15 @@ has a similarity word (score, similarity, sim, cosine, cos, relevance) or a dist
 (distance, dist); a name of a setting counts when it also has a threshold word (threshold,
 cutoff, min, max, floor), or is `threshold` / `cutoff` alone (taken as a similarity: say so in
 review). Literals: floats in [-1, 1] for similarities, in (0, 2] for distances; integers are
-left out (`score > 0` is a sign check, not a tuned threshold). What it cannot see — a value
-read from a settings file, a threshold in another language — it does not guess: it lists
-candidates for a person to review, with file and line. Files that do not parse are reported,
-not skipped silently.
+left out (`score > 0` is a sign check, not a tuned threshold). Files that do not parse are
+reported, not skipped silently.
+
+Other languages (`OTHER_LANGUAGES`: JavaScript/TypeScript, Go, Java, Kotlin, Ruby, Rust, C#,
+PHP) get a fallback: regular expressions over each line for the same comparisons and
+`name = value` / `name: value` settings, with the same name rules. Without a parser it misses
+what spans lines and may catch a literal in a string or a comment. What it cannot see — a value
+read from a settings file or an environment variable — it does not guess: it lists candidates
+for a person to review, with file and line.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ THRESHOLD_WORDS = frozenset(
 )
 SKIPPED_DIRS = frozenset(
     {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".tox"}
+    | {"vendor", "dist", "build", "target"}
 )
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
@@ -202,11 +208,55 @@ def scan_source(path: Path, source: str) -> list[Cutoff]:
     return sorted(finder.found, key=lambda c: c.line)
 
 
-def python_files(root: Path) -> Iterator[Path]:
+#: Scanned line by line with regular expressions (no parser): comparisons and `name = value` /
+#: `name: value` settings with the same name rules as Python's.
+OTHER_LANGUAGES = frozenset(
+    {".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".java", ".kt", ".rb", ".rs", ".cs", ".php"}
+)
+_NUMBER = r"(-?\d*\.\d+)"
+_OPERAND = r"([A-Za-z_$][\w$.]*(?:\[[\"'][\w-]+[\"']\])?(?:\([^()]*\))?)"
+_COMPARED = re.compile(rf"{_OPERAND}\s*(?:<=|>=|<|>)\s*{_NUMBER}(?![\w.])")
+_COMPARED_REVERSED = re.compile(rf"(?<![\w.]){_NUMBER}\s*(?:<=|>=|<|>)\s*{_OPERAND}")
+_SETTING = re.compile(rf"[\"']?([A-Za-z_$][\w$]*)[\"']?\s*(?::=|=|:)\s*{_NUMBER}(?![\w.])")
+
+
+def scan_text(path: Path, source: str) -> list[Cutoff]:
+    """The cut-offs in a source file of another language, by regular expression."""
+    found: list[Cutoff] = []
+    for number, line in enumerate(source.splitlines(), start=1):
+        code = " ".join(line.split())[:120]
+        hits: list[tuple[float, Kind | None]] = []
+        for operand, value in _COMPARED.findall(line):
+            hits.append((float(value), _operand_kind(operand)))
+        for value, operand in _COMPARED_REVERSED.findall(line):
+            hits.append((float(value), _operand_kind(operand)))
+        for name, value in _SETTING.findall(line):
+            hits.append((float(value), setting_kind(name)))
+        for value, kind in hits:
+            if kind is not None and _plausible(value, kind):
+                found.append(Cutoff(path, number, value, kind, code))
+    return found
+
+
+def _operand_kind(operand: str) -> Kind | None:
+    """The kind of the last name in `hit.score`, `r["distance"]`, `cosineSimilarity(a, b)`."""
+    names = re.findall(r"[A-Za-z_$][\w$]*", operand.split("(", 1)[0])
+    quoted = re.findall(r"[\"']([\w-]+)[\"']", operand)
+    for name in [*quoted, *reversed(names)]:
+        kind = score_kind(name)
+        if kind is not None:
+            return kind
+    return None
+
+
+def source_files(root: Path) -> Iterator[Path]:
+    """Python files and those of `OTHER_LANGUAGES` under `root`, dependency folders left out."""
     if root.is_file():
         yield root
         return
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(root.rglob("*")):
+        if path.suffix != ".py" and path.suffix not in OTHER_LANGUAGES:
+            continue
         if not SKIPPED_DIRS & set(path.relative_to(root).parts[:-1]) and path.is_file():
             yield path
 
@@ -215,10 +265,13 @@ def scan(root: Path) -> tuple[list[Cutoff], list[Unreadable]]:
     """Every cut-off under `root` (a file or a directory), and the files that could not be read."""
     found: list[Cutoff] = []
     unreadable: list[Unreadable] = []
-    for path in python_files(root):
+    for path in source_files(root):
         try:
             source = path.read_text(encoding="utf-8")
-            found.extend(scan_source(path, source))
+            if path.suffix == ".py":
+                found.extend(scan_source(path, source))
+            else:
+                found.extend(scan_text(path, source))
         except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
             unreadable.append(Unreadable(path, f"{type(exc).__name__}: {exc}"))
     return found, unreadable

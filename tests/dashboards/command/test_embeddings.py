@@ -332,3 +332,29 @@ def test_thresholds_mapped_from_a_sample_embedded_by_both_models(
     assert 0.8 < row["recalibrated"] < 1.0
     assert row["passes_after"] == pytest.approx(row["passes_before"], abs=0.01)
     assert len(json.loads(saved.read_text(encoding="utf-8"))["new_scores"]) == 400
+
+
+def test_other_languages_are_scanned_by_regular_expression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "search.ts").write_text(
+        "const SIMILARITY_THRESHOLD = 0.8;\n"
+        "const results = hits.filter((h) => h.score >= 0.72);\n"
+        'if (doc["distance"] < 0.25) { keep(doc) }\n'
+        "const opts = { minScore: 0.65, limit: 10, ratio: 0.5 };\n"
+        "if (0.9 > cosineSimilarity(a, b)) return;\n"
+        "const half = items.length > 0.5;\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "dep.js").write_text("x.score > 0.5\n", encoding="utf-8")
+    assert main(["embeddings", "thresholds", "--scan", str(tmp_path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    found = [(int(c["where"].rsplit(":", 1)[1]), c["kind"], c["value"]) for c in shown["cutoffs"]]
+    assert found == [
+        (1, "similarity", 0.8),
+        (2, "similarity", 0.72),
+        (3, "distance", 0.25),
+        (4, "similarity", 0.65),
+        (5, "similarity", 0.9),
+    ]
