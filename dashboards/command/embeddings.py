@@ -302,16 +302,20 @@ def load_mapping(path: Path) -> ScoreMapping:
 
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
-        return ScoreMapping(
+        mapping = ScoreMapping(
             from_model=str(found["from_model"]),
             to_model=str(found["to_model"]),
             old_scores=np.asarray(found["old_scores"], dtype=np.float64),
             new_scores=np.asarray(found["new_scores"], dtype=np.float64),
         )
+        for scores in (mapping.old_scores, mapping.new_scores):
+            if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):
+                raise ValueError("scores must be non-empty lists of finite numbers")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"--mapping {path}: not a score mapping ({type(exc).__name__}: {exc})"
         ) from exc
+    return mapping
 
 
 def thresholds(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:

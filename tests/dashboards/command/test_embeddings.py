@@ -307,6 +307,9 @@ def test_thresholds_beside_their_values_recalibrated_by_a_mapping_file(
     assert rows[10]["recalibrated"] == pytest.approx(0.15, abs=1e-3)
     assert main(args) == 0
     assert "similarity 0.8 -> 0.9  passes 20.1% / 40.1% / 20.1%" in capsys.readouterr().out
+    path.write_text(json.dumps({**mapping, "new_scores": []}), encoding="utf-8")
+    assert main(args) == 2
+    assert "not a score mapping" in capsys.readouterr().err
 
 
 def test_thresholds_mapped_from_a_sample_embedded_by_both_models(
