@@ -2,7 +2,8 @@
 appended so that a killed run resumes where it stopped.
 
 **The corpus**: JSONL, one `{"id": ..., "text": ...}` object a line (ids are strings or
-integers, texts non-empty strings; other keys are ignored), or Parquet with `id` and `text`
+integers, texts non-empty strings; an optional `segment` is kept, as a string, for reports per
+segment; other keys are ignored), or Parquet with `id` and `text`
 columns (read with pyarrow, which chDB already requires). It is read twice: once to check it
 whole before anything is embedded — a line without an id or a text, or an id seen before, is
 an error naming the line (`corpus.jsonl:17: ...`) — and once to embed it, streaming.
@@ -46,6 +47,8 @@ class Row:
     line: int
     id: Id
     text: str
+    segment: str | None = None
+    """The optional `segment` field (a string), for reports per segment."""
 
 
 def read_corpus(path: Path) -> Iterator[Row]:
@@ -63,13 +66,19 @@ def read_corpus(path: Path) -> Iterator[Row]:
                 raise CorpusError(f"{path}:{number}: not JSON: {exc}") from exc
             if not isinstance(item, dict):
                 raise CorpusError(f"{path}:{number}: not a JSON object")
-            yield _row(path, number, item.get("id", _MISSING), item.get("text", _MISSING))
+            yield _row(
+                path,
+                number,
+                item.get("id", _MISSING),
+                item.get("text", _MISSING),
+                item.get("segment"),
+            )
 
 
 _MISSING = object()
 
 
-def _row(path: Path, number: int, id_: Any, text: Any) -> Row:
+def _row(path: Path, number: int, id_: Any, text: Any, segment: Any = None) -> Row:
     where = f"{path}:{number}"
     if id_ is _MISSING or id_ is None:
         raise CorpusError(f'{where}: no "id"')
@@ -79,7 +88,7 @@ def _row(path: Path, number: int, id_: Any, text: Any) -> Row:
         raise CorpusError(f'{where}: no "text" (id {id_!r})')
     if not isinstance(text, str) or not text.strip():
         raise CorpusError(f'{where}: "text" must be a non-empty string (id {id_!r})')
-    return Row(number, id_, text)
+    return Row(number, id_, text, None if segment is None else str(segment))
 
 
 def _read_parquet(path: Path) -> Iterator[Row]:
@@ -94,10 +103,11 @@ def _read_parquet(path: Path) -> Iterator[Row]:
         if column not in names:
             raise CorpusError(f"{path}: no {column!r} column (columns: {sorted(names)})")
     number = 0
-    for batch in parquet.iter_batches(batch_size=4096, columns=["id", "text"]):
+    columns = ["id", "text", *(["segment"] if "segment" in names else [])]
+    for batch in parquet.iter_batches(batch_size=4096, columns=columns):
         for item in batch.to_pylist():
             number += 1
-            yield _row(path, number, item["id"], item["text"])
+            yield _row(path, number, item["id"], item["text"], item.get("segment"))
 
 
 def check_corpus(path: Path) -> set[Id]:

@@ -29,13 +29,18 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from dashboards.command import embeddings_compare
 from dashboards.command.corpus import CorpusError, Id, VectorOutput, check_corpus, read_corpus
+from dashboards.command.embedding_models import (
+    cache_arguments,
+    cached_embeddings,
+    check_provider,
+    model_spec,
+)
 from dashboards.command.threshold_scan import Cutoff, scan
 from mirror.errors import ConfigError
 
@@ -46,13 +51,14 @@ if TYPE_CHECKING:
     from dashboards.settings import Settings
     from mirror.embeddings import CachedEmbeddings, EmbeddingModel
 
-DEFAULT_CACHE = Path("var/embeddings/cache.sqlite3")
 NEIGHBOURS = 10
 
 
 def add_parser(commands: Any) -> None:
     embeddings = commands.add_parser(
-        "embeddings", help="embedding migrations: `embeddings reembed`, `embeddings thresholds`"
+        "embeddings",
+        help="embedding migrations: `embeddings compare`, `embeddings reembed`,"
+        " `embeddings thresholds`",
     )
     actions = embeddings.add_subparsers(dest="embeddings_command", required=True)
     reembed = actions.add_parser(
@@ -73,7 +79,7 @@ def add_parser(commands: Any) -> None:
     reembed.add_argument("--no-normalize", action="store_true", help="keep the provider's rows")
     reembed.add_argument("--batch-size", type=int, default=128, help="texts per request")
     reembed.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    _cache_arguments(reembed)
+    cache_arguments(reembed)
     thresholds = actions.add_parser(
         "thresholds",
         help="list similarity cut-offs hard-coded in code, recalibrated when a mapping is given",
@@ -87,19 +93,8 @@ def add_parser(commands: Any) -> None:
     thresholds.add_argument("--to-prefix", default="", help="put before the new model's texts")
     thresholds.add_argument("--save-mapping", type=Path, default=None, metavar="FILE")
     thresholds.add_argument("--json", action="store_true")
-    _cache_arguments(thresholds)
-
-
-def _cache_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cache", type=Path, default=DEFAULT_CACHE, help=f"default: ./{DEFAULT_CACHE}"
-    )
-    parser.add_argument(
-        "--cache-max-age-days",
-        type=float,
-        default=30.0,
-        help="vectors older than this are deleted from the cache (default 30)",
-    )
+    cache_arguments(thresholds)
+    embeddings_compare.add_parser(actions)
 
 
 def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -107,6 +102,8 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
 
     out = out or sys.stdout
     try:
+        if args.embeddings_command == "compare":
+            return embeddings_compare.run(settings, args, out)
         if args.embeddings_command == "reembed":
             return asyncio.run(reembed(settings, args, out))
         return thresholds(settings, args, out)
@@ -146,13 +143,13 @@ async def reembed(settings: Settings, args: argparse.Namespace, out: TextIO) -> 
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    _check_provider(settings, model.provider)
+    check_provider(settings, model.provider)
     ids = check_corpus(args.corpus)
     output = VectorOutput.open(args.out, model)
     tally = _Tally()
     started = time.perf_counter()
     try:
-        async with _cached_embeddings(settings, args, [model]) as cached:
+        async with cached_embeddings(settings, args, [model]) as cached:
             await _embed_corpus(cached, model, args, output, ids, tally)
     finally:
         output.close()
@@ -227,52 +224,6 @@ async def _embed_corpus(
             task.cancel()
         await asyncio.gather(*in_flight, return_exceptions=True)
         progress.close()
-
-
-def _check_provider(settings: Settings, name: str) -> None:
-    if name not in settings.providers:
-        known = ", ".join(sorted(settings.providers)) or "none"
-        raise ConfigError(f"--provider {name}: no provider of that name (providers: {known})")
-
-
-@asynccontextmanager
-async def _cached_embeddings(
-    settings: Settings, args: argparse.Namespace, models: Sequence[EmbeddingModel]
-) -> AsyncIterator[CachedEmbeddings]:
-    """The client (within the provider's `runner.limits`) behind the cache, opened and closed."""
-    from prometheus_client import CollectorRegistry
-
-    from mirror.embeddings import (
-        CachedEmbeddings,
-        EmbeddingCache,
-        EmbeddingClient,
-        EmbeddingMetrics,
-    )
-    from mirror.migrations import LimitSettings
-    from mirror.runner.limits import ProviderLimiter
-
-    limiters = {}
-    for model in models:
-        limits = settings.runner.limits.get(model.provider, LimitSettings())
-        limiters[model.provider] = ProviderLimiter(
-            limits.concurrency, limits.requests_per_s, limits.tokens_per_min
-        )
-    # the command's own registry: nothing serves /metrics for a one-shot command
-    metrics = EmbeddingMetrics(CollectorRegistry())
-    try:
-        cache = EmbeddingCache.open(args.cache, max_age_days=args.cache_max_age_days)
-    except ValueError as exc:
-        raise ConfigError(f"--cache-max-age-days: {exc}") from exc
-    try:
-        async with EmbeddingClient(
-            settings.providers,
-            limiters=limiters,
-            metrics=metrics,
-            batch_size=getattr(args, "batch_size", 128),
-        ) as client:
-            yield CachedEmbeddings(client, cache, metrics)
-    finally:
-        cache.close()
 
 
 # --- thresholds --------------------------------------------------------------------------------
@@ -402,17 +353,6 @@ def _render(rows: list[dict[str, Any]], mapping: ScoreMapping | None, out: TextI
         )
 
 
-def _model_spec(spec: str, prefix: str, flag: str) -> EmbeddingModel:
-    from mirror.embeddings import EmbeddingModel
-
-    provider, sep, name = spec.partition(":")
-    if not sep or not provider or not name:
-        raise ConfigError(f"{flag} {spec}: expected PROVIDER:MODEL")
-    return EmbeddingModel(
-        provider=provider, model=name, query_prefix=prefix, document_prefix=prefix
-    )
-
-
 async def sample_mapping(settings: Settings, args: argparse.Namespace) -> ScoreMapping:
     """Both models' top-10 neighbour scores among the sample's texts (each text a query)."""
     import numpy as np
@@ -420,16 +360,25 @@ async def sample_mapping(settings: Settings, args: argparse.Namespace) -> ScoreM
     from judge.embeddings.neighbours import top_k
     from mirror.embeddings import Role
 
-    old_model = _model_spec(args.from_model, args.from_prefix, "--from-model")
-    new_model = _model_spec(args.to_model, args.to_prefix, "--to-model")
+    old_model = model_spec(
+        args.from_model,
+        "--from-model",
+        query_prefix=args.from_prefix,
+        document_prefix=args.from_prefix,
+    )
+    new_model = model_spec(
+        args.to_model, "--to-model", query_prefix=args.to_prefix, document_prefix=args.to_prefix
+    )
     for model in (old_model, new_model):
-        _check_provider(settings, model.provider)
+        check_provider(
+            settings, model.provider, "--from-model" if model is old_model else "--to-model"
+        )
     check_corpus(args.sample)
     texts = [row.text for row in read_corpus(args.sample)]
     if len(texts) <= NEIGHBOURS:
         raise CorpusError(f"{args.sample}: {len(texts)} texts; a mapping needs more than 10")
     scores = []
-    async with _cached_embeddings(settings, args, [old_model, new_model]) as cached:
+    async with cached_embeddings(settings, args, [old_model, new_model]) as cached:
         for model in (old_model, new_model):
             vectors = (await cached.embed(model, texts, Role.DOCUMENT)).vectors
             own = np.arange(len(texts))
