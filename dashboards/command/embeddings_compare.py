@@ -190,8 +190,10 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
             f" to fit; {pairs:,} texts give {adapter_pairs:,} after holding out 20% of queries"
         )
     models: tuple[EmbeddingModel, EmbeddingModel] = (old, new)
-    vectors = asyncio.run(_embed(settings, args, models, queries, documents))
+    tally: dict[str, dict[str, int]] = {}
+    vectors = asyncio.run(_embed(settings, args, models, queries, documents, tally))
     report = _analyse(args, models, queries, documents, vectors, cutoffs, labels)
+    report["embedded"] = tally
     if judge is not None:
         report["judge"] = asyncio.run(ask_judge(judge, report["least_agreeing"]))
     report["verdict"] = _verdict(report)
@@ -225,7 +227,9 @@ async def _embed(
     models: Sequence[Any],
     queries: Texts,
     documents: Texts,
+    tally: dict[str, dict[str, int]],
 ) -> Vectors:
+    """Both models' vectors of both sets; `tally` gets each side's texts embedded and cached."""
     from mirror.embeddings import Role
 
     found: Vectors = {}
@@ -234,6 +238,7 @@ async def _embed(
             q = await cached.embed(model, queries.texts, Role.QUERY)
             d = await cached.embed(model, documents.texts, Role.DOCUMENT)
             found[f"{side}_queries"], found[f"{side}_documents"] = q.vectors, d.vectors
+            tally[side] = {"embedded": q.embedded + d.embedded, "cached": q.cached + d.cached}
     return found
 
 

@@ -20,7 +20,16 @@ def render(report: dict[str, Any], out: TextIO) -> None:
     k = report["k"]
     out.write(
         f"{report['from']} -> {report['to']} · {report['queries']:,} queries ×"
-        f" {report['documents']:,} documents · top {k}\n\n"
+        f" {report['documents']:,} documents · top {k}\n"
+    )
+    counts = report["embedded"]
+    out.write(
+        "embedded now / from the cache: "
+        + ", ".join(
+            f"{report[side]} {counts[key]['embedded']:,} / {counts[key]['cached']:,}"
+            for side, key in (("from", "old"), ("to", "new"))
+        )
+        + "\n\n"
     )
     _agreement(report, out)
     _least(report, out)

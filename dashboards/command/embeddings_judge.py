@@ -82,6 +82,8 @@ Outcome = Literal["better", "worse", "same"]
 async def _judge_one(judge: PairwiseJudge, item: dict[str, Any]) -> Outcome:
     from judge.scorers.pairwise import parse_judge_answer
 
+    if [d["id"] for d in item["old"]] == [d["id"] for d in item["new"]]:
+        return "same"  # the same list: nothing to ask
     old, new = _listing(item["old"]), _listing(item["new"])
     first, second = await asyncio.gather(
         judge.complete(JUDGE_SYSTEM, judge_prompt(item["query"], old, new)),

@@ -126,12 +126,15 @@ def test_cross_family_report_figures_and_verdict(
     assert adapter["measured"] is False and adapter["pairs"] == QUERIES + DOCUMENTS
     assert "fewer than 2,000 pairs" in adapter["reason"]
     assert "judge" not in report
+    texts = QUERIES + DOCUMENTS
+    assert report["embedded"]["new"]["embedded"] + report["embedded"]["new"]["cached"] == texts
 
     # the text report: every section, from the cache (nothing embedded a second time)
     requests = len(fake.requests)
     assert main(compare(config, data, "--thresholds", "0.75")) == 0
     text = capsys.readouterr().out
     assert len(fake.requests) == requests
+    assert "embedded now / from the cache: wordllama-l2@wordllama-l2 0 / 260" in text
     for heading in (
         "agreement (mean over queries, 95% bootstrap interval)",
         "overlap@10",
