@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from dashboards.settings import Settings
-    from judge.embeddings import Neighbours
+    from judge.embeddings import Estimate, Neighbours
 
 K = 10
 SNIPPET = 60
@@ -192,11 +192,11 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     models: tuple[EmbeddingModel, EmbeddingModel] = (old, new)
     tally: dict[str, dict[str, int]] = {}
     vectors = asyncio.run(_embed(settings, args, models, queries, documents, tally))
-    report = _analyse(args, models, queries, documents, vectors, cutoffs, labels)
+    report, overlap = _analyse(args, models, queries, documents, vectors, cutoffs, labels)
     report["embedded"] = tally
     if judge is not None:
         report["judge"] = asyncio.run(ask_judge(judge, report["least_agreeing"]))
-    report["verdict"] = _verdict(report)
+    report["verdict"] = _verdict(overlap, report.get("judge"))
     if args.json:
         out.write(json.dumps(report, indent=2) + "\n")
     else:
@@ -264,7 +264,8 @@ def _analyse(
     vectors: Vectors,
     cutoffs: list[float],
     labels: list[tuple[int, int, bool]] | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Estimate]:
+    """The report's figures, and the overlap@10 estimate unrounded (for the verdict)."""
     from judge.embeddings import agreement, least_agreeing, top_k
 
     old_nb = top_k(vectors["old_queries"], vectors["old_documents"], K)
@@ -285,7 +286,7 @@ def _analyse(
         }
         for d in least_agreeing(agreed, old_nb, new_nb, n=args.least)
     ]
-    return {
+    report = {
         "from": models[0].label,
         "to": models[1].label,
         "queries": len(queries.ids),
@@ -304,6 +305,7 @@ def _analyse(
         "thresholds": _threshold_rows(args, vectors, old_nb, new_nb, cutoffs, labels),
         "adapter": _adapters(args, models, vectors),
     }
+    return report, agreed.overlap_mean
 
 
 def _threshold_rows(
@@ -400,13 +402,11 @@ def _adapters(args: argparse.Namespace, models: tuple[Any, Any], vectors: Vector
     return found
 
 
-def _verdict(report: dict[str, Any]) -> dict[str, Any]:
-    from judge.embeddings import Estimate, JudgeSplit, verdict_card
+def _verdict(overlap: Estimate, judged: dict[str, Any] | None) -> dict[str, Any]:
+    from judge.embeddings import JudgeSplit, verdict_card
 
-    overlap = report["agreement"]["overlap"]
-    judged = report.get("judge")
     card = verdict_card(
-        Estimate(overlap["mean"], overlap["low"], overlap["high"], overlap["n"]),
+        overlap,
         judge=None
         if judged is None
         else JudgeSplit(better=judged["better"], worse=judged["worse"], same=judged["same"]),

@@ -283,3 +283,27 @@ def test_adapter_retention_is_measured_and_exported_with_2000_pairs(
         assert float(saved["figure_retention"]) == pytest.approx(
             adapter[adapter["written"]["kind"]]["retention"]["mean"], abs=1e-4
         )
+
+
+def test_a_judge_answer_without_a_verdict_leaves_the_query_not_judged(
+    fake: OpenAIFake, config: Path, data: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.responder = lambda body, headers: FakeReply(text="I would rather not say.")
+    try:
+        report = report_json(config, data, capsys, "--judge")
+    finally:
+        fake.responder = None
+    judged = report["judge"]
+    assert (judged["better"], judged["worse"], judged["same"]) == (0, 0, 0)
+    assert len(judged["errors"]) == 5
+    assert "not the rubric's JSON object" in judged["errors"][0]["error"]
+    assert not any("judge found" in reason for reason in report["verdict"]["reasons"])
+
+
+def test_judge_without_a_configured_judge_is_refused(
+    served: Served, data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "shadowjudge.yaml"
+    config.write_text(f"providers:\n  local:\n    kind: openai\n    base_url: {served.url}\n")
+    assert main(compare(config, data, "--judge")) == 2
+    assert "--judge: no LLM judge configured" in capsys.readouterr().err
