@@ -131,7 +131,7 @@ def test_cross_family_report_figures_and_verdict(
 
     # the text report: every section, from the cache (nothing embedded a second time)
     requests = len(fake.requests)
-    assert main(compare(config, data, "--thresholds", "0.75")) == 0
+    assert main(compare(config, data, "--thresholds", "0.75", "--labels", str(data["labels"]))) == 0
     text = capsys.readouterr().out
     assert len(fake.requests) == requests
     assert "embedded now / from the cache: wordllama-l2@wordllama-l2 0 / 260" in text
@@ -147,6 +147,7 @@ def test_cross_family_report_figures_and_verdict(
     ):
         assert heading in text, heading
     assert "fewer than 2,000 pairs" in text
+    assert "keeping precision" in text and f"labelled: {20 * DOCUMENTS} pairs from --labels" in text
     mapped_75 = report_json(config, data, capsys)["thresholds"][1]
     line = next(row for row in text.splitlines() if row.startswith("0.75 "))
     assert f"{mapped_75['new']:.4f}" in line and f"{mapped_75['pass_after']:.1%}" in line
