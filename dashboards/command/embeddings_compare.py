@@ -37,16 +37,20 @@ import argparse
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dashboards.command.corpus import CorpusError, Id, check_corpus, read_corpus
 from dashboards.command.embedding_models import (
     cache_arguments,
     cached_embeddings,
     check_provider,
     model_spec,
+)
+from dashboards.command.embeddings_compare_input import (
+    Texts,
+    parse_thresholds,
+    read_labels,
+    read_texts,
 )
 from dashboards.command.embeddings_judge import ask_judge, configured_judge
 from mirror.errors import ConfigError
@@ -59,6 +63,8 @@ if TYPE_CHECKING:
     from judge.embeddings import Estimate, Neighbours
 
 K = 10
+MIN_HELD_OUT_QUERIES = 10
+"""Adapter retention is measured on 20% of the queries: at least this many of them."""
 SNIPPET = 60
 
 
@@ -91,71 +97,6 @@ def add_parser(actions: Any) -> None:
     cache_arguments(compare)
 
 
-@dataclass(frozen=True, slots=True)
-class Texts:
-    ids: list[Id]
-    texts: list[str]
-    segments: list[str] | None
-
-
-def _read(path: Path, flag: str) -> Texts:
-    if not path.is_file():
-        raise ConfigError(f"{flag} {path}: no such file")
-    check_corpus(path)
-    rows = list(read_corpus(path))
-    segments = [row.segment for row in rows]
-    labelled = [s for s in segments if s is not None]
-    if labelled and len(labelled) != len(rows):
-        raise CorpusError(f"{path}: some rows have a segment and some do not")
-    return Texts(
-        ids=[row.id for row in rows],
-        texts=[row.text for row in rows],
-        segments=labelled or None,
-    )
-
-
-def _thresholds(raw: str) -> list[float]:
-    values = []
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        try:
-            value = float(part)
-        except ValueError as exc:
-            raise ConfigError(f"--thresholds {raw}: {part!r} is not a number") from exc
-        if not -1.0 <= value <= 1.0:
-            raise ConfigError(f"--thresholds {raw}: {part} is not a cosine similarity in [-1, 1]")
-        values.append(value)
-    return values
-
-
-def _labels(path: Path, queries: Texts, documents: Texts) -> list[tuple[int, int, bool]]:
-    """(query index, document index, relevant) for each labelled pair."""
-    if not path.is_file():
-        raise ConfigError(f"--labels {path}: no such file")
-    query_at = {id_: i for i, id_ in enumerate(queries.ids)}
-    document_at = {id_: i for i, id_ in enumerate(documents.ids)}
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"--labels {path}:{number}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{where}: not JSON: {exc}") from exc
-        if not isinstance(item, dict) or not isinstance(item.get("relevant"), bool):
-            raise ConfigError(f'{where}: expected {{"query", "document", "relevant": true|false}}')
-        if item.get("query") not in query_at:
-            raise ConfigError(f"{where}: query id {item.get('query')!r} is not in --queries")
-        if item.get("document") not in document_at:
-            raise ConfigError(
-                f"{where}: document id {item.get('document')!r} is not in --documents"
-            )
-        pairs.append((query_at[item["query"]], document_at[item["document"]], item["relevant"]))
-    if not pairs:
-        raise ConfigError(f"--labels {path}: no labelled pairs")
-    return pairs
-
-
 def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     from mirror.embeddings import EmbeddingModel
 
@@ -175,19 +116,24 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     check_provider(settings, new.provider, "--to")
     if args.least < 1:
         raise ConfigError("--least must be at least 1")
-    cutoffs = _thresholds(args.thresholds)
+    cutoffs = parse_thresholds(args.thresholds)
     judge = configured_judge(settings) if args.judge else None
-    queries = _read(args.queries, "--queries")
-    documents = _read(args.documents, "--documents")
+    queries = read_texts(args.queries, "--queries")
+    documents = read_texts(args.documents, "--documents")
     if len(documents.ids) <= K:
         raise ConfigError(f"--documents {args.documents}: {len(documents.ids)} texts; need > {K}")
-    labels = _labels(args.labels, queries, documents) if args.labels else None
+    labels = read_labels(args.labels, queries, documents) if args.labels else None
     pairs = len(queries.ids) + len(documents.ids)
     adapter_pairs = _train_pairs(len(queries.ids), len(documents.ids))
     if args.adapter_out is not None and adapter_pairs < _min_pairs():
         raise ConfigError(
             f"--adapter-out {args.adapter_out}: an adapter needs at least {_min_pairs():,} pairs"
             f" to fit; {pairs:,} texts give {adapter_pairs:,} after holding out 20% of queries"
+        )
+    if args.adapter_out is not None and len(queries.ids) < MIN_HELD_OUT_QUERIES * 5:
+        raise ConfigError(
+            f"--adapter-out {args.adapter_out}: retention is measured on 20% of the queries;"
+            f" {len(queries.ids)} queries are fewer than {MIN_HELD_OUT_QUERIES * 5}"
         )
     models: tuple[EmbeddingModel, EmbeddingModel] = (old, new)
     tally: dict[str, dict[str, int]] = {}
@@ -369,13 +315,19 @@ def _adapters(args: argparse.Namespace, models: tuple[Any, Any], vectors: Vector
         "pairs": queries + documents,
         "train_pairs": train,
         "min_pairs": _min_pairs(),
-        "measured": train >= _min_pairs() and queries >= 5,
+        "measured": train >= _min_pairs() and queries >= MIN_HELD_OUT_QUERIES * 5,
     }
-    if not found["measured"]:
+    if train < _min_pairs():
         found["reason"] = (
             f"fewer than {_min_pairs():,} pairs to fit on ({train:,} after holding out 20% of"
             f" the {queries:,} queries): adapter retention not measured"
         )
+    elif not found["measured"]:
+        found["reason"] = (
+            f"fewer than {MIN_HELD_OUT_QUERIES * 5} queries ({queries}): too few held out to"
+            " measure adapter retention"
+        )
+    if not found["measured"]:
         return found
     reports = {
         kind: evaluate(
