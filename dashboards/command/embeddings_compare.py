@@ -195,9 +195,9 @@ def _snippet(text: str) -> str:
 
 def _figure(value: Any) -> dict[str, float | int]:
     return {
-        "mean": round(value.mean, 4),
-        "low": round(value.low, 4),
-        "high": round(value.high, 4),
+        "mean": round(value.mean, 6),
+        "low": round(value.low, 6),
+        "high": round(value.high, 6),
         "n": value.n,
     }
 
