@@ -206,7 +206,13 @@ class UpstreamConnection(asyncio.Protocol):
             else:
                 head = self._head
                 # A reused connection with nothing of this answer read: closed while idle.
-                stale = self._requests > 1 and head is not None and not head and not self._status
+                stale = (
+                    self._requests > 1
+                    and head is not None
+                    and not head
+                    and not self._status
+                    and not self._answered  # an interim answer (103) reached the app
+                )
                 reason = "upstream closed the connection" + (f": {exc}" if exc else "")
                 self._fail(reason, stale=stale)
         self._parser = None  # it refers back to this protocol: break the cycle

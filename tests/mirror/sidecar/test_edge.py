@@ -301,6 +301,25 @@ def test_a_kept_alive_connection_closed_unanswered_gets_the_request_once_more(
     assert len(upstream.received) == 5  # the kept-alive connection, then one fresh one
 
 
+def test_a_kept_alive_connection_closed_after_an_interim_answer_is_not_sent_again(
+    upstream: Upstream, sidecar: RunningSidecar
+) -> None:
+    """Once a byte of the answer (here a 103) reached the app, a close is a cut, never a
+    second request."""
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+    answers = iter([(ok(CHAT), False, 0.0), (early, True, 0.0)])
+    upstream.script = lambda r: next(answers)
+    with connect(sidecar) as conn:
+        conn.sendall(post(CHAT_PATH, REQUEST))
+        assert read_until(conn, CHAT) == ok(CHAT)
+        conn.sendall(post(CHAT_PATH, REQUEST))
+        assert read_all(conn) == early
+    assert len(upstream.received) == 2
+    assert (
+        sidecar.metric("shadowjudge_sidecar_upstream_stale_retries_total", provider="openai") == 0
+    )
+
+
 def test_bytes_past_the_answer_are_dropped_and_the_connection_not_reused(
     upstream: Upstream, sidecar: RunningSidecar
 ) -> None:
