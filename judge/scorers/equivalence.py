@@ -34,7 +34,7 @@ import re
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from judge.comparison import Tier, Verdict
 from judge.scorers.format_drift import json_equal, tool_calls_equal
@@ -194,22 +194,24 @@ def combine_orders(primary_first: OrderVerdict, candidate_first: OrderVerdict) -
 
 
 CacheKey = tuple[bytes, str]
+V = TypeVar("V")
 
 
-class VerdictCache:
-    """A bounded in-memory LRU of LLM verdicts by (content hash, judge version); size 0 = off."""
+class VerdictCache(Generic[V]):
+    """A bounded in-memory LRU of LLM verdicts by (content hash, judge version); size 0 = off.
+    Also the refusal tier's cache of classes (`judge.scorers.refusal_tier`)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[CacheKey, Equivalence] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, V] = OrderedDict()
 
-    def get(self, key: CacheKey) -> Equivalence | None:
+    def get(self, key: CacheKey) -> V | None:
         found = self._entries.get(key)
         if found is not None:
             self._entries.move_to_end(key)
         return found
 
-    def put(self, key: CacheKey, value: Equivalence) -> None:
+    def put(self, key: CacheKey, value: V) -> None:
         if self.size <= 0:
             return
         self._entries[key] = value
@@ -221,13 +223,18 @@ class VerdictCache:
         return len(self._entries)
 
 
-def content_key(question: Question, primary: str, candidate: str, version: str) -> CacheKey:
+def content_digest(*parts: str) -> bytes:
+    """A hash of `parts` that no other split of the same text gives (each part length-prefixed)."""
     digest = hashlib.blake2b(digest_size=16)
-    for part in (question.system, question.user, primary, candidate):
+    for part in parts:
         raw = part.encode("utf-8", "surrogatepass")
         digest.update(len(raw).to_bytes(8, "little"))
         digest.update(raw)
-    return digest.digest(), version
+    return digest.digest()
+
+
+def content_key(question: Question, primary: str, candidate: str, version: str) -> CacheKey:
+    return content_digest(question.system, question.user, primary, candidate), version
 
 
 class EquivalenceCascade:
@@ -238,7 +245,7 @@ class EquivalenceCascade:
     def __init__(self, judge: PairwiseJudge | None, *, version: str, cache_size: int) -> None:
         self.judge = judge
         self.version = version
-        self.cache = VerdictCache(cache_size)
+        self.cache = VerdictCache[Equivalence](cache_size)
         self._in_flight: dict[CacheKey, asyncio.Future[Equivalence]] = {}
 
     def decide_cheap(self, call: CapturedCall, candidate: ArmResult) -> Equivalence | None:

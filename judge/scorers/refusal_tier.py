@@ -43,16 +43,15 @@ Bump `PROMPT_VERSION` on any change to the prompt or to how the reply is read.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import secrets
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from judge.comparison import RefusalTier
 from judge.config import RefusalTierSettings
+from judge.scorers.equivalence import CacheKey, VerdictCache, content_digest
 from judge.scorers.pairwise import MAX_PROMPT_CHARS, JudgeCallError, PairwiseJudge
 from judge.scorers.refusal import RefusalKind, RefusalVerdict
 from mirror.events import ArmResult, FinishReason
@@ -185,18 +184,6 @@ def from_class(rules: RefusalVerdict, found: RefusalClass) -> RefusalVerdict:
     return replace(rules, refused=kind is not RefusalKind.NONE, kind=kind, evidence=evidence)
 
 
-CacheKey = tuple[bytes, str]
-
-
-def content_key(request: str, answer: str, version: str) -> CacheKey:
-    digest = hashlib.blake2b(digest_size=16)
-    for part in (request, answer):
-        raw = part.encode("utf-8", "surrogatepass")
-        digest.update(len(raw).to_bytes(8, "little"))
-        digest.update(raw)
-    return digest.digest(), version
-
-
 class LlmRefusalTier:
     """Decides a side's refusal: the rules' verdict, or the LLM judge's class inside the band.
 
@@ -210,8 +197,7 @@ class LlmRefusalTier:
         self.judge = judge if settings.enabled else None
         self.band = settings.band
         self.version = f"{PROMPT_VERSION}|{judge.identity if judge else 'none'}"
-        self.cache_size = cache_size
-        self._cache: OrderedDict[CacheKey, RefusalClass] = OrderedDict()
+        self._cache = VerdictCache[RefusalClass](cache_size)
         self._in_flight: dict[CacheKey, asyncio.Future[RefusalClass]] = {}
         #: Judge calls made, and those that failed (the rules' verdict stood).
         self.calls = 0
@@ -229,10 +215,9 @@ class LlmRefusalTier:
         """The verdict for `answer` to `request`, given the rules' verdict on it."""
         if self.judge is None or not self.wants(rules.score):
             return TieredRefusal(rules, RefusalTier.RULES)
-        key = content_key(request, answer, self.version)
+        key = content_digest(request, answer), self.version
         found = self._cache.get(key)
         if found is not None:
-            self._cache.move_to_end(key)
             return TieredRefusal(from_class(rules, found), RefusalTier.LLM, cached=True)
         pending = self._in_flight.get(key)
         if pending is not None:
@@ -262,17 +247,9 @@ class LlmRefusalTier:
         finally:
             del self._in_flight[key]
         future.set_result(found)
-        self._put(key, found)
+        self._cache.put(key, found)
         return TieredRefusal(from_class(rules, found), RefusalTier.LLM)
 
     async def _ask(self, judge: PairwiseJudge, request: str, answer: str) -> RefusalClass:
         self.calls += 1
         return parse_class(await judge.complete(SYSTEM, build_prompt(request, answer)))
-
-    def _put(self, key: CacheKey, found: RefusalClass) -> None:
-        if self.cache_size <= 0:
-            return
-        self._cache[key] = found
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
