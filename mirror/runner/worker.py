@@ -87,7 +87,7 @@ from mirror.runner.limits import ProviderLimiter, SpendCap, estimate_cost, estim
 from mirror.runner.metrics import RunnerMetrics
 from mirror.sampling import arm_salt, sampling_key, selected
 from mirror.translate.replay import Replay, replay_answer, translate_replay
-from mirror.translate.request import apply_arm_transforms
+from mirror.translate.request import arm_variant
 
 log = logging.getLogger(__name__)
 
@@ -460,16 +460,7 @@ def replay_request(
         default_max_tokens=settings.default_max_tokens,
         sampling=settings.sampling,
     )
-    if settings.system_prompt is None and not settings.params:
-        return replay
-    body = apply_arm_transforms(
-        replay.body,
-        dialect=target,
-        system_prompt=settings.system_prompt.text if settings.system_prompt else None,
-        system_mode=settings.system_prompt.mode if settings.system_prompt else "replace",
-        params=settings.params,
-    )
-    return Replay(body, replay.approximations)
+    return Replay(arm_variant(replay.body, target, settings), replay.approximations)
 
 
 def _outcome(pair: ShadowPair) -> str:

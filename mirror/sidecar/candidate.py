@@ -29,7 +29,7 @@ from mirror.config import CREDENTIAL_HEADERS
 from mirror.errors import Untranslatable
 from mirror.events import SEGMENT_HEADER_PREFIX, SHADOW_TRAFFIC_HEADER, Api, ProviderKind
 from mirror.sidecar.rollout import Choice
-from mirror.translate.request import apply_arm_transforms
+from mirror.translate.request import arm_variant
 from mirror.translate.response import translate_served_request
 
 API_PATHS: Mapping[Api, str] = {
@@ -102,15 +102,7 @@ def request_body(choice: Choice, api: Api, target: Api) -> dict[str, Any]:
             default_max_tokens=arm.default_max_tokens,
             sampling=arm.sampling,
         )
-        if arm.system_prompt is None and not arm.params:
-            return body
-        return apply_arm_transforms(
-            body,
-            dialect=target,
-            system_prompt=arm.system_prompt.text if arm.system_prompt else None,
-            system_mode=arm.system_prompt.mode if arm.system_prompt else "replace",
-            params=arm.params,
-        )
+        return arm_variant(body, target, arm)
     except Untranslatable as exc:
         raise Fallback("untranslatable", exc.reason) from exc
 

@@ -161,7 +161,7 @@ from typing import Any, Literal
 
 from mirror.errors import ConfigError, Untranslatable
 from mirror.events import Api
-from mirror.migrations import RESERVED_PARAMS
+from mirror.migrations import RESERVED_PARAMS, ArmSettings
 from mirror.translate.messages import (
     JSON,
     anthropic_messages_to_chat,
@@ -345,6 +345,21 @@ def translate_request(
     if source is Api.ANTHROPIC_MESSAGES and target is Api.OPENAI_CHAT:
         return anthropic_to_openai_chat(body, model=model, notes=notes)
     raise Untranslatable(f"no translation from {source.value} to {target.value}")
+
+
+def arm_variant(body: dict[str, Any], dialect: Api, arm: ArmSettings) -> dict[str, Any]:
+    """`body` with `arm`'s prompt variant and parameters (`apply_arm_transforms`); `body` itself
+    when the arm has neither."""
+    prompt = arm.system_prompt
+    if prompt is None and not arm.params:
+        return body
+    return apply_arm_transforms(
+        body,
+        dialect=dialect,
+        system_prompt=prompt.text if prompt else None,
+        system_mode=prompt.mode if prompt else "replace",
+        params=arm.params,
+    )
 
 
 def apply_arm_transforms(
