@@ -133,6 +133,8 @@ class _Prepared:
     finding: RefusalFinding
     drift: FormatDrift
     equivalence: Equivalence | None
+    #: The user's last message, for the refusal tier (None when the request was not kept).
+    request: str | None = None
 
 
 class Scorer:
@@ -204,7 +206,7 @@ class Scorer:
         if _answered(call.primary) and _answered(result):
             finding = refusal_finding(primary, candidate)
         equivalence = self.cascade.decide_cheap(call, result)
-        return _Prepared(pair, primary, candidate, finding, drift, equivalence)
+        return _Prepared(pair, primary, candidate, finding, drift, equivalence, request)
 
     async def _refusal_tier(self, prepared: list[_Prepared]) -> list[_Prepared]:
         """The pairs with a side whose rules score is uncertain, re-decided by the LLM tier."""
@@ -224,8 +226,7 @@ class Scorer:
 
     async def _settle(self, prepared: _Prepared) -> _Prepared:
         call, result = prepared.pair.call, prepared.pair.result
-        question = extract_question(call.api, call.request)
-        request = question.user if question is not None else ""
+        request = prepared.request or ""
         primary, candidate = await asyncio.gather(
             self._tiered(request, call.primary, prepared.primary),
             self._tiered(request, result, prepared.candidate),
