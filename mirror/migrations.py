@@ -23,6 +23,26 @@ to serve a rollout's share of them from the candidate arm.
           steps: [0.05, 0.25, 0.5, 1.0]
           hold: 10m
 
+An embedding migration (`embeddings` set) matches `openai.embeddings` calls; each arm calls
+its candidate embedding model (its `embedding` side: prefixes, dimensions, normalisation,
+version label) through the runner's embedding cache, and a bottom-k reference set of texts
+with both models' vectors goes to the judge's store (`mirror.runner.embedding_arm`):
+
+    migrations:
+      - name: e5
+        match: {api: [openai.embeddings], model: [text-embedding-3-small]}
+        embeddings:
+          primary: {dimensions: 512}          # how the app calls its model
+          reference_size: 5000                # texts kept, stratified by (segment, role)
+          role: auto                          # auto | query | document | segment.<label>
+          retention_days: 30                  # the reference rows' TTL
+          thresholds: [0.75]                  # cut-offs the report recalibrates
+        arms:
+          - name: e5-small
+            provider: local
+            model: multilingual-e5-small
+            embedding: {query_prefix: "query: ", document_prefix: "passage: "}
+
 An arm whose provider speaks another dialect than the captured call gets the request
 translated (Chat Completions ⇄ Messages) or skipped with the reason. Model patterns are shell
 globs. Settings refuse, at start, what could not work: an arm on an unknown provider, two arms
@@ -36,6 +56,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -58,6 +79,56 @@ class SystemPrompt(Section):
     mode: Literal["replace", "prepend", "append"] = "replace"
 
 
+class EmbeddingSideSettings(Section):
+    """How one side of an embedding migration calls its model (`mirror.embeddings.EmbeddingModel`
+    without the provider and model, which the arm, or the captured call, names)."""
+
+    #: Put before a query text (e5: "query: ").
+    query_prefix: str = ""
+    #: Put before a document text (e5: "passage: ").
+    document_prefix: str = ""
+    #: OpenAI's `dimensions`; None: the model's own width.
+    dimensions: int | None = Field(default=None, gt=0)
+    normalize: bool = True
+    #: A label (a dated snapshot, a fine-tune's tag); default the model's name. Change it and
+    #: every vector is new to the cache.
+    version: str | None = Field(default=None, min_length=1)
+
+
+_ROLE = re.compile(r"^(?:auto|query|document|segment\.[A-Za-z0-9_-]+)$")
+
+
+class EmbeddingMigrationSettings(Section):
+    """What makes a migration an embedding migration (see the module docstring)."""
+
+    #: How the app calls the primary; its prefixes are stripped from captured texts before
+    #: they are keyed, and the primary's reference vectors are fetched with these settings.
+    primary: EmbeddingSideSettings = Field(default_factory=EmbeddingSideSettings)
+    #: Texts in the reference set the report reads (allocated equally across strata).
+    reference_size: int = Field(default=5000, gt=0)
+    #: auto | query | document | segment.<label>: how a captured text's role is decided.
+    role: str = "auto"
+    #: The reference rows' TTL (and the readers' window), in days.
+    retention_days: int = Field(default=30, gt=0)
+    #: Similarity cut-offs the team uses; the report recalibrates them for the candidate.
+    thresholds: tuple[float, ...] = ()
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if not _ROLE.match(value):
+            raise ValueError(f"must be auto, query, document or segment.<label>, got {value!r}")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        for threshold in value:
+            if not -1.0 <= threshold <= 1.0:
+                raise ValueError(f"{threshold!r} is not a similarity in [-1, 1]")
+        return value
+
+
 class ArmSettings(Section):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     provider: str
@@ -71,6 +142,9 @@ class ArmSettings(Section):
     sampling: Literal["approximate", "refuse", "drop", "keep"] = "approximate"
     #: max_tokens for an Anthropic arm when the OpenAI request set none.
     default_max_tokens: int = Field(default=4096, gt=0)
+    #: The candidate's side of an embedding migration (the migration's `embeddings` set);
+    #: None there: the model called with no prefix, its own width, normalised.
+    embedding: EmbeddingSideSettings | None = None
 
     @field_validator("name")
     @classmethod
@@ -215,6 +289,8 @@ class MigrationSettings(Section):
     arms: tuple[ArmSettings, ...] = ()
     #: Staged rollout; None: the migration only shadows.
     rollout: RolloutSettings | None = None
+    #: Present: an embedding migration (its arms call embedding models, see the module).
+    embeddings: EmbeddingMigrationSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -250,6 +326,17 @@ class MigrationSettings(Section):
                 raise ValueError(f"rollout.arm: required with several arms (arms: {listed})")
             if rollout.arm not in names:
                 raise ValueError(f"rollout.arm: no arm named {rollout.arm!r} (arms: {listed})")
+        if self.embeddings is None:
+            for i, arm in enumerate(self.arms):
+                if arm.embedding is not None:
+                    raise ValueError(
+                        f"arms[{i}].embedding: only an embedding migration's arm has one"
+                        " (set the migration's embeddings)"
+                    )
+        elif any(api is not Api.OPENAI_EMBEDDINGS for api in self.match.api):
+            raise ValueError(
+                "match.api: an embedding migration replays openai.embeddings calls only"
+            )
         return self
 
     def arm(self, name: str) -> ArmSettings | None:
@@ -276,6 +363,11 @@ class RunnerSettings(Section):
     #: Limits per provider name; providers not listed get the defaults.
     limits: dict[str, LimitSettings] = Field(default_factory=dict)
     metrics_listen: str | None = "127.0.0.1:8702"
+    #: The embedding arms' vector cache (SQLite, created owner-only; see
+    #: `mirror.embeddings.cache` for why vectors stay in it).
+    embedding_cache: Path = Path("var/embeddings/cache.sqlite3")
+    #: Cached vectors older than this are deleted (when the runner starts, then daily).
+    embedding_cache_max_age_days: float = Field(default=30.0, gt=0)
 
 
 def target_api(source: Api, kind: ProviderKind) -> Api:

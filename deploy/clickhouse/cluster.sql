@@ -325,6 +325,34 @@ ARRAY JOIN arrayConcat(
 ) AS segment_label
 GROUP BY migration, arm, judge_version, segment_label, hour, arm_kind;
 
+-- version 9 (embedding reference set): sharded by text_hash, so every copy of a key lands on
+-- one shard, where the ReplacingMergeTree collapses it; the TTL deletes a row `retention_days`
+-- after its call was seen.
+CREATE TABLE IF NOT EXISTS embedding_reference_local ON CLUSTER '{cluster}' (
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    role Enum8('query' = 1, 'document' = 2),
+    segment_key String,
+    segment Map(LowCardinality(String), String),
+    text_hash String,
+    text String CODEC(ZSTD(3)),
+    primary_model LowCardinality(String),
+    primary_version LowCardinality(String),
+    candidate_model LowCardinality(String),
+    candidate_version LowCardinality(String),
+    primary_vector Array(Float32),
+    candidate_vector Array(Float32),
+    call_id String,
+    seen_at DateTime64(6, 'UTC'),
+    retention_days UInt16 DEFAULT 30,
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', inserted_at)
+ORDER BY (migration, arm, role, segment_key, text_hash)
+TTL toDateTime(seen_at) + toIntervalDay(retention_days);
+
+CREATE TABLE IF NOT EXISTS embedding_reference ON CLUSTER '{cluster}' AS embedding_reference_local
+ENGINE = Distributed('{cluster}', currentDatabase(), embedding_reference_local, cityHash64(text_hash));
+
 CREATE TABLE IF NOT EXISTS schema_versions_local ON CLUSTER '{cluster}' (
     version UInt32,
     name String,
@@ -335,10 +363,12 @@ ORDER BY version;
 CREATE TABLE IF NOT EXISTS schema_versions ON CLUSTER '{cluster}' AS schema_versions_local
 ENGINE = Distributed('{cluster}', currentDatabase(), schema_versions_local, version);
 
--- Versions 3 (stats coverage), 4 (review queues), 6 (rollout previous weight) and 7 (refusal
--- tier) are in the tables above already; their single-node steps would change one node only.
+-- Versions 3 (stats coverage), 4 (review queues), 6 (rollout previous weight), 7 (refusal
+-- tier) and 9 (embedding reference set) are in the tables above already; their single-node
+-- steps would change one node only.
 INSERT INTO schema_versions (version, name, applied_at) VALUES
     (1, 'initial', now64(3)), (3, 'stats coverage', now64(3)), (4, 'review queues', now64(3)),
-    (6, 'rollout previous weight', now64(3)), (7, 'refusal tier', now64(3));
+    (6, 'rollout previous weight', now64(3)), (7, 'refusal tier', now64(3)),
+    (9, 'embedding reference set', now64(3));
 -- Version 5 (the plain `comparison_stats` view over the Distributed stats table) is created by
 -- `shadowjudge migrate --cluster` itself, ON CLUSTER: a view holds no data, one per node.

@@ -32,6 +32,52 @@ PAIR_COLUMNS = (
 )  # fmt: skip
 
 
+REFERENCE_COLUMNS = (
+    "migration", "arm", "role", "segment_key", "segment", "text_hash", "text", "primary_model",
+    "primary_version", "candidate_model", "candidate_version", "primary_vector",
+    "candidate_vector", "call_id", "seen_at", "retention_days",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReferenceRow:
+    """One row of `embedding_reference` (schema.sql, migration 9), fields in column order: a
+    reference-set text of an embedding migration with both models' vectors."""
+
+    migration: str
+    arm: str
+    role: str  # query | document
+    segment_key: str
+    segment: dict[str, str]
+    text_hash: str
+    text: str
+    primary_model: str
+    primary_version: str
+    candidate_model: str
+    candidate_version: str
+    primary_vector: Sequence[float]
+    candidate_vector: Sequence[float]
+    call_id: str
+    seen_at: datetime
+    retention_days: int = 30
+
+    def __post_init__(self) -> None:
+        if self.role not in ("query", "document"):
+            raise ValueError(f"role must be query or document, got {self.role!r}")
+        if not 0 < self.retention_days < 65_536:
+            raise ValueError(f"retention_days must be in 1..65535, got {self.retention_days}")
+
+
+def reference_row(row: ReferenceRow) -> tuple[Any, ...]:
+    """The row in `REFERENCE_COLUMNS` order, vectors as lists (numpy arrays welcome in)."""
+    return (
+        row.migration, row.arm, row.role, row.segment_key, row.segment, row.text_hash, row.text,
+        row.primary_model, row.primary_version, row.candidate_model, row.candidate_version,
+        [float(x) for x in row.primary_vector], [float(x) for x in row.candidate_vector],
+        row.call_id, row.seen_at, row.retention_days,
+    )  # fmt: skip
+
+
 def micros(moment: datetime) -> int:
     """Microseconds since the epoch, for `fromUnixTimestamp64Micro`."""
     if moment.tzinfo is None:

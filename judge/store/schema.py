@@ -21,6 +21,12 @@ Tables
 - `reviews` (human labels), `trigger_decisions` (the triggers' audit trail), `rollout` (weight
   history; the latest row per (migration, arm) is current: `argMax(weight, changed_at)`). Plain
   `MergeTree`: they keep history.
+- `embedding_reference` (migration 9) — an embedding migration's reference set: texts the
+  runner sampled by bottom-k of their SHA-256 per (role, segment_key), with both models'
+  vectors (`mirror.runner.embedding_arm`). `ReplacingMergeTree(inserted_at)` on (migration, arm,
+  role, segment_key, text_hash): a text sent twice collapses, readers take one per key. Vectors
+  are sensitive: each row carries its migration's `retention_days` and a row TTL deletes it that
+  long after `seen_at` (per row, so there is nothing to re-state as for the body TTL).
 - `comparison_stats` — a plain view over `comparison_stats_hourly` with the merges done: the
   same key, numbers instead of states, for Grafana and ad-hoc SQL.
 - `comparison_stats_hourly` — `AggregatingMergeTree` filled by `comparison_stats_hourly_mv`

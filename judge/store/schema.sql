@@ -207,3 +207,32 @@ ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS refusal_candidate_tier LowCardi
 -- `translation=faithful` or `translation=approximate`, recomputed from `comparisons FINAL`.
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS candidate_approximations
     Array(LowCardinality(String)) DEFAULT [];
+
+-- migration 9: embedding reference set
+-- An embedding migration's reference set (mirror.runner.embedding_arm): texts sampled from
+-- traffic by bottom-k of their SHA-256 per stratum (role, segment_key), with both models'
+-- vectors. Vectors are sensitive: a row lives `retention_days` (the migration's
+-- `embeddings.retention_days`, written on each row) after the call was seen, then the TTL
+-- deletes it; readers also filter on it. A text may be sent twice (a runner restarted, a pair
+-- replayed): ReplacingMergeTree keeps one per key, readers use FINAL or LIMIT 1 BY the key.
+CREATE TABLE IF NOT EXISTS embedding_reference (
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    role Enum8('query' = 1, 'document' = 2),
+    segment_key String,
+    segment Map(LowCardinality(String), String),
+    text_hash String,
+    text String CODEC(ZSTD(3)),
+    primary_model LowCardinality(String),
+    primary_version LowCardinality(String),
+    candidate_model LowCardinality(String),
+    candidate_version LowCardinality(String),
+    primary_vector Array(Float32),
+    candidate_vector Array(Float32),
+    call_id String,
+    seen_at DateTime64(6, 'UTC'),
+    retention_days UInt16 DEFAULT 30,
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(inserted_at)
+ORDER BY (migration, arm, role, segment_key, text_hash)
+TTL toDateTime(seen_at) + toIntervalDay(retention_days);

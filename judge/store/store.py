@@ -43,12 +43,15 @@ from judge.store.rows import (
     COMPARISON_FIELDS,
     HOUR,
     PAIR_COLUMNS,
+    REFERENCE_COLUMNS,
+    ReferenceRow,
     call_row,
     comparison_row,
     hour_span,
     insert,
     journal,
     micros,
+    reference_row,
     where_clause,
 )
 from judge.store.schema import (
@@ -234,6 +237,26 @@ class Store:
             if written is not None:
                 written.extend(new)
             return len(new)
+
+    def insert_references(self, rows: Sequence[ReferenceRow]) -> int:
+        """Write embedding reference-set rows (`embedding_reference`); returns how many.
+
+        No existence check: the table is a ReplacingMergeTree on (migration, arm, role,
+        segment_key, text_hash) and nothing aggregates it on insert, so a row written twice
+        (a replay, two runners sending one text) collapses on merge and readers take one per
+        key (FINAL / LIMIT 1 BY). `insert_pairs` writes a pair's rows with the pair itself.
+        """
+        if not rows:
+            return 0
+        with self._call("insert embedding reference rows") as ch:
+            insert(
+                ch,
+                "embedding_reference",
+                REFERENCE_COLUMNS,
+                [reference_row(row) for row in rows],
+                uuid.uuid4().hex,
+            )
+        return len(rows)
 
     def recover(self) -> list[datetime]:
         """Repair what a writer killed mid-batch may have left: the aggregates of the hours an

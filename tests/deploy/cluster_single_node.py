@@ -54,14 +54,15 @@ CONFIG = f"""<clickhouse>
 #: A Replicated table deduplicates the last blocks by default; the plain engine needs telling.
 _WINDOW = "non_replicated_deduplication_window = 1000"
 _ON_CLUSTER = re.compile(r"\s+ON CLUSTER\s+'[^']*'")
-_REPLICATED = re.compile(r"\bReplicated(\w*MergeTree)(\([^)]*\))?")
+_REPLICATED = re.compile(r"\bReplicated(\w*MergeTree)(?:\('[^']*', '[^']*'(?:, )?([^)]*)\))?")
 
 
 def single_node(statement: str) -> str:
     """A cluster statement as one node without Keeper runs it."""
     rewritten = _ON_CLUSTER.sub("", statement)
     if _REPLICATED.search(rewritten):
-        rewritten = _REPLICATED.sub(r"\1", rewritten)
+        # The path and replica go; an engine's own parameters (a version column) stay.
+        rewritten = _REPLICATED.sub(lambda m: m[1] + (f"({m[2]})" if m[2] else ""), rewritten)
         if "SETTINGS" in rewritten:
             rewritten = rewritten.replace("SETTINGS", f"SETTINGS {_WINDOW},", 1)
         else:

@@ -13,7 +13,14 @@ from dashboards.settings import load_settings, parse_settings
 from mirror.config import parse_duration
 from mirror.errors import ConfigError
 from mirror.events import Api
-from mirror.migrations import ArmSettings, MatchSettings, MigrationSettings, RolloutSettings
+from mirror.migrations import (
+    ArmSettings,
+    EmbeddingMigrationSettings,
+    EmbeddingSideSettings,
+    MatchSettings,
+    MigrationSettings,
+    RolloutSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SONNET = {"name": "sonnet", "provider": "anthropic", "model": "claude-sonnet-4-6"}
@@ -154,3 +161,67 @@ def test_a_rollout_without_its_providers_key_is_said_at_start(
         "; the rollouts of m/sonnet fall back to the primary (no_key) unless the app itself"
         " calls that provider"
     )
+
+
+E5 = {
+    "name": "e5",
+    "provider": "openai",
+    "model": "multilingual-e5-small",
+    "embedding": {"query_prefix": "query: ", "document_prefix": "passage: "},
+}
+
+
+def embedding_migration(
+    embeddings: Any, arms: list[dict[str, Any]] | None = None, **more: Any
+) -> Any:
+    migration = {"name": "m", "embeddings": embeddings, "arms": arms or [E5], **more}
+    return parse_settings({"migrations": [migration]}).migrations[0]
+
+
+def test_an_embedding_migration_and_its_defaults() -> None:
+    migration = embedding_migration({"thresholds": [0.75, 0.8], "primary": {"dimensions": 512}})
+    embeddings = migration.embeddings
+    assert embeddings == EmbeddingMigrationSettings(
+        primary=EmbeddingSideSettings(dimensions=512), thresholds=(0.75, 0.8)
+    )
+    assert embeddings.reference_size == 5000 and embeddings.role == "auto"
+    assert embeddings.retention_days == 30
+    assert embeddings.primary.normalize and embeddings.primary.version is None
+    side = migration.arms[0].embedding
+    assert side == EmbeddingSideSettings(query_prefix="query: ", document_prefix="passage: ")
+    assert embedding_migration({}).embeddings == EmbeddingMigrationSettings()
+    assert embedding_migration({"role": "segment.kind"}).embeddings.role == "segment.kind"
+    # Not an embedding migration: no section, no arm side.
+    assert settings_with(None).embeddings is None and settings_with(None).arms[0].embedding is None
+
+
+@pytest.mark.parametrize(
+    ("embeddings", "arms", "more", "message"),
+    [
+        ({"reference_size": 0}, None, {}, "migrations[0].embeddings.reference_size: Input should"),
+        ({"retention_days": 0}, None, {}, "migrations[0].embeddings.retention_days: Input should"),
+        ({"role": "queries"}, None, {}, "migrations[0].embeddings.role: must be auto, query,"),
+        ({"role": "segment."}, None, {}, "migrations[0].embeddings.role: must be auto"),
+        ({"thresholds": [0.7, 1.5]}, None, {}, "embeddings.thresholds: 1.5 is not a similarity"),
+        ({"primary": {"dimensions": 0}}, None, {}, "embeddings.primary.dimensions: Input should"),
+        ({"primary": {"prefix": "q: "}}, None, {}, "embeddings.primary.prefix: unknown key"),
+        ({"primary": {"version": ""}}, None, {}, "migrations[0].embeddings.primary.version:"),
+        ({}, [{**E5, "embedding": {"dimensions": -1}}], {}, "arms[0].embedding.dimensions:"),
+        ({}, None, {"match": {"api": ["openai.chat_completions"]}}, "migrations[0].match.api: an"),
+        (None, [E5], {}, "migrations[0].arms[0].embedding: only an embedding"),
+    ],
+)
+def test_embedding_errors_name_the_key(
+    embeddings: Any, arms: list[dict[str, Any]] | None, more: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        embedding_migration(embeddings, arms, **more)
+    assert message in str(caught.value)
+
+
+def test_the_runner_names_its_embedding_cache() -> None:
+    runner = parse_settings({"runner": {"embedding_cache": "/tmp/x.sqlite3"}}).runner
+    assert runner.embedding_cache == Path("/tmp/x.sqlite3")
+    assert parse_settings({}).runner.embedding_cache == Path("var/embeddings/cache.sqlite3")
+    with pytest.raises(ConfigError, match=r"runner.embedding_cache_max_age_days: Input should"):
+        parse_settings({"runner": {"embedding_cache_max_age_days": 0}})

@@ -25,7 +25,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
 from judge.config import StoreSettings
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError, store_error
-from judge.store.rows import COMPARISON_FIELDS, comparison_row, insert
+from judge.store.rows import COMPARISON_FIELDS, ReferenceRow, comparison_row, insert
 from judge.store.schema import (
     APPROXIMATE_SEGMENT,
     CAUSE_SQL,
@@ -238,6 +238,7 @@ def test_migrate_twice_is_a_no_op(settings: StoreSettings) -> None:
         "comparison_stats": "View",
         "schema_versions": "ReplacingMergeTree",
         "write_journal": "ReplacingMergeTree",
+        "embedding_reference": "ReplacingMergeTree",
     }
 
 
@@ -289,7 +290,8 @@ def test_comparisons_has_a_column_per_field_and_enums_cover_the_contract(store: 
 
 def test_cluster_schema_matches_the_single_node_one() -> None:
     cluster = (Path(__file__).parents[3] / "deploy/clickhouse/cluster.sql").read_text()
-    for statement in MIGRATIONS[0].statements:
+    reference = next(m for m in MIGRATIONS if m.name == "embedding reference set")
+    for statement in MIGRATIONS[0].statements + reference.statements:
         statement = statement.replace("{body_ttl_days}", "30")
         if statement.startswith("CREATE TABLE"):
             columns = statement[statement.index("(\n") : statement.index("\n) ENGINE")]
@@ -809,3 +811,55 @@ def test_recover_rebuilds_hours_a_cut_off_write_left(store: Store) -> None:
     assert store.recover() == [first]
     assert store.aggregate_counts("m1")["pairs"] == 12
     assert store.recover() == []  # the journal entry is closed
+
+
+# -- embedding reference set -------------------------------------------------------------------
+
+
+def reference(
+    text_hash: str, *, seen_days_ago: float = 0, retention_days: int = 30
+) -> ReferenceRow:
+    return ReferenceRow(
+        migration="m",
+        arm="e5",
+        role="query",
+        segment_key="tenant=acme",
+        segment={"tenant": "acme"},
+        text_hash=text_hash,
+        text=f"text {text_hash}",
+        primary_model="wordllama-l2",
+        primary_version="wordllama-l2",
+        candidate_model="multilingual-e5-small",
+        candidate_version="v1",
+        primary_vector=[0.5] * 256,
+        candidate_vector=[0.25] * 384,
+        call_id="c-" + text_hash,
+        seen_at=datetime.now(UTC) - timedelta(days=seen_days_ago),
+        retention_days=retention_days,
+    )
+
+
+def test_reference_rows_collapse_by_key_and_expire_by_their_retention(store: Store) -> None:
+    rows = [reference("a"), reference("b"), reference("old", seen_days_ago=40)]
+    kept = reference("kept", seen_days_ago=40, retention_days=60)
+    assert store.insert_references([*rows, kept]) == 4
+    assert store.insert_references(rows[:2]) == 2  # sent again: a replay, another runner
+    assert store.insert_references([]) == 0
+    assert len(_sql(store, "SELECT 1 FROM embedding_reference")) <= 6
+    _sql(store, "OPTIMIZE TABLE embedding_reference FINAL")
+    found = _sql(
+        store,
+        "SELECT text_hash, role, length(primary_vector), length(candidate_vector),"
+        " primary_vector[1], candidate_vector[384], text"
+        " FROM embedding_reference FINAL ORDER BY text_hash",
+    )
+    assert found == [
+        ("a", "query", 256, 384, 0.5, 0.25, "text a"),
+        ("b", "query", 256, 384, 0.5, 0.25, "text b"),
+        ("kept", "query", 256, 384, 0.5, 0.25, "text kept"),
+    ]
+
+
+def test_a_reference_row_refuses_an_unknown_role() -> None:
+    with pytest.raises(ValueError, match="role must be query or document"):
+        replace(reference("a"), role="passage")
