@@ -3,8 +3,10 @@
 `submit()` is all the live path calls: it appends the raw exchange to a bounded queue and
 returns; it never awaits, never raises, and is safe from any thread (the in-process transport
 may call it from an app's worker threads). A background task turns exchanges into
-`CapturedCall`s and sends them. Past the queue's bounds (events or bytes) a new exchange is
-dropped and counted; a bus that is down costs dropped events, never the app's requests.
+`CapturedCall`s and sends them, one per turn of the event loop, so the live path's own work
+never waits for more than one capture to be built. Past the queue's bounds (events or bytes) a
+new exchange is dropped and counted; a bus that is down costs dropped events, never the app's
+requests.
 
 Every submitted exchange ends in exactly one counter: `captured` when the bus acknowledged it,
 or `dropped{reason}`. A call larger than the bus's message limit is cut to fit and flagged
@@ -166,6 +168,11 @@ class Publisher:
                 continue
             exchange = self._pop()
             await self._publish(exchange)
+            # A send that the bus takes at once (the channel to `run`, the in-process bus, a
+            # Kafka batch with room) never suspends: without this the task would build every
+            # queued capture in one turn of the loop, and after a burst the live path's calls
+            # would wait for all of them.
+            await asyncio.sleep(0)
 
     def _pop(self) -> Exchange:
         with self._lock:

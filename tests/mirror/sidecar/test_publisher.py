@@ -95,3 +95,26 @@ async def test_kafka_down_at_start_then_up(own_kafka: TansuBroker) -> None:
     assert publisher.connected
     await publisher.stop()
     assert metrics.dropped_total() == 5
+
+
+async def test_captures_are_built_one_per_turn_of_the_loop() -> None:
+    """After a burst the live path shares the loop with the publisher: between two of its
+    turns at most one capture is built, even when the bus takes every record at once."""
+    bus = MemoryBus()
+    await bus.start()
+    metrics = SidecarMetrics()
+    publisher = Publisher(bus, "calls", CaptureSettings(), metrics, own_bus=False)
+    await publisher.start()
+    burst = 200
+    for i in range(burst):
+        publisher.submit(make_exchange(i))
+    most = 0
+    seen = 0.0
+    while (done := value(metrics, "shadowjudge_sidecar_captured_total")) < burst:
+        most = max(most, int(done - seen))
+        seen = done
+        await asyncio.sleep(0)  # what a request's callbacks get: one turn of the loop
+    most = max(most, int(done - seen))
+    assert most <= 1, f"{most} captures built in one turn of the loop"
+    assert len(bus.topic("calls").log) == burst
+    await publisher.stop()
