@@ -5,7 +5,8 @@ this module; nothing here imports judge or dashboards. `schema_version` is bumpe
 a reader of an older version could misread; readers refuse versions they do not know (and any
 field they do not know) with a `SerializationError`, so such a message goes to the DLQ with
 its reason instead of being half-understood. A field added as optional and left out of the
-JSON while unset (`Truncation.bus`, `CapturedCall.served_by`, `ArmResult.approximations`) needs
+JSON while unset (`Truncation.bus`, `CapturedCall.served_by`, `ArmResult.approximations`,
+`ShadowPair.reference`) needs
 no new version: events without it parse everywhere, and an older reader refuses one that
 carries it (an unknown field) rather than misreading it.
 
@@ -15,6 +16,10 @@ finish reasons and errors lets the judge compare an OpenAI arm with an Anthropic
 
 from __future__ import annotations
 
+import base64
+import sys
+from array import array
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -238,6 +243,53 @@ class Arm(_Model):
     kind: ArmKind = ArmKind.CANDIDATE
 
 
+def encode_vector(values: Iterable[float]) -> str:
+    """A vector as the bus carries it: base64 of little-endian float32, as the OpenAI API's
+    `encoding_format: base64` (exact for float32, about a third of the size of JSON floats:
+    384 dimensions take 2,048 characters)."""
+    packed = array("f", values)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def decode_vector(text: str) -> list[float]:
+    """`encode_vector`'s inverse; ValueError when `text` is not whole float32 values."""
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) % 4:
+        raise ValueError(f"{len(raw)} bytes are not whole float32 values")
+    packed = array("f")
+    packed.frombytes(raw)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tolist()
+
+
+class ReferenceText(_Model):
+    """One text of an embedding migration's reference set, with both models' vectors.
+
+    Vectors are sensitive (text can be recovered from them): only reference-set members'
+    vectors leave the runner, in the pair of the call that carried the text, for the judge to
+    store under `retention_days` (`mirror.runner.embedding_arm` says how texts are chosen).
+    Vectors are `encode_vector` strings (base64 of little-endian float32).
+    """
+
+    #: Hex SHA-256 of `text` (the app's prefix stripped): the bottom-k sampling key.
+    text_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    text: str
+    role: Literal["query", "document"]
+    #: The call's segment labels as sorted `k=v` joined by `,` ("" when none).
+    segment_key: str
+    primary_model: str
+    primary_version: str
+    candidate_model: str
+    candidate_version: str
+    primary_vector: str
+    candidate_vector: str
+    #: How long the judge's store keeps the row (the migration's `embeddings.retention_days`).
+    retention_days: int = Field(default=30, gt=0, lt=65_536)
+
+
 class ShadowPair(_Model):
     """A captured call and one arm's answer to the same request."""
 
@@ -246,6 +298,9 @@ class ShadowPair(_Model):
     migration: str
     arm: Arm
     result: ArmResult
+    #: An embedding arm's reference-set texts from this call (most pairs: none). Written only
+    #: when not empty, so readers from before the field parse every other pair.
+    reference: tuple[ReferenceText, ...] = Field(default=(), exclude_if=lambda texts: not texts)
 
     @property
     def key(self) -> str:

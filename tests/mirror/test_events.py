@@ -1,7 +1,13 @@
 """`CapturedCall.served_by`: additive to the contract (version 1 either way), cut to fit the
-bus like any answer; `ArmResult.approximations`, additive the same way."""
+bus like any answer; `ArmResult.approximations` and `ShadowPair.reference`, additive the same
+way."""
 
 from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import struct
 
 import orjson
 import pytest
@@ -12,12 +18,16 @@ from mirror.events import (
     Arm,
     ArmResult,
     CapturedCall,
+    EmbeddingSummary,
     ErrorInfo,
     ErrorKind,
     Output,
+    ReferenceText,
     ServedBy,
     ShadowPair,
+    decode_vector,
     dump_event,
+    encode_vector,
     parse_captured_call,
     parse_shadow_pair,
 )
@@ -93,3 +103,69 @@ def test_approximations_are_written_only_when_there_are_some() -> None:
     )
     parsed = parse_shadow_pair(dump_event(approximate))
     assert parsed.result.approximations == notes and parsed == approximate
+
+
+def embedding_pair(reference: tuple[ReferenceText, ...] = ()) -> ShadowPair:
+    call = CapturedCall(
+        api=Api.OPENAI_EMBEDDINGS,
+        request={"model": "wordllama-l2", "input": "how do I open a file"},
+        primary=ArmResult(provider="openai", model="wordllama-l2", status_code=200, latency_ms=2),
+    )
+    result = ArmResult(
+        provider="local",
+        model="multilingual-e5-small",
+        status_code=200,
+        latency_ms=5.0,
+        output=Output(embeddings=EmbeddingSummary(count=1, dimensions=384, encoding="base64")),
+    )
+    return ShadowPair(
+        call=call, migration="m", arm=Arm(name="e5"), result=result, reference=reference
+    )
+
+
+def reference_text(text: str = "how do I open a file") -> ReferenceText:
+    rng = random.Random(7)
+    return ReferenceText(
+        text_hash=hashlib.sha256(text.encode()).hexdigest(),
+        text=text,
+        role="query",
+        segment_key="tenant=acme",
+        primary_model="wordllama-l2",
+        primary_version="wordllama-l2",
+        candidate_model="multilingual-e5-small",
+        candidate_version="multilingual-e5-small",
+        primary_vector=encode_vector(rng.uniform(-1, 1) for _ in range(256)),
+        candidate_vector=encode_vector(rng.uniform(-1, 1) for _ in range(384)),
+        retention_days=14,
+    )
+
+
+def test_vectors_travel_as_base64_float32_exactly() -> None:
+    values = [0.1, -2.5, 3.4028234663852886e38, 1e-45, 0.0]
+    encoded = encode_vector(values)
+    assert base64.b64decode(encoded) == struct.pack("<5f", *values)
+    assert decode_vector(encoded) == [struct.unpack("<f", struct.pack("<f", v))[0] for v in values]
+    assert len(encode_vector([0.5] * 384)) == 2048  # a third of JSON floats' size, or less
+    with pytest.raises(ValueError, match="not whole float32"):
+        decode_vector(base64.b64encode(b"abcdef").decode())
+
+
+def test_reference_texts_are_written_only_when_there_are_some() -> None:
+    plain = embedding_pair()
+    raw = dump_event(plain)
+    assert b"reference" not in raw  # readers from before the field still parse it
+    assert parse_shadow_pair(raw) == plain
+    carried = embedding_pair((reference_text(),))
+    parsed = parse_shadow_pair(dump_event(carried))
+    assert parsed == carried
+    assert len(decode_vector(parsed.reference[0].candidate_vector)) == 384
+    data = orjson.loads(dump_event(carried))
+    data["reference"][0]["text_hash"] = "not a hash"
+    with pytest.raises(SerializationError, match="reference.0.text_hash"):
+        parse_shadow_pair(orjson.dumps(data))
+
+
+def test_a_pair_of_128_reference_texts_fits_the_default_bus_limit() -> None:
+    texts = tuple(reference_text(f"document number {i} " * 20) for i in range(128))
+    raw = dump_event(embedding_pair(texts))
+    assert len(raw) < 1 << 20  # Kafka's default message limit, the bus's default
