@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from dashboards.analysis import embedding_report
 from dashboards.command.embedding_models import (
     cache_arguments,
     cached_embeddings,
@@ -60,12 +61,9 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from dashboards.settings import Settings
-    from judge.embeddings import Estimate, Neighbours
 
-K = 10
-MIN_HELD_OUT_QUERIES = 10
-"""Adapter retention is measured on 20% of the queries: at least this many of them."""
-SNIPPET = 60
+K = embedding_report.K
+MIN_HELD_OUT_QUERIES = embedding_report.MIN_HELD_OUT_QUERIES
 
 
 def add_parser(actions: Any) -> None:
@@ -124,10 +122,11 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError(f"--documents {args.documents}: {len(documents.ids)} texts; need > {K}")
     labels = read_labels(args.labels, queries, documents) if args.labels else None
     pairs = len(queries.ids) + len(documents.ids)
-    adapter_pairs = _train_pairs(len(queries.ids), len(documents.ids))
-    if args.adapter_out is not None and adapter_pairs < _min_pairs():
+    adapter_pairs = embedding_report.train_pairs(len(queries.ids), len(documents.ids))
+    least_pairs = embedding_report.min_pairs()
+    if args.adapter_out is not None and adapter_pairs < least_pairs:
         raise ConfigError(
-            f"--adapter-out {args.adapter_out}: an adapter needs at least {_min_pairs():,} pairs"
+            f"--adapter-out {args.adapter_out}: an adapter needs at least {least_pairs:,} pairs"
             f" to fit; {pairs:,} texts give {adapter_pairs:,} after holding out 20% of queries"
         )
     if args.adapter_out is not None and len(queries.ids) < MIN_HELD_OUT_QUERIES * 5:
@@ -138,30 +137,38 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     models: tuple[EmbeddingModel, EmbeddingModel] = (old, new)
     tally: dict[str, dict[str, int]] = {}
     vectors = asyncio.run(_embed(settings, args, models, queries, documents, tally))
-    report, overlap = _analyse(args, models, queries, documents, vectors, cutoffs, labels)
+    given = embedding_report.ReportInput(
+        old_label=old.label,
+        new_label=new.label,
+        query_ids=queries.ids,
+        query_texts=queries.texts,
+        segments=queries.segments,
+        old_queries=vectors["old_queries"],
+        new_queries=vectors["new_queries"],
+        document_ids=documents.ids,
+        document_texts=documents.texts,
+        old_documents=vectors["old_documents"],
+        new_documents=vectors["new_documents"],
+    )
+    report, overlap = embedding_report.build(
+        given,
+        cutoffs=cutoffs,
+        labels=labels,
+        keep=args.keep,
+        least=args.least,
+        adapter_out=args.adapter_out,
+    )
     report["embedded"] = tally
     if judge is not None:
         report["judge"] = asyncio.run(ask_judge(judge, report["least_agreeing"]))
-    report["verdict"] = _verdict(overlap, report.get("judge"))
+    report["verdict"] = embedding_report.verdict(overlap, report.get("judge"))
     if args.json:
         out.write(json.dumps(report, indent=2) + "\n")
     else:
-        from dashboards.command.embeddings_compare_render import render
+        from dashboards.command.embeddings_render import render
 
         render(report, out)
     return 0
-
-
-def _min_pairs() -> int:
-    from judge.embeddings.adapters import MIN_PAIRS
-
-    return MIN_PAIRS
-
-
-def _train_pairs(queries: int, documents: int) -> int:
-    """The pairs an adapter is fitted on: every document and the queries not held out (as
-    `judge.embeddings.adapters.evaluate` splits them)."""
-    return documents + queries - max(1, round(0.2 * queries))
 
 
 Vectors = dict[str, "npt.NDArray[np.float32]"]
@@ -186,182 +193,3 @@ async def _embed(
             found[f"{side}_queries"], found[f"{side}_documents"] = q.vectors, d.vectors
             tally[side] = {"embedded": q.embedded + d.embedded, "cached": q.cached + d.cached}
     return found
-
-
-def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…"
-
-
-def _figure(value: Any) -> dict[str, float | int]:
-    return {
-        "mean": round(value.mean, 6),
-        "low": round(value.low, 6),
-        "high": round(value.high, 6),
-        "n": value.n,
-    }
-
-
-def _analyse(
-    args: argparse.Namespace,
-    models: tuple[Any, Any],
-    queries: Texts,
-    documents: Texts,
-    vectors: Vectors,
-    cutoffs: list[float],
-    labels: list[tuple[int, int, bool]] | None,
-) -> tuple[dict[str, Any], Estimate]:
-    """The report's figures, and the overlap@10 estimate unrounded (for the verdict)."""
-    from judge.embeddings import agreement, least_agreeing, top_k
-
-    old_nb = top_k(vectors["old_queries"], vectors["old_documents"], K)
-    new_nb = top_k(vectors["new_queries"], vectors["new_documents"], K)
-    agreed = agreement(old_nb, new_nb, k=K, segments=queries.segments)
-
-    def listed(indices: Sequence[int]) -> list[dict[str, Any]]:
-        return [{"id": documents.ids[i], "text": _snippet(documents.texts[i])} for i in indices]
-
-    least = [
-        {
-            "query_id": queries.ids[d.query],
-            "query": queries.texts[d.query],
-            "overlap": round(d.overlap, 4),
-            "rbo": round(d.rbo, 4),
-            "old": listed(d.old),
-            "new": listed(d.new),
-        }
-        for d in least_agreeing(agreed, old_nb, new_nb, n=args.least)
-    ]
-    report = {
-        "from": models[0].label,
-        "to": models[1].label,
-        "queries": len(queries.ids),
-        "documents": len(documents.ids),
-        "k": K,
-        "agreement": {
-            "overlap": _figure(agreed.overlap_mean),
-            "top1": _figure(agreed.top1_mean),
-            "rbo": _figure(agreed.rbo_mean),
-            "segments": {
-                label: {"overlap": _figure(o), "top1": _figure(t), "rbo": _figure(r)}
-                for label, (o, t, r) in agreed.segments.items()
-            },
-        },
-        "least_agreeing": least,
-        "thresholds": _threshold_rows(args, vectors, old_nb, new_nb, cutoffs, labels),
-        "adapter": _adapters(args, models, vectors),
-    }
-    return report, agreed.overlap_mean
-
-
-def _threshold_rows(
-    args: argparse.Namespace,
-    vectors: Vectors,
-    old_nb: Neighbours,
-    new_nb: Neighbours,
-    cutoffs: list[float],
-    labels: list[tuple[int, int, bool]] | None,
-) -> list[dict[str, Any]]:
-    import numpy as np
-
-    from judge.embeddings import map_threshold, normalise, threshold_keeping
-
-    labelled: tuple[Any, Any, Any] | None = None
-    if labels:
-        q = np.array([p[0] for p in labels])
-        d = np.array([p[1] for p in labels])
-
-        def pair_scores(side: str) -> Any:
-            a = normalise(vectors[f"{side}_queries"])[q]
-            b = normalise(vectors[f"{side}_documents"])[d]
-            return np.sum(a * b, axis=1)
-
-        labelled = (pair_scores("old"), pair_scores("new"), np.array([p[2] for p in labels]))
-    rows = []
-    for cutoff in cutoffs:
-        mapped = map_threshold(old_nb.scores.ravel(), new_nb.scores.ravel(), cutoff)
-        row: dict[str, Any] = {
-            "old": cutoff,
-            "new": round(mapped.new_threshold, 4),
-            "pass_before": round(mapped.flag_rate_before, 4),
-            "pass_unchanged": round(mapped.flag_rate_unchanged, 4),
-            "pass_after": round(mapped.flag_rate_after, 4),
-        }
-        if labelled is not None:
-            kept = threshold_keeping(*labelled, cutoff, keep=args.keep)
-            row["labelled"] = {
-                "kept": kept.kept,
-                "pairs": len(labelled[2]),
-                "new": round(kept.new_threshold, 4),
-                "old_precision": round(kept.old_precision, 4),
-                "old_recall": round(kept.old_recall, 4),
-                "new_precision": round(kept.new_precision, 4),
-                "new_recall": round(kept.new_recall, 4),
-                # threshold_keeping falls back to the nearest cut when no cut keeps it
-                "reached": (kept.new_precision >= kept.old_precision - 1e-9)
-                if kept.kept == "precision"
-                else (kept.new_recall >= kept.old_recall - 1e-9),
-            }
-        rows.append(row)
-    return rows
-
-
-def _adapters(args: argparse.Namespace, models: tuple[Any, Any], vectors: Vectors) -> Any:
-    from judge.embeddings import evaluate
-
-    queries, documents = len(vectors["old_queries"]), len(vectors["old_documents"])
-    train = _train_pairs(queries, documents)
-    found: dict[str, Any] = {
-        "pairs": queries + documents,
-        "train_pairs": train,
-        "min_pairs": _min_pairs(),
-        "measured": train >= _min_pairs() and queries >= MIN_HELD_OUT_QUERIES * 5,
-    }
-    if train < _min_pairs():
-        found["reason"] = (
-            f"fewer than {_min_pairs():,} pairs to fit on ({train:,} after holding out 20% of"
-            f" the {queries:,} queries): adapter retention not measured"
-        )
-    elif not found["measured"]:
-        found["reason"] = (
-            f"fewer than {MIN_HELD_OUT_QUERIES * 5} queries ({queries}): too few held out to"
-            " measure adapter retention"
-        )
-    if not found["measured"]:
-        return found
-    reports = {
-        kind: evaluate(
-            kind,
-            vectors["old_queries"],
-            vectors["new_queries"],
-            vectors["old_documents"],
-            vectors["new_documents"],
-            old_model=models[0].label,
-            new_model=models[1].label,
-            k=K,
-        )
-        for kind in ("ridge", "procrustes")
-    }
-    for kind, report in reports.items():
-        found[kind] = {
-            "retention": _figure(report.retention),
-            "held_out_queries": report.held_out_queries,
-        }
-    if args.adapter_out is not None:
-        best = max(reports.values(), key=lambda r: r.retention.mean)
-        best.adapter.save(args.adapter_out)
-        found["written"] = {"path": str(args.adapter_out), "kind": best.adapter.kind}
-    return found
-
-
-def _verdict(overlap: Estimate, judged: dict[str, Any] | None) -> dict[str, Any]:
-    from judge.embeddings import JudgeSplit, verdict_card
-
-    card = verdict_card(
-        overlap,
-        judge=None
-        if judged is None
-        else JudgeSplit(better=judged["better"], worse=judged["worse"], same=judged["same"]),
-        k=K,
-    )
-    return {"verdict": card.verdict.value, "reasons": list(card.reasons)}

@@ -1,14 +1,25 @@
-"""Fixtures of the dashboards' tests: a store holding the module's generated pairs."""
+"""Fixtures of the dashboards' tests: a store holding the module's generated pairs; the fake
+OpenAI endpoint serving the offline embedding models; and those models' vectors of a sample of
+the embedding corpus, computed once per session (e5 embeds ~33 texts/s here)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from judge.store.store import Store
+from simulation.embeddings import offline_models
+from simulation.providers import OpenAIFake, Served, openai_app, serve
+from tests.dashboards.embedding_traffic import OfflineVectors
 from tests.dashboards.generate import Generated, stored
+from tests.judge.embeddings.corpus import E5, E5_ENPT, WORDLLAMA, embed, load
+
+#: The sample `offline_vectors` embeds: the corpus's first queries and documents (the same rows
+#: `embeddings compare`'s tests read).
+QUERIES, DOCUMENTS = 60, 200
 
 
 @pytest.fixture
@@ -16,3 +27,32 @@ def store(chdb_dir: Path, data: Generated) -> Iterator[Store]:
     """The module's `data` fixture, written to a fresh database."""
     with stored(chdb_dir, data) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def fake() -> OpenAIFake:
+    """The fake OpenAI endpoint with the offline embedding models (tests reset what they set
+    on it, such as `responder`, and count its requests as differences)."""
+    return openai_app(embedders=offline_models())
+
+
+@pytest.fixture(scope="session")
+def served(fake: OpenAIFake) -> Iterator[Served]:
+    with serve(fake) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def offline_vectors(served: Served) -> OfflineVectors:
+    """wordllama-l2, multilingual-e5-small and its enpt fine-tune's vectors of QUERIES queries
+    and DOCUMENTS documents of the corpus, each with the model's prefixes."""
+    queries, documents = load(QUERIES, DOCUMENTS)
+    with openai.OpenAI(base_url=f"{served.url}/v1", api_key="sk-test", timeout=300) as client:
+        vectors = {
+            model: (
+                embed(client, model, queries, query=True),
+                embed(client, model, documents, query=False),
+            )
+            for model in (WORDLLAMA, E5, E5_ENPT)
+        }
+    return OfflineVectors(queries=queries, documents=documents, vectors=vectors)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,23 +21,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from dashboards.command.main import main
-from simulation.embeddings import WordLlamaModel, offline_models
-from simulation.providers import OpenAIFake, Served, openai_app, serve
+from simulation.embeddings import WordLlamaModel
+from simulation.providers import OpenAIFake, Served
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "tests" / "data" / "embeddings" / "corpus.jsonl.gz"
 KEY_ENV = "SJ_TEST_EMBEDDINGS_KEY"
-
-
-@pytest.fixture(scope="module")
-def fake() -> OpenAIFake:
-    return openai_app(embedders=offline_models())
-
-
-@pytest.fixture(scope="module")
-def served(fake: OpenAIFake) -> Iterator[Served]:
-    with serve(fake) as running:
-        yield running
 
 
 @pytest.fixture

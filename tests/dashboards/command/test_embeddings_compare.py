@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +17,12 @@ import pytest
 from dashboards.command.embeddings_judge import judge_prompt
 from dashboards.command.main import main
 from simulation.demo.models import section
-from simulation.embeddings import offline_models
-from simulation.providers import FakeReply, OpenAIFake, Served, openai_app, serve
+from simulation.providers import FakeReply, OpenAIFake, Served
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "tests" / "data" / "embeddings" / "corpus.jsonl.gz"
 KEY_ENV = "SJ_TEST_COMPARE_KEY"
 QUERIES, DOCUMENTS = 60, 200
-
-
-@pytest.fixture(scope="module")
-def fake() -> OpenAIFake:
-    return openai_app(embedders=offline_models())
-
-
-@pytest.fixture(scope="module")
-def served(fake: OpenAIFake) -> Iterator[Served]:
-    with serve(fake) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
-"""`shadowjudge embeddings compare` as text: the report's dict (the same one `--json` prints)
-laid out in tables as `shadowjudge report` prints them."""
+"""`shadowjudge embeddings compare` and `embeddings report` as text: the report's dict (the
+same one `--json` prints, `dashboards.analysis.embedding_report`) laid out in tables as
+`shadowjudge report` prints them. A report from traffic adds `migration`, `arm` and
+`reference` (the reference set read); one from files adds `embedded` (the cache's tally)."""
 
 from __future__ import annotations
 
@@ -18,19 +20,31 @@ def _pct(value: float) -> str:
 
 def render(report: dict[str, Any], out: TextIO) -> None:
     k = report["k"]
-    out.write(
-        f"{report['from']} -> {report['to']} · {report['queries']:,} queries ×"
-        f" {report['documents']:,} documents · top {k}\n"
+    where = f"{report['migration']} · arm {report['arm']} · " if "migration" in report else ""
+    sizes = (
+        f"{report['queries']:,} queries × {report['documents']:,} documents"
+        if report.get("corpus", "documents") == "documents"
+        else f"{report['queries']:,} queries, no documents"
     )
-    counts = report["embedded"]
-    out.write(
-        "embedded now / from the cache: "
-        + ", ".join(
-            f"{report[side]} {counts[key]['embedded']:,} / {counts[key]['cached']:,}"
-            for side, key in (("from", "old"), ("to", "new"))
+    out.write(f"{where}{report['from']} -> {report['to']} · {sizes} · top {k}\n")
+    if "embedded" in report:
+        counts = report["embedded"]
+        out.write(
+            "embedded now / from the cache: "
+            + ", ".join(
+                f"{report[side]} {counts[key]['embedded']:,} / {counts[key]['cached']:,}"
+                for side, key in (("from", "old"), ("to", "new"))
+            )
+            + "\n"
         )
-        + "\n\n"
-    )
+    if "reference" in report:
+        _reference(report["reference"], out)
+    for note in report.get("notes", []):
+        out.write(f"note: {note}\n")
+    out.write("\n")
+    if report.get("insufficient"):
+        out.write(f"no verdict: {report['insufficient']}\n")
+        return
     _agreement(report, out)
     _least(report, out)
     _thresholds(report, out)
@@ -39,6 +53,27 @@ def render(report: dict[str, Any], out: TextIO) -> None:
     out.write(f"\nverdict: {verdict['verdict']}\n")
     for reason in verdict["reasons"]:
         out.write(f"  - {reason}\n")
+
+
+def _reference(reference: dict[str, Any], out: TextIO) -> None:
+    out.write(
+        f"reference set: {reference['taken']:,} of {reference['available']:,} texts seen in the"
+        f" last {reference['retention_days']} days (reference_size {reference['size']:,},"
+        " equal allocation across role × segment)\n"
+    )
+    rows = [["role", "segment", "texts", "taken"]]
+    for stratum in reference["strata"]:
+        rows.append(
+            [
+                stratum["role"],
+                stratum["segment_key"] or "(none)",
+                f"{stratum['available']:,}",
+                f"{stratum['taken']:,}",
+            ]
+        )
+    buffer: list[str] = []
+    _left_table(rows, buffer)
+    out.write("".join(f"  {line}" for line in buffer))
 
 
 def _agreement(report: dict[str, Any], out: TextIO) -> None:
@@ -92,7 +127,12 @@ def _left_table(rows: list[list[str]], lines: list[str]) -> None:
 def _thresholds(report: dict[str, Any], out: TextIO) -> None:
     rows = report["thresholds"]
     if not rows:
-        out.write("\nthresholds: none given (--thresholds 0.75,0.8 maps your cut-offs)\n")
+        how = (
+            "embeddings.thresholds in the migration's settings"
+            if "migration" in report
+            else "--thresholds 0.75,0.8"
+        )
+        out.write(f"\nthresholds: none given ({how} maps your cut-offs)\n")
         return
     out.write(
         f"\nthresholds, mapped by quantile matching of top-{report['k']} neighbour scores"
