@@ -30,6 +30,8 @@ class Cue:
     clause_start: bool = False
     #: Also read after the opening sentences (unambiguous in any position).
     body: bool = False
+    #: Tried only when `BODY_GATE` finds something in the answer.
+    gated: bool = False
 
 
 def rx(pattern: str) -> re.Pattern[str]:
@@ -93,6 +95,21 @@ _JUDGED = (
     r"(?:appropriate|ethical|acceptable|okay|ok|respectful|responsible|advisable|"
     r"possible for me|within my)"
 )
+#: What follows "I" in "I must decline", "I'll have to pass on".
+_MUST_DECLINE = (
+    r"(?: must| have to| will have to|'ll have to| need to|'m going to| am going to| will|'ll) "
+    r"(?:respectfully |politely |kindly |have to )?(?:decline|refuse|pass on)\b"
+)
+#: One scan that must find something for the `gated` cues to be tried over the body: an "I"
+#: that opens "I must decline ..." or follows "something (that)" / "a request (that)" ... (as
+#: in "not something I can"). Cheaper than their anchors, which cost a scan each.
+BODY_GATE = rx(
+    f"{_I}(?:{_MUST_DECLINE}|"
+    + "|".join(
+        f"(?<={noun} i)|(?<={noun} that i)" for noun in ("something", "request", "task", "topic")
+    )
+    + ")"
+)
 # fmt: off
 _JUDGED_ANCHORS = ("appropriate", "ethical", "acceptable", "okay", " ok", "respectful",
                    "responsible", "advisable", "possible for me", "within my")
@@ -104,10 +121,8 @@ CUES: tuple[Cue, ...] = (
                              r"(?:do(?:n'?t| not) feel|(?:am|'m) not) comfortable (?:with )?"
                              rf"\w+ing\b|do(?:n'?t| not)(?: \w+ly)? {_DONT_VERB}\b)"),
          0.9, (), speech=True, body=True),
-    Cue("must-decline", rx(rf"{_I}(?: must| have to| will have to|'ll have to| need to|"
-                            r"'m going to| am going to| will|'ll) (?:respectfully |politely |"
-                            r"kindly |have to )?(?:decline|refuse|pass on)\b"),
-         0.9, ("decline", "refuse", "pass on"), speech=True, body=True),
+    Cue("must-decline", rx(_I + _MUST_DECLINE), 0.9, ("decline", "refuse", "pass on"),
+        speech=True, body=True, gated=True),
     Cue("not-something-i-can", rx(words("not", "isn't",
                                           tail=r" (?:something|a (?:request|task|topic)) "
                                                r"(?:that )?i(?:'m| am)? (?:can|could|will|able|"
@@ -115,7 +130,7 @@ CUES: tuple[Cue, ...] = (
          # anchors: the words the pattern needs after "not" ("something that i ...")
          0.9, ("something i", "something that i", "request i", "request that i", "task i",
                "task that i", "topic i", "topic that i"),
-         speech=True, body=True),
+         speech=True, body=True, gated=True),
     Cue("outside-what-i-can", rx(words("outside", "beyond",
                                          tail=r" (?:of )?(?:what|the scope of what) i(?:'m| am)? "
                                               r"(?:can|could|able to|allowed to)")),
