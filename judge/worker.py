@@ -12,6 +12,10 @@ batch's write starts once the one before it is written and committed — so the 
 existence check sees every earlier batch, and no commit passes a batch not written. Scoring and
 writing one after the other left the loop idle for the whole write (issue 17's profile).
 
+An embedding pair's reference-set texts (`ShadowPair.reference`) are written by the same
+`insert_pairs` call as the pair, to `embedding_reference`, so a replayed pair adds no row; the
+pair itself is "not judged" as any embedding pair.
+
 A message that is not a ShadowPair goes to `shadow.dlq` with the reason, and is counted; its
 offset is committed with the batch once the DLQ acknowledged it. A dead letter the bus will
 not take is retried with backoff (its batch, and so its partitions, commit nothing meanwhile),
@@ -44,6 +48,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from judge.comparison import Comparison, RefusalFinding, RefusalTier, Verdict
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError
 from judge.scoring import Scorer
+from judge.store.rows import ReferenceRow
 from judge.store.schema import reason_cause
 from judge.store.store import AsyncStore
 from mirror.bus.base import Bus, BusConsumer, Record, TopicPartition
@@ -100,6 +105,12 @@ class JudgeMetrics:
         self.offsets_skipped = Counter(
             "shadowjudge_judge_offsets_skipped",
             "Offsets of shadow.pairs never read because the log no longer held them.",
+            registry=r,
+        )
+        self.reference_rows = Counter(
+            "shadowjudge_judge_embedding_reference_rows",
+            "Embedding reference-set rows written with their pairs (replays write none).",
+            ["migration", "arm"],
             registry=r,
         )
         self.lag = Gauge(
@@ -370,9 +381,10 @@ class JudgeWorker:
         raw = [record.value for record in records]
         while True:
             new: list[Comparison] = []
+            references: list[ReferenceRow] = []
             try:
                 written = await self._store.insert_pairs(
-                    pairs, comparisons, raw_pairs=raw, written=new
+                    pairs, comparisons, raw_pairs=raw, written=new, written_references=references
                 )
             except StoreClosedError:
                 return None  # shutting down: commit nothing, the batch is redone
@@ -393,6 +405,8 @@ class JudgeWorker:
             else:
                 self._set_degraded(None)
                 self.metrics.observe(new)
+                for row in references:
+                    self.metrics.reference_rows.labels(row.migration, row.arm).inc()
                 return written
             if stop.is_set():
                 return None  # nothing committed: the batch is redone after a restart

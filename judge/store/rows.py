@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from judge.comparison import Comparison
-from mirror.events import CapturedCall
+from mirror.events import CapturedCall, ShadowPair, decode_vector
 
 COMPARISON_FIELDS = tuple(field.name for field in dataclasses.fields(Comparison))
 comparison_row = operator.attrgetter(*COMPARISON_FIELDS)
@@ -76,6 +76,32 @@ def reference_row(row: ReferenceRow) -> tuple[Any, ...]:
         [float(x) for x in row.primary_vector], [float(x) for x in row.candidate_vector],
         row.call_id, row.seen_at, row.retention_days,
     )  # fmt: skip
+
+
+def reference_rows(pair: ShadowPair) -> list[ReferenceRow]:
+    """An embedding pair's reference texts as `embedding_reference` rows."""
+    call = pair.call
+    return [
+        ReferenceRow(
+            migration=pair.migration,
+            arm=pair.arm.name,
+            role=text.role,
+            segment_key=text.segment_key,
+            segment=call.segment,
+            text_hash=text.text_hash,
+            text=text.text,
+            primary_model=text.primary_model,
+            primary_version=text.primary_version,
+            candidate_model=text.candidate_model,
+            candidate_version=text.candidate_version,
+            primary_vector=decode_vector(text.primary_vector),
+            candidate_vector=decode_vector(text.candidate_vector),
+            call_id=call.call_id,
+            seen_at=call.captured_at,
+            retention_days=text.retention_days,
+        )
+        for text in pair.reference
+    ]
 
 
 def micros(moment: datetime) -> int:

@@ -52,6 +52,7 @@ from judge.store.rows import (
     journal,
     micros,
     reference_row,
+    reference_rows,
     where_clause,
 )
 from judge.store.schema import (
@@ -183,6 +184,7 @@ class Store:
         *,
         raw_pairs: Sequence[bytes] | None = None,
         written: list[Comparison] | None = None,
+        written_references: list[ReferenceRow] | None = None,
     ) -> int:
         """Write a batch's calls, pairs and comparisons, skipping what the store already has.
 
@@ -190,6 +192,13 @@ class Store:
         those rows (the judge counts verdicts from them, so a replay never counts twice).
         `raw_pairs`, when given, are the pairs' JSON as read from the bus (same order as
         `pairs`), stored as is instead of re-dumped.
+        An embedding pair's reference texts (`ShadowPair.reference`) become
+        `embedding_reference` rows, written with the pair (before the comparisons, which mark
+        the batch written), and are left out of its stored JSON: vectors live only in that
+        table, under its retention. A replayed pair is skipped with its rows, so a replay adds
+        none; a crash between the inserts leaves at worst a duplicate, which the table's
+        ReplacingMergeTree and its readers absorb. `written_references`, when given, is
+        extended with the rows written.
         Safe to call again with any overlap of earlier batches: see `judge.store.schema`,
         "Exactly once".
         """
@@ -209,6 +218,7 @@ class Store:
             done_calls = {key[0] for key in existing}
             calls: dict[str, CapturedCall] = {}
             pair_rows: list[tuple[Any, ...]] = []
+            references: list[ReferenceRow] = []
             for i, pair in enumerate(pairs):
                 call = pair.call
                 pair_key = (call.call_id, pair.migration, pair.arm.name)
@@ -217,11 +227,16 @@ class Store:
                 done_pairs.add(pair_key)
                 if call.call_id not in done_calls:
                     calls.setdefault(call.call_id, call)
-                raw = raw_pairs[i] if raw_pairs is not None else dump_event(pair)
+                if pair.reference:  # vectors go to embedding_reference only (its own TTL)
+                    references.extend(reference_rows(pair))
+                    raw = dump_event(pair.model_copy(update={"reference": ()}))
+                else:
+                    raw = raw_pairs[i] if raw_pairs is not None else dump_event(pair)
                 pair_rows.append(
                     (*pair_key, pair.arm.kind, call.captured_at, pair.schema_version, raw)
                 )
             call_rows = [call_row(c) for c in calls.values()]
+            reference = [reference_row(r) for r in references]
             rows = [comparison_row(c) for c in new]
             token = uuid.uuid4().hex
             hours = sorted({micros(c.captured_at) // HOUR * HOUR for c in new})
@@ -231,11 +246,14 @@ class Store:
                 # Comparisons last: a comparison row marks its call and pair as written.
                 insert(ch, "calls", CALL_COLUMNS, call_rows, token)
                 insert(ch, "pairs", PAIR_COLUMNS, pair_rows, token)
+                insert(ch, "embedding_reference", REFERENCE_COLUMNS, reference, token)
                 insert(ch, "comparisons", COMPARISON_FIELDS, rows, token)
                 if rows:
                     journal(ch, token, hours, "done")
             if written is not None:
                 written.extend(new)
+            if written_references is not None:
+                written_references.extend(references)
             return len(new)
 
     def insert_references(self, rows: Sequence[ReferenceRow]) -> int:
@@ -477,9 +495,15 @@ class AsyncStore:
         *,
         raw_pairs: Sequence[bytes] | None = None,
         written: list[Comparison] | None = None,
+        written_references: list[ReferenceRow] | None = None,
     ) -> int:
         return await self.run(
-            self.store.insert_pairs, pairs, comparisons, raw_pairs=raw_pairs, written=written
+            self.store.insert_pairs,
+            pairs,
+            comparisons,
+            raw_pairs=raw_pairs,
+            written=written,
+            written_references=written_references,
         )
 
     async def read_pairs(

@@ -8,6 +8,7 @@ and closes what it opens; a test that needs another directory closes its store b
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import subprocess
@@ -46,8 +47,11 @@ from mirror.events import (
     ErrorKind,
     FinishReason,
     Output,
+    ReferenceText,
     ShadowPair,
     Usage,
+    dump_event,
+    encode_vector,
     new_call_id,
 )
 
@@ -863,3 +867,46 @@ def test_reference_rows_collapse_by_key_and_expire_by_their_retention(store: Sto
 def test_a_reference_row_refuses_an_unknown_role() -> None:
     with pytest.raises(ValueError, match="role must be query or document"):
         replace(reference("a"), role="passage")
+
+
+def test_a_pair_brings_its_reference_rows_once_and_keeps_no_vector_in_its_json(
+    store: Store,
+) -> None:
+    pairs, comparisons = batch(3)
+    texts = tuple(
+        ReferenceText(
+            text_hash=hashlib.sha256(t.encode()).hexdigest(),
+            text=t,
+            role="document",
+            segment_key="route=/a,tenant=acme",
+            primary_model="wordllama-l2",
+            primary_version="wordllama-l2",
+            candidate_model="multilingual-e5-small",
+            candidate_version="multilingual-e5-small",
+            primary_vector=encode_vector([0.5] * 256),
+            candidate_vector=encode_vector([-0.25] * 384),
+            retention_days=7,
+        )
+        for t in ("first text", "second text")
+    )
+    pairs[1] = pairs[1].model_copy(update={"reference": texts})
+    raw = [dump_event(p) for p in pairs]
+    written: list[ReferenceRow] = []
+    assert store.insert_pairs(pairs, comparisons, raw_pairs=raw, written_references=written) == 3
+    assert [r.text for r in written] == ["first text", "second text"]
+    assert store.insert_pairs(pairs, comparisons, raw_pairs=raw, written_references=written) == 0
+    assert len(written) == 2  # a replay writes no reference row
+    rows = _sql(
+        store,
+        "SELECT text, role, segment_key, segment, call_id, retention_days,"
+        " length(primary_vector), candidate_vector[1], seen_at FROM embedding_reference"
+        " ORDER BY text",
+    )
+    call = pairs[1].call
+    assert [row[:6] for row in rows] == [
+        (t, "document", "route=/a,tenant=acme", call.segment, call.call_id, 7)
+        for t in ("first text", "second text")
+    ]
+    assert all(row[6] == 256 and row[7] == -0.25 and row[8] == call.captured_at for row in rows)
+    stored = _sql(store, f"SELECT pair_json FROM pairs WHERE call_id = '{call.call_id}'")
+    assert b"vector" not in stored[0][0].encode() and b"reference" not in stored[0][0].encode()
