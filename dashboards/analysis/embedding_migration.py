@@ -1,0 +1,164 @@
+"""An embedding migration's report from traffic: the reference set read from the store
+(`embedding_reference`) turned into the same report `embeddings compare` makes from files
+(`embedding_report.build`), for `embeddings report`, the API and the page alike.
+
+The queries are the query-role texts and the corpus the document-role texts. With no document
+texts (a team that routes only its queries through the sidecar) every text is the corpus and
+each query's neighbours are its nearest OTHER texts; the report says so in `notes`. With fewer
+than `MIN_QUERIES` queries (or a corpus of no more than k texts) there is no verdict: the
+report says how many texts there are and what is needed (`insufficient`), and holds no figures.
+The thresholds mapped are the migration's `embeddings.thresholds`; labelled pairs are not read
+from traffic (the judge's and reviewers' labels are about chat answers, not retrieval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from dashboards.analysis import embedding_report
+from dashboards.analysis.embedding_reference import ReferenceSet, read_reference
+from dashboards.analysis.queries import Reader
+
+if TYPE_CHECKING:
+    from judge.embeddings import Estimate
+    from mirror.migrations import MigrationSettings
+
+MIN_QUERIES = 20
+NO_SEGMENT = "(no segment)"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingMigration:
+    """What the report needs of a migration's settings (`embeddings:` and its arms)."""
+
+    name: str
+    arms: tuple[str, ...]
+    reference_size: int = 5000
+    retention_days: int = 30
+    thresholds: tuple[float, ...] = ()
+
+    @classmethod
+    def from_settings(cls, migration: MigrationSettings) -> EmbeddingMigration | None:
+        """None for a migration without `embeddings:`."""
+        found = migration.embeddings
+        if found is None:
+            return None
+        return cls(
+            name=migration.name,
+            arms=tuple(arm.name for arm in migration.arms),
+            reference_size=found.reference_size,
+            retention_days=found.retention_days,
+            thresholds=tuple(found.thresholds),
+        )
+
+
+class UnknownArmError(ValueError):
+    """The arm asked for is not one of the migration's."""
+
+
+def choose_arm(migration: EmbeddingMigration, arm: str | None) -> str:
+    """`arm`, or the migration's first when none is given."""
+    if arm is None:
+        return migration.arms[0]
+    if arm not in migration.arms:
+        raise UnknownArmError(
+            f"migration {migration.name!r} has no arm {arm!r};"
+            f" its arms: {', '.join(migration.arms)}"
+        )
+    return arm
+
+
+def traffic_report(
+    reader: Reader, migration: EmbeddingMigration, arm: str, *, least: int = 10
+) -> tuple[dict[str, Any], Estimate | None]:
+    """The report (with `verdict`, None when there is too little), and the overlap@10
+    estimate unrounded (None without a verdict)."""
+    found = read_reference(
+        reader,
+        migration.name,
+        arm,
+        size=migration.reference_size,
+        retention_days=migration.retention_days,
+    )
+    head = _head(found)
+    queries, documents = found.queries, found.documents
+    problem = _too_few(len(queries), len(documents))
+    if problem is not None:
+        return {**head, "insufficient": problem, "verdict": None}, None
+    notes: list[str] = list(head.pop("notes"))
+    if not len(documents):
+        notes.append(
+            "no document texts in the reference set (only queries go through the sidecar):"
+            " every text is the corpus, and each query's neighbours are its nearest other texts"
+        )
+    given = embedding_report.ReportInput(
+        old_label=found.primary,
+        new_label=found.candidate,
+        query_ids=[h[:12] for h in queries.hashes],
+        query_texts=queries.texts,
+        segments=[s or NO_SEGMENT for s in queries.segments],
+        old_queries=queries.primary,
+        new_queries=queries.candidate,
+    )
+    if len(documents):
+        given = replace(
+            given,
+            document_ids=[h[:12] for h in documents.hashes],
+            document_texts=documents.texts,
+            old_documents=documents.primary,
+            new_documents=documents.candidate,
+        )
+    report, overlap = embedding_report.build(given, cutoffs=migration.thresholds, least=least)
+    report = {**head, "notes": notes, **report}
+    report["verdict"] = embedding_report.verdict(overlap, None)
+    return report, overlap
+
+
+def _head(found: ReferenceSet) -> dict[str, Any]:
+    return {
+        "migration": found.migration,
+        "arm": found.arm,
+        "from": found.primary,
+        "to": found.candidate,
+        "queries": len(found.queries),
+        "documents": len(found.documents),
+        "corpus": "documents" if len(found.documents) else "queries",
+        "k": embedding_report.K,
+        "reference": {
+            "size": found.size,
+            "retention_days": found.retention_days,
+            "available": found.available,
+            "taken": found.taken,
+            "allocation": "equal",
+            "strata": [
+                {
+                    "role": s.role,
+                    "segment_key": s.segment_key,
+                    "available": s.available,
+                    "taken": s.taken,
+                }
+                for s in found.strata
+            ],
+        },
+        "notes": [
+            f"rows of an earlier model pair in the window are left out: {other}"
+            for other in found.other_models
+        ],
+    }
+
+
+def _too_few(queries: int, documents: int) -> str | None:
+    k = embedding_report.K
+    if queries < MIN_QUERIES:
+        return (
+            f"{queries} query texts in the reference set; at least {MIN_QUERIES} are needed"
+            " for a verdict (let more traffic through the migration, or lengthen"
+            " embeddings.retention_days)"
+        )
+    if documents and documents <= k:
+        return (
+            f"{documents} document texts in the reference set; more than {k} are needed to"
+            f" compare top-{k} neighbour lists"
+        )
+    return None
