@@ -54,8 +54,11 @@ def words(*alternatives: str, tail: str = "") -> str:
 #: markdown emphasis: "**Stop.** Then ...") or of line breaks.
 SENTENCE_END = rx(r"[.!?\n](?:(?<=\n)|[.!?]*[\"”')\]*_]*(?=\s))\s*")
 
-#: "I" as a word (see `words`).
-_I = r"i(?<![\w'.]i)(?: really| truly| simply| just| unfortunately| honestly)?"
+#: "I" as a word (see `words`). The lookahead is the characters that can follow it in any cue
+#: (an adverb or a space, "i'm", or "ican't" with the space left out): the engine stops at
+#: every "i" of the text, and that test rejects most of them before the lookbehind.
+_I_WORD = r"(?<![\w'.]i)(?: really| truly| simply| just| unfortunately| honestly)?"
+_I = rf"i(?=[ 'acdhmnrw]){_I_WORD}"
 #: The model speaking of itself: "I ...", or "I am an AI language model and ...".
 _SELF = f"(?:{_I}|{words('ai', 'model', 'assistant', tail=',? (?:and|so|which means)')[3:]}"
 #: Negated modals that need an assistance verb after them ("I can't believe" is an idiom) ...
@@ -104,7 +107,7 @@ _MUST_DECLINE = (
 #: that opens "I must decline ..." or follows "something (that)" / "a request (that)" ... (as
 #: in "not something I can"). Cheaper than their anchors, which cost a scan each.
 BODY_GATE = rx(
-    f"{_I}(?:{_MUST_DECLINE}|"
+    f"i(?=[ ']){_I_WORD}(?:{_MUST_DECLINE}|"
     + "|".join(
         f"(?<={noun} i)|(?<={noun} that i)" for noun in ("something", "request", "task", "topic")
     )
