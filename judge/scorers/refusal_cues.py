@@ -41,13 +41,31 @@ def rx(pattern: str) -> re.Pattern[str]:
 def words(*alternatives: str, tail: str = "") -> str:
     """A group matching any alternative (+ `tail`) that starts a word.
 
-    The word-start check is a lookbehind placed after the first letter rather than a leading
-    `\\b`: a pattern whose every branch opens with a literal lets the regex engine jump from one
-    candidate letter to the next instead of trying every position (about five times faster).
+    The word-start check is a lookbehind placed after the alternative's leading literal
+    (`_literal_lead`: "not" in "not something") rather than a leading `\\b`: a pattern whose
+    every branch opens with a literal lets the regex engine jump from one candidate letter to
+    the next instead of trying every position (about five times faster), and at a candidate it
+    compares the literal before it runs the lookbehind (a quarter faster again on 4 kB).
     """
     if not all(a[:1].isalpha() for a in alternatives):
         raise ValueError(f"every alternative must start with a letter: {alternatives}")
-    return "(?:" + "|".join(f"{a[0]}(?<![\\w']{a[0]}){a[1:]}{tail}" for a in alternatives) + ")"
+    branches = []
+    for alternative in alternatives:
+        literal = _literal_lead(alternative)
+        rest = alternative[len(literal) :]
+        branches.append(f"{literal}(?<![\\w']{literal}){rest}{tail}")
+    return "(?:" + "|".join(branches) + ")"
+
+
+def _literal_lead(alternative: str) -> str:
+    """The letters, spaces and apostrophes `alternative` opens with, less one that a
+    quantifier applies to ("violates?" opens with "violate"); at least its first letter."""
+    end = 0
+    while end < len(alternative) and (alternative[end].isalpha() or alternative[end] in " '"):
+        end += 1
+    if end < len(alternative) and alternative[end] in "?*+{":
+        end -= 1
+    return alternative[: max(end, 1)]
 
 
 #: A run of sentence terminators (followed by a space, after closing quotes, brackets or
