@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from mirror.embeddings.metrics import EmbeddingMetrics
 
 
 class RunnerMetrics:
@@ -64,6 +68,25 @@ class RunnerMetrics:
             ["migration"],
             registry=r,
         )
+
+        self.reference_texts = Counter(
+            "shadowjudge_runner_embedding_reference_texts",
+            "Reference-set texts sent with their pairs, both models' vectors included.",
+            ["migration", "arm"],
+            registry=r,
+        )
+        self.reference_left_out = Counter(
+            "shadowjudge_runner_embedding_reference_left_out",
+            "Reference-set entrants not sent, by reason (message size, primary failed, ...).",
+            ["migration", "arm", "reason"],
+            registry=r,
+        )
+
+    @cached_property
+    def embedding(self) -> EmbeddingMetrics:
+        """The embedding cache's and client's counters, on this registry (made on first use:
+        a runner without embedding migrations shows none)."""
+        return EmbeddingMetrics(self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,6 +30,11 @@ so a commit never passes a pair the bus has not acknowledged. Commits go at most
 loop a broker round trip each time it took more work. SIGTERM: stop fetching, finish the calls
 in flight within `runner.drain_timeout_s`, publish, commit, exit.
 
+Embedding migrations (`embeddings` set) take only `openai.embeddings` calls; their arms are
+called by `mirror.runner.embedding_arm.EmbeddingArms` (the texts through the embedding cache,
+and the reference set sampled from them) instead of replaying the app's request, with the
+same spend cap, limiters and publishing path; the pair carries the reference texts.
+
 The runner never executes tools: a candidate's tool calls are recorded as it asked for them.
 
 A candidate on the other provider gets the request translated approximately where the
@@ -60,6 +65,7 @@ from mirror.bus.dlq import DeadLetterKind, dead_letter
 from mirror.bus.offsets import OffsetTracker
 from mirror.bus.retry import deliver
 from mirror.config import ProviderSettings, TopicSettings
+from mirror.embeddings import EmbeddingCache
 from mirror.errors import BusError, SerializationError, Untranslatable
 from mirror.events import (
     Api,
@@ -68,6 +74,7 @@ from mirror.events import (
     CapturedCall,
     ErrorInfo,
     ErrorKind,
+    ReferenceText,
     ShadowPair,
     parse_captured_call,
 )
@@ -83,6 +90,7 @@ from mirror.migrations import (
 )
 from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
+from mirror.runner.embedding_arm import EmbeddingArms
 from mirror.runner.limits import ProviderLimiter, SpendCap, estimate_cost, estimate_tokens
 from mirror.runner.metrics import RunnerMetrics
 from mirror.sampling import arm_salt, sampling_key, selected
@@ -144,6 +152,23 @@ class Runner:
             name: _limiter(settings.limits.get(name, LimitSettings())) for name in providers
         }
         self._caps = {m.name: SpendCap(m.daily_spend_usd) for m in self._migrations}
+        #: The embedding arms, when a migration has some: the cache file is opened here, so a
+        #: path the runner cannot write is said at start.
+        self.embedding_arms: EmbeddingArms | None = None
+        if any(m.embeddings is not None for m in self._migrations):
+            limit = bus.max_message_bytes
+            self.embedding_arms = EmbeddingArms(
+                providers=self._providers,
+                limiters=self._limiters,
+                prices=prices,
+                metrics=self.metrics,
+                cache=EmbeddingCache.open(
+                    settings.embedding_cache, max_age_days=settings.embedding_cache_max_age_days
+                ),
+                timeout_s=settings.timeout_s,
+                max_attempts=settings.max_attempts,
+                max_reference_bytes=limit // 2 if limit is not None else None,
+            )
         self._offsets = OffsetTracker()
         self._tasks: set[asyncio.Task[None]] = set()
         #: Records whose arms are being called (the rest of `_tasks` wait for their acks).
@@ -216,6 +241,8 @@ class Runner:
 
     async def close(self) -> None:
         await self._caller.close()
+        if self.embedding_arms is not None:
+            await self.embedding_arms.close()
 
     def health(self) -> dict[str, Any]:
         """The runner's state for /healthz."""
@@ -316,6 +343,8 @@ class Runner:
         for migration in self._migrations:
             if not migration.match.matches(call):
                 continue
+            if migration.embeddings is not None and call.api is not Api.OPENAI_EMBEDDINGS:
+                continue
             key = sampling_key(call, migration.sampling.sticky)
             if not selected(key, salt=migration.name, rate=migration.sampling.rate):
                 continue
@@ -356,8 +385,19 @@ class Runner:
     async def _run_arm(
         self, call: CapturedCall, arm: PlannedArm, served: ArmResult | None = None
     ) -> ShadowPair:
+        reference: tuple[ReferenceText, ...] = ()
         if arm.served and served is not None:
             result = served  # the candidate answered the app: that answer is the pair's
+        elif (
+            self.embedding_arms is not None
+            and arm.settings is not None
+            and arm.migration.embeddings is not None
+            and call.request is not None
+        ):
+            cap = self._caps[arm.migration.name]
+            result, reference = await self.embedding_arms.run(
+                call, arm.migration, arm.settings, cap
+            )
         else:
             result = await self._call_arm(call, arm)
         return ShadowPair(
@@ -365,6 +405,7 @@ class Runner:
             migration=arm.migration.name,
             arm=Arm(name=arm.name, kind=arm_kind(arm.name)),
             result=result,
+            reference=reference,
         )
 
     async def _call_arm(self, call: CapturedCall, arm: PlannedArm) -> ArmResult:

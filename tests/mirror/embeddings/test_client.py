@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from mirror.embeddings import (
 )
 from mirror.events import SHADOW_TRAFFIC_HEADER, ProviderKind
 from mirror.runner.limits import ProviderLimiter
-from simulation.embeddings import WordLlamaModel, offline_models
-from simulation.providers import OpenAIFake, Served, openai_app, serve
+from simulation.embeddings import WordLlamaModel
+from simulation.providers import OpenAIFake, Served, serve
 
 WORDLLAMA = EmbeddingModel(provider="local", model="wordllama-l2", version="0.4.0")
 E5 = EmbeddingModel(
@@ -39,17 +39,6 @@ TEXTS = [f"Sentence number {i} about {word}." for i, word in enumerate(["cats", 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-@pytest.fixture(scope="module")
-def fake() -> OpenAIFake:
-    return openai_app(embedders=offline_models())
-
-
-@pytest.fixture(scope="module")
-def served(fake: OpenAIFake) -> Iterator[Served]:
-    with serve(fake) as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)
