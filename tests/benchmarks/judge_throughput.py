@@ -157,7 +157,7 @@ def chdb_alone(store: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=50_000)
-    parser.add_argument("--demo", type=int, default=10_000)
+    parser.add_argument("--demo", type=int, default=10_000, help="0: the deterministic run only")
     args = parser.parse_args()
     verdict = FakeReply(text='{"verdict": "same", "reason": "both answer the question"}')
     llm_app = openai_app(responder=lambda body, headers: verdict)
@@ -183,6 +183,8 @@ def main() -> None:
                 f"({cpu * rate:.0%} of a core), chDB alone {alone_cpu * 1e6:.0f} ms "
                 f"({args.pairs:,} pairs, load {os.getloadavg()[0]:.2f})"
             )
+            if args.demo <= 0:
+                return
             asked_before = len(llm_app.requests)
             rate, cpu, counts = asyncio.run(
                 run(broker, llm.url, demo_pairs(args.demo), args.demo, "demo", Path(tmp))
