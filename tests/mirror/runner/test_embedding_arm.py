@@ -25,7 +25,7 @@ from judge.store.store import AsyncStore
 from judge.worker import JudgeWorker
 from mirror.bus.memory import MemoryBus
 from mirror.config import ProviderSettings, TopicSettings
-from mirror.embeddings import Role
+from mirror.embeddings import EmbeddingCache, Role
 from mirror.events import (
     Api,
     ArmResult,
@@ -42,7 +42,15 @@ from mirror.events import (
 from mirror.migrations import EmbeddingMigrationSettings, MigrationSettings, RunnerSettings
 from mirror.pricing import PriceTable
 from mirror.runner.caller import ArmCaller
-from mirror.runner.embedding_arm import BottomK, captured_texts, segment_key, text_key
+from mirror.runner.embedding_arm import (
+    BottomK,
+    EmbeddingArms,
+    captured_texts,
+    segment_key,
+    text_key,
+)
+from mirror.runner.limits import SpendCap
+from mirror.runner.metrics import RunnerMetrics
 from mirror.runner.worker import Runner
 from simulation.providers import OpenAIFake, Served
 from tests.judge.embeddings.corpus import load
@@ -416,3 +424,126 @@ async def test_token_ids_are_skipped_with_the_reason(
     assert skipped("shadowjudge_runner_skipped_total", {"reason": "token-id input"}) == 1
     assert b'"reference"' not in dump_event(pair)
     assert isinstance(pair, ShadowPair) and orjson.loads(dump_event(pair))["arm"]["name"] == "wl"
+
+
+# -- one arm, directly -------------------------------------------------------------------------
+
+
+def wordllama_migration(**embeddings: Any) -> MigrationSettings:
+    return MigrationSettings.model_validate(
+        {
+            "name": "m",
+            "embeddings": embeddings,
+            "arms": [
+                {
+                    "name": "short",
+                    "provider": "local",
+                    "model": "wordllama-l2",
+                    "embedding": {"dimensions": 64, "version": "short"},
+                }
+            ],
+        }
+    )
+
+
+def arms_for(url: str, tmp_path: Path, max_reference_bytes: int | None) -> EmbeddingArms:
+    return EmbeddingArms(
+        providers=providers(url),
+        limiters={},
+        prices=PriceTable(),
+        metrics=RunnerMetrics(),
+        cache=EmbeddingCache.open(tmp_path / "cache.sqlite3"),
+        timeout_s=30,
+        max_attempts=1,
+        max_reference_bytes=max_reference_bytes,
+    )
+
+
+DOCUMENTS = [f"Document {i}: how the {w} module reads files." for i, w in enumerate("abcdef")]
+
+
+async def test_reference_texts_past_the_size_budget_wait_for_a_later_call(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    migration = wordllama_migration(reference_size=4)
+    (arm,) = migration.arms
+    arms = arms_for(served.url, tmp_path, max_reference_bytes=3_000)  # one text's worth
+    call = embedding_call(DOCUMENTS, "acme")
+    try:
+        result, reference = await arms.run(call, migration, arm, SpendCap(None))
+        assert result.ok and result.output is not None and result.output.embeddings is not None
+        assert result.output.embeddings.dimensions == 64 and result.output.embeddings.count == 6
+        assert len(reference) == 1
+        (first,) = reference
+        assert len(decode_vector(first.primary_vector)) == 256  # the primary's own width
+        assert len(decode_vector(first.candidate_vector)) == 64
+        assert first.candidate_version == "short" and first.primary_version == "wordllama-l2"
+        left_out = arms_metrics(arms)
+        assert left_out("message size") == 5  # 6 texts, all below an empty set's bound
+        # The same call again: the next smallest key goes, the first is not sent twice.
+        _, again = await arms.run(call, migration, arm, SpendCap(None))
+        assert len(again) == 1 and again[0].text_hash > first.text_hash
+        sample = arms.reference_set("m", "short", "tenant=acme", Role.DOCUMENT)
+        assert sample is not None
+        assert sample.keys() == sorted(text_key(d) for d in DOCUMENTS)[:2]
+    finally:
+        await arms.close()
+
+
+def arms_metrics(arms: EmbeddingArms) -> Any:
+    registry = arms._metrics.registry
+
+    def left_out(reason: str) -> float | None:
+        return registry.get_sample_value(
+            "shadowjudge_runner_embedding_reference_left_out_total",
+            {"migration": "m", "arm": "short", "reason": reason},
+        )
+
+    return left_out
+
+
+async def test_a_primary_that_cannot_be_asked_leaves_the_reference_set_alone(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    migration = wordllama_migration()
+    (arm,) = migration.arms
+    arms = arms_for(served.url, tmp_path, max_reference_bytes=None)
+    call = embedding_call(DOCUMENTS[:2], "acme")
+    elsewhere = call.model_copy(
+        update={"primary": call.primary.model_copy(update={"provider": "nowhere"})}
+    )
+    try:
+        result, reference = await arms.run(elsewhere, migration, arm, SpendCap(None))
+        assert result.ok and reference == ()
+        assert arms_metrics(arms)("primary failed") == 2
+        sample = arms.reference_set("m", "short", "tenant=acme", Role.DOCUMENT)
+        assert sample is not None and len(sample) == 0  # a later call may still send them
+    finally:
+        await arms.close()
+
+
+async def test_a_refused_candidate_is_the_pairs_error(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    migration = MigrationSettings.model_validate(
+        {
+            "name": "m",
+            "embeddings": {},
+            # e5 without its prefixes: the fake refuses, as the model would misbehave
+            "arms": [{"name": "e5", "provider": "local", "model": "multilingual-e5-small"}],
+        }
+    )
+    (arm,) = migration.arms
+    arms = arms_for(served.url, tmp_path, max_reference_bytes=None)
+    try:
+        result, reference = await arms.run(
+            embedding_call("a query", "acme"), migration, arm, SpendCap(1.0)
+        )
+        assert reference == ()
+        assert result.error is not None and result.error.kind is ErrorKind.HTTP
+        assert result.status_code == 400 and "HTTP 400" in result.error.message
+    finally:
+        await arms.close()
