@@ -175,11 +175,17 @@ _LIST_LINE = _c(r"\n[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t]+\S")
 _FENCE = _c("```")
 _INDENTED = _c(r"\n(?: {4}|\t)\S")
 #: After a refusal, the turn to what the model will do instead ("However, here is ...").
-#: One pattern per opening word, each starting with that word as a literal (see `_first`).
+#: One pattern per opening word, which it starts with as a literal (see `_first`); the
+#: lookahead (the first letters of what may follow) spares the engine trying every phrase at
+#: every character of the clause.
 _PARTIAL_TURN = tuple(
-    _c(rf"{word}(?<![\w']{word})\b(?:,? you (?:can|could|might|may)\b|[^.!?\n]{{0,80}}?(?:\bhere"
-       r"(?:'s| is| are)|\bi can (?:explain|tell|give|provide|share|offer|describe|outline|"
-       r"summari[sz]e|suggest)|\bin general\b|\bgeneral information\b|\bthe following\b|:))")
+    (
+        word,
+        _c(rf"{word}(?<![\w']{word})\b(?:,? you (?:can|could|might|may)\b|[^.!?\n]{{0,80}}?"
+           r"(?=[higt:])(?:\bhere(?:'s| is| are)|\bi can (?:explain|tell|give|provide|share|"
+           r"offer|describe|outline|summari[sz]e|suggest)|\bin general\b|\bgeneral information"
+           r"\b|\bthe following\b|:))"),
+    )
     for word in ("however", "that said", "that being said", "but", "instead")
 )
 _APOSTROPHES = ("’", "‘", "ʼ", "`")
@@ -364,15 +370,22 @@ def _delivers_help(raw: str, window: str, hits: list[_Hit], top: _Hit | None) ->
     return turn is not None and len(raw) - turn.end() >= _DELIVERED_CHARS
 
 
-def _first(patterns: tuple[re.Pattern[str], ...], text: str, pos: int) -> re.Match[str] | None:
+def _first(
+    patterns: tuple[tuple[str, re.Pattern[str]], ...], text: str, pos: int
+) -> re.Match[str] | None:
     """What `re.compile("|".join(patterns)).search(text, pos)` finds: the leftmost match, the
-    earlier pattern on a tie. Several searches for a literal beat one scan of the alternation,
-    which the engine runs as a test of every character against the first letters."""
+    earlier pattern on a tie. Each pattern opens with its word, so it is tried only where
+    `str.find` finds that word, and only before the best match so far: one scan of the
+    alternation makes the engine test every character against the first letters."""
     best: re.Match[str] | None = None
-    for pattern in patterns:
-        found = pattern.search(text, pos)
-        if found is not None and (best is None or found.start() < best.start()):
-            best = found
+    for word, pattern in patterns:
+        at = text.find(word, pos)
+        while at >= 0 and (best is None or at < best.start()):
+            found = pattern.match(text, at)
+            if found is not None:
+                best = found
+                break
+            at = text.find(word, at + 1)
     return best
 
 
