@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dashboards.command import embeddings_compare
+from dashboards.command import embeddings_compare, embeddings_report
 from dashboards.command.corpus import CorpusError, Id, VectorOutput, check_corpus, read_corpus
 from dashboards.command.embedding_models import (
     cache_arguments,
@@ -57,8 +57,8 @@ NEIGHBOURS = 10
 def add_parser(commands: Any) -> None:
     embeddings = commands.add_parser(
         "embeddings",
-        help="embedding migrations: `embeddings compare`, `embeddings reembed`,"
-        " `embeddings thresholds`",
+        help="embedding migrations: `embeddings report`, `embeddings compare`,"
+        " `embeddings reembed`, `embeddings thresholds`",
     )
     actions = embeddings.add_subparsers(dest="embeddings_command", required=True)
     reembed = actions.add_parser(
@@ -95,6 +95,7 @@ def add_parser(commands: Any) -> None:
     thresholds.add_argument("--json", action="store_true")
     cache_arguments(thresholds)
     embeddings_compare.add_parser(actions)
+    embeddings_report.add_parser(actions)
 
 
 def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -104,6 +105,8 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
     try:
         if args.embeddings_command == "compare":
             return embeddings_compare.run(settings, args, out)
+        if args.embeddings_command == "report":
+            return embeddings_report.run(settings, args, out)
         if args.embeddings_command == "reembed":
             return asyncio.run(reembed(settings, args, out))
         return thresholds(settings, args, out)

@@ -1,7 +1,7 @@
 """The `shadowjudge` command: every role alone (`mirror`, `runner`, `judge`, `dashboards`) or
 together (`run`), and the one-shot commands (`init`, `migrate`, `rejudge`, `check`,
 `calibrate`, `dlq`, `report`, `review digest`, `triggers check`, `embeddings reembed`,
-`embeddings thresholds`, `embeddings compare`).
+`embeddings thresholds`, `embeddings compare`, `embeddings report`).
 
 Settings are loaded once here and passed down; `dashboards.command.preflight` checks what the
 command needs (the store directory free, the servers answering, the migration known) before

@@ -27,6 +27,8 @@ from mirror.config import parse_host_port
 from mirror.errors import ConfigError
 
 if TYPE_CHECKING:
+    import httpx
+
     from dashboards.settings import Settings
     from judge.store.store import Store
 
@@ -156,3 +158,28 @@ def names_from_api(url: str, headers: Mapping[str, str]) -> list[str]:
     if answer.status_code != 200:
         raise ConfigError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}")
     return [str(m["migration"]) for m in answer.json()["migrations"]]
+
+
+def ask_dashboards(
+    settings: Settings,
+    url: str | None,
+    path: str,
+    params: Mapping[str, str | int] | None = None,
+    timeout: float = 60,
+) -> tuple[httpx.Response | None, str, dict[str, str]]:
+    """GET `path` from the dashboards at `url` (`--url`), else at the local address of the
+    settings: the answer (None when nothing answers locally: the caller reads the store
+    itself), the address asked and the headers sent (the token of `dashboards.token_env`).
+    Nothing answering at a `--url` given is a ConfigError naming it."""
+    import httpx
+
+    base = url or f"http://{settings.dashboards.listen}"
+    token = settings.dashboards.token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.get(f"{base}{path}", params=params, headers=headers, timeout=timeout)
+    except httpx.TransportError as exc:
+        if url:
+            raise ConfigError(f"--url {url}: {exc}") from exc
+        return None, base, headers
+    return answer, base, headers

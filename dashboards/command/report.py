@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dashboards.command.preflight import (
+    ask_dashboards,
     check_migration,
     names_from_api,
     open_for_reading,
@@ -40,28 +41,16 @@ def add_parser(commands: Any) -> None:
 
 def fetch(settings: Settings, args: argparse.Namespace) -> tuple[MigrationAnalysis | None, str]:
     """The analysis, and where it came from."""
-    import httpx
-
     from dashboards.analysis.service import Analyst, MigrationAnalysis
     from dashboards.analysis.window import parse_window
 
-    url = args.url or f"http://{settings.dashboards.listen}"
     params = {"window": args.window, "segment": args.segment}
     if args.judge_version:
         params["judge_version"] = args.judge_version
-    token = settings.dashboards.token() if settings.dashboards.token_env else None
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        answer = httpx.get(
-            f"{url}/api/v1/migrations/{args.migration}/analysis",
-            params=params,
-            headers=headers,
-            timeout=30,
-        )
-    except httpx.TransportError as exc:
-        if args.url:
-            raise ConfigError(f"--url {args.url}: {exc}") from exc
-    else:
+    answer, url, headers = ask_dashboards(
+        settings, args.url, f"/api/v1/migrations/{args.migration}/analysis", params, timeout=30
+    )
+    if answer is not None:
         if answer.status_code == 404:  # an unknown name, or no pairs in the window
             check_migration(args.migration, settings, lambda: names_from_api(url, headers))
             return None, url

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import uvicorn
 
+from dashboards.analysis.embedding_migration import EmbeddingMigration
 from dashboards.analysis.figures import Sampling
 from dashboards.rollout.control import RolloutController
 from dashboards.settings import Settings
@@ -58,11 +59,17 @@ def web_config(settings: Settings) -> WebConfig:
         m.name: Sampling(rate=m.sampling.rate, noise_rate=m.noise_rate) for m in settings.migrations
     }
     models = {m.name: {arm.name: arm.model for arm in m.arms} for m in settings.migrations}
+    embeddings = {
+        m.name: spec
+        for m in settings.migrations
+        if (spec := EmbeddingMigration.from_settings(m)) is not None
+    }
     return WebConfig(
         token=settings.dashboards.token(),
         sampling=sampling,
         models=models,
         triggers=settings.triggers,
+        embeddings=embeddings,
     )
 
 

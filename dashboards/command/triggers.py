@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from dashboards.command.preflight import (
     UnknownMigrationError,
+    ask_dashboards,
     check_migration,
     names_from_api,
     open_for_reading,
@@ -45,21 +46,12 @@ def add_parser(commands: Any) -> None:
 
 
 def evaluate(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    import httpx
-
     from dashboards.triggers.engine import Evaluator, overall
 
-    url = args.url or f"http://{settings.dashboards.listen}"
-    token = settings.dashboards.token()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        answer = httpx.get(
-            f"{url}/api/v1/migrations/{args.migration}/triggers", headers=headers, timeout=60
-        )
-    except httpx.TransportError as exc:
-        if args.url:
-            raise ConfigError(f"--url {args.url}: {exc}") from exc
-    else:
+    answer, url, headers = ask_dashboards(
+        settings, args.url, f"/api/v1/migrations/{args.migration}/triggers"
+    )
+    if answer is not None:
         if answer.status_code != 200:
             raise ConfigError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}")
         found: dict[str, Any] = answer.json()

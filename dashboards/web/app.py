@@ -36,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.types import ASGIApp
 
 from dashboards.analysis.corrections import CALIBRATION, DISAGREEMENTS
+from dashboards.analysis.embedding_migration import EmbeddingMigration
 from dashboards.analysis.figures import Sampling
 from dashboards.analysis.queries import Reader
 from dashboards.analysis.service import Analyst, MigrationAnalysis
@@ -52,7 +53,7 @@ from dashboards.rollout.control import RolloutController, RolloutError, parse_we
 from dashboards.triggers.config import TriggerSettings
 from dashboards.triggers.engine import Evaluation, Evaluator, overall
 from dashboards.triggers.rules import Decision
-from dashboards.web import views
+from dashboards.web import embedding_pages, views
 from dashboards.web.access import COOKIE, protect, token_matches
 from judge.errors import StoreError
 from judge.store.schema import APPROXIMATE_SEGMENT, FAITHFUL_SEGMENT
@@ -83,6 +84,8 @@ class WebConfig:
     #: send `x-shadowjudge-client` (the CLI): a header a web page cannot add cross-origin
     #: without a CORS preflight, which this app never grants.
     loopback: bool = True
+    #: The embedding migrations (`embeddings:` in their settings), for their page and API.
+    embeddings: dict[str, EmbeddingMigration] = field(default_factory=dict)
 
 
 def _templates() -> Jinja2Templates:
@@ -142,7 +145,12 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
     def overview(request: Request, window: str | None = None) -> Response:
         found = window_of(window)
         migrations = analyst().analyse(found)
-        return page(request, "overview.html", {"window": found, "migrations": migrations})
+        context = {
+            "window": found,
+            "migrations": migrations,
+            "embedding_migrations": sorted(config.embeddings),
+        }
+        return page(request, "overview.html", context)
 
     @app.get("/api/v1/migrations")
     def api_migrations(window: str | None = None) -> Response:
@@ -183,6 +191,7 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         context = {
             "window": found,
             "m": analysis,
+            "embeddings": name in config.embeddings,
             "approximate": approximate,
             "segments": reader.segments(name, found, analysis.judge_version),
             "charts": views.migration_charts(reader.reader, found, analysis, config.triggers.rules),
@@ -233,6 +242,8 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
     def metrics() -> Response:
         body = b"".join(generate_latest(r) for r in config.registries)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    embedding_pages.add_routes(app, source, config.embeddings, page, _json)
 
     # -- one pair --------------------------------------------------------------------------
 

@@ -93,10 +93,16 @@ def migration_rows(
     return rows
 
 
+def fresh_url(chdb_dir: Path) -> str:
+    """A database of its own in the session's chDB directory."""
+    return f"chdb://{chdb_dir}?database=e_{uuid.uuid4().hex[:12]}"
+
+
 @contextmanager
-def reference_store(chdb_dir: Path, rows: Sequence[ReferenceRow]) -> Iterator[Store]:
-    """A migrated store in a database of its own holding `rows`."""
-    url = f"chdb://{chdb_dir}?database=e_{uuid.uuid4().hex[:12]}"
+def reference_store(where: Path | str, rows: Sequence[ReferenceRow]) -> Iterator[Store]:
+    """A migrated store holding `rows`: at the URL `where`, or in a database of its own in the
+    chDB directory `where`."""
+    url = where if isinstance(where, str) else fresh_url(where)
     with Store.open(StoreSettings(url=url)) as opened:
         opened.migrate()
         opened.insert_references(rows)

@@ -607,3 +607,24 @@ def test_slugify() -> None:
     assert slugify("candidate_better") == "candidate-better"
     assert slugify("  Odd/Name!! ") == "odd-name"
     assert slugify("<>") == "part"
+
+
+def test_interval_chart_draws_each_row_and_escapes_labels() -> None:
+    from dashboards.web.charts.interval import Band, IntervalRow, interval_chart
+
+    chart = interval_chart(
+        [
+            IntervalRow("all queries", 0.32, 0.28, 0.36, 60),
+            IntervalRow("<script>x</script>", 0.87, 0.85, 0.88, 16),
+            IntervalRow("no value", float("nan"), 0.1, 0.2, 3),
+        ],
+        title="overlap@10",
+        bands=[Band("same family", 0.845, 0.895)],
+    )
+    assert chart.count('class="interval-row"') == 2  # NaN is left out
+    assert "<script>" not in chart and "&lt;script&gt;x&lt;/script&gt;" in chart
+    assert "0.870 (0.850–0.880)" in chart and 'class="reference-band reference-band-0"' in chart
+    # the row's line spans its interval on the 0–1 axis: 0.28 lies left of 0.36
+    x1, x2 = re.findall(r'<line class="interval"[^>]* x1="([\d.]+)"[^>]* x2="([\d.]+)"', chart)[0]
+    assert float(x1) < float(x2)
+    assert "no data" in interval_chart([], title="t")

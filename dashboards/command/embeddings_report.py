@@ -1,0 +1,118 @@
+"""`shadowjudge embeddings report --migration NAME`: an embedding migration's verdict from the
+reference set its traffic built (`dashboards.analysis.embedding_migration`).
+
+    shadowjudge embeddings report --migration NAME [--arm A] [--judge] [--json] [--least N]
+        [--url http://HOST:PORT]
+
+Where the report comes from, as for `shadowjudge report`: `--url` (a dashboards address) when
+given; otherwise the local dashboards address from the settings when something answers there
+(a running `run` holds the embedded store, so asking its API is the only way in); otherwise the
+store itself, read-only. Either way it is the same object (`GET
+/api/v1/migrations/{name}/embeddings`), which `--json` prints as it is.
+
+The migration must be in the settings with an `embeddings:` section (its thresholds, its
+reference size and retention are read there) and `--arm` one of its arms (default: its first);
+anything else exits 2 naming the flag. `--judge` asks the settings' LLM judge about the
+least-agreeing queries here, in this process (`embeddings_judge`: both orders, only a
+preference surviving the swap counts), and redoes the verdict with its split: the dashboards
+never call a paid model on a page view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any, TextIO
+
+from dashboards.command.embeddings_judge import ask_judge, configured_judge
+from mirror.errors import ConfigError
+
+if TYPE_CHECKING:  # the analysis (numpy, scipy) loads when a report is made
+    from dashboards.analysis.embedding_migration import EmbeddingMigration
+    from dashboards.settings import Settings
+
+
+def add_parser(actions: Any) -> None:
+    report = actions.add_parser(
+        "report",
+        help="an embedding migration's verdict from its traffic (the reference set)",
+        description="Agreement, the least-agreeing queries, the migration's thresholds"
+        " recalibrated, adapter viability and the verdict, over the reference set sampled"
+        " from the migration's /v1/embeddings traffic.",
+    )
+    report.add_argument("--migration", required=True)
+    report.add_argument("--arm", default=None, help="the candidate arm (default: the first)")
+    report.add_argument("--least", type=int, default=10, help="least-agreeing queries shown")
+    report.add_argument("--judge", action="store_true", help="ask the settings' LLM judge")
+    report.add_argument("--json", action="store_true")
+    report.add_argument(
+        "--url", default=None, help="dashboards address (default: the local one, if it answers)"
+    )
+
+
+def embedding_migration(settings: Settings, name: str) -> EmbeddingMigration:
+    """The named migration's embedding settings; a ConfigError naming `--migration`."""
+    from dashboards.analysis.embedding_migration import EmbeddingMigration
+
+    found = next((m for m in settings.migrations if m.name == name), None)
+    if found is None:
+        known = ", ".join(m.name for m in settings.migrations) or "none in the settings"
+        raise ConfigError(f"--migration {name}: no migration of that name; known: {known}")
+    spec = EmbeddingMigration.from_settings(found)
+    if spec is None:
+        raise ConfigError(
+            f"--migration {name}: not an embedding migration (it has no embeddings: section)"
+        )
+    return spec
+
+
+def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    from dashboards.analysis import embedding_report
+    from dashboards.analysis.embedding_migration import UnknownArmError, choose_arm
+
+    migration = embedding_migration(settings, args.migration)
+    try:
+        arm = choose_arm(migration, args.arm)
+    except UnknownArmError as exc:
+        raise ConfigError(f"--arm {args.arm}: {exc}") from exc
+    if args.least < 1:
+        raise ConfigError("--least must be at least 1")
+    judge = configured_judge(settings) if args.judge else None
+    report, source = fetch(settings, args, migration, arm)
+    if judge is not None and report["verdict"] is not None:
+        report["judge"] = asyncio.run(ask_judge(judge, report["least_agreeing"]))
+        overlap = embedding_report.estimate_of(report["agreement"]["overlap"])
+        report["verdict"] = embedding_report.verdict(overlap, report["judge"])
+    if args.json:
+        out.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    from dashboards.command.embeddings_render import render
+
+    render(report, out)
+    out.write(f"\n(read from {source})\n")
+    return 0
+
+
+def fetch(
+    settings: Settings, args: argparse.Namespace, migration: EmbeddingMigration, arm: str
+) -> tuple[dict[str, Any], str]:
+    """The report, and where it came from."""
+    from dashboards.analysis.embedding_migration import traffic_report
+    from dashboards.command.preflight import ask_dashboards, open_for_reading, safe_url
+
+    answer, url, _ = ask_dashboards(
+        settings,
+        args.url,
+        f"/api/v1/migrations/{migration.name}/embeddings",
+        params={"arm": arm, "least": args.least},
+        timeout=300,
+    )
+    if answer is not None:
+        if answer.status_code != 200:
+            raise ConfigError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}")
+        found: dict[str, Any] = answer.json()
+        return found, url
+    with open_for_reading(settings) as store:
+        report, _ = traffic_report(store, migration, arm, least=args.least)
+    return report, safe_url(settings.store.url)

@@ -1,0 +1,118 @@
+"""An embedding migration's page and its JSON twin.
+
+`GET /migrations/{name}/embeddings?arm=A&least=N` shows the report of
+`dashboards.analysis.embedding_migration` over the reference set its traffic built: the verdict
+card, agreement per segment with intervals (server-side SVG), the least-agreeing queries with
+both neighbour lists side by side, the migration's thresholds before and after, adapter
+retention, and the reference set read. `GET /api/v1/migrations/{name}/embeddings` returns the
+same object `shadowjudge embeddings report --json` prints (that command reads it from here when
+a `run` holds the store).
+
+The texts come from traffic: every one is escaped by the template's autoescaping, so a
+`<script>` in a query is shown as text. Vectors never leave the report builder: neither the
+page nor the API carries one. The LLM judge is not asked from here (a page view must not call a
+paid model); `embeddings report --judge` asks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from dashboards.analysis.embedding_migration import (
+    EmbeddingMigration,
+    UnknownArmError,
+    choose_arm,
+    traffic_report,
+)
+from dashboards.analysis.queries import Reader
+from dashboards.web.charts.interval import Band, IntervalRow, interval_chart
+
+MAX_LEAST = 100
+
+Page = Callable[[Request, str, dict[str, Any]], Response]
+Json = Callable[[Any], Response]
+
+
+def add_routes(
+    app: FastAPI,
+    source: Callable[[], Reader],
+    migrations: Mapping[str, EmbeddingMigration],
+    page: Page,
+    as_json: Json,
+) -> None:
+    def report(name: str, arm: str | None, least: int) -> dict[str, Any]:
+        migration = migrations.get(name)
+        if migration is None:
+            raise HTTPException(
+                404, f"migration {name!r} is not an embedding migration in this configuration"
+            )
+        if not 1 <= least <= MAX_LEAST:
+            raise HTTPException(400, f"least {least}: expected 1 to {MAX_LEAST}")
+        try:
+            chosen = choose_arm(migration, arm or None)
+        except UnknownArmError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        found, _ = traffic_report(source(), migration, chosen, least=least)
+        return found
+
+    @app.get("/migrations/{name}/embeddings", response_class=HTMLResponse)
+    def embeddings_page(
+        request: Request, name: str, arm: str | None = None, least: int = 10
+    ) -> Response:
+        found = report(name, arm, least)
+        context = {
+            "r": found,
+            "arms": migrations[name].arms,
+            "charts": charts(found),
+        }
+        return page(request, "embeddings.html", context)
+
+    @app.get("/api/v1/migrations/{name}/embeddings")
+    def api_embeddings(name: str, arm: str | None = None, least: int = 10) -> Response:
+        return as_json(report(name, arm, least))
+
+
+def _row(label: str, figure: dict[str, Any]) -> IntervalRow:
+    return IntervalRow(label, figure["mean"], figure["low"], figure["high"], figure["n"])
+
+
+def charts(found: dict[str, Any]) -> dict[str, Any]:
+    """The page's charts: overlap@10 per segment against the verdict's reference points, and
+    the adapters' retention."""
+    if found.get("verdict") is None:
+        return {}
+    from judge.embeddings import ReferencePoints
+
+    ref = ReferencePoints()
+    agreed = found["agreement"]
+    rows = [_row("all queries", agreed["overlap"])]
+    rows += [_row(label, figures["overlap"]) for label, figures in agreed["segments"].items()]
+    safe_from = ref.same_family - ref.same_family_margin
+    bands = [
+        Band(
+            f"same family ({ref.same_family:.3f}; safe from {safe_from:.3f})",
+            safe_from,
+            ref.same_family,
+        ),
+        Band(
+            f"cross family ({ref.cross_family_low:.2f}–{ref.cross_family_high:.2f})",
+            ref.cross_family_low,
+            ref.cross_family_high + ref.cross_family_margin,
+        ),
+    ]
+    made = {
+        "agreement": interval_chart(
+            rows, title=f"overlap@{found['k']} by segment, 95% interval", bands=bands
+        )
+    }
+    adapter = found["adapter"]
+    if adapter.get("measured"):
+        made["adapter"] = interval_chart(
+            [_row(kind, adapter[kind]["retention"]) for kind in ("ridge", "procrustes")],
+            title=f"adapter retention of the old top {found['k']}, held-out queries",
+        )
+    return made

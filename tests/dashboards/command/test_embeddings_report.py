@@ -1,0 +1,148 @@
+"""`shadowjudge embeddings report --migration NAME`: the store read directly when nothing
+answers on the dashboards address, the same report through a running app's API otherwise,
+`--judge` asked here, and bad input refused naming the flag (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboards.analysis.embedding_migration import EmbeddingMigration
+from dashboards.command.main import main
+from dashboards.web.app import WebConfig, create_app
+from judge.store.store import Store
+from simulation.providers import FakeReply, OpenAIFake, Served
+from tests.browser import serve
+from tests.dashboards.embedding_traffic import (
+    OfflineVectors,
+    fresh_url,
+    migration_rows,
+    reference_store,
+)
+from tests.judge.embeddings.corpus import E5, WORDLLAMA
+
+KEY_ENV = "SJ_TEST_EMBEDDINGS_REPORT_KEY"
+
+
+@pytest.fixture(scope="module")
+def url(chdb_dir: Path) -> str:
+    return fresh_url(chdb_dir)
+
+
+@pytest.fixture(scope="module")
+def store(url: str, offline_vectors: OfflineVectors) -> Iterator[Store]:
+    rows = migration_rows(offline_vectors, "cross", "e5", WORDLLAMA, E5)
+    with reference_store(url, rows) as opened:
+        yield opened
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def config(
+    url: str, store: Store, served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    path = tmp_path / "shadowjudge.yaml"
+    path.write_text(
+        f'store: "{url}"\n'
+        f'dashboards: {{listen: "127.0.0.1:{free_port()}"}}\n'
+        f"providers:\n  local:\n    kind: openai\n    base_url: {served.url}\n"
+        f"    api_key_env: {KEY_ENV}\n"
+        "judge:\n  provider: local\n  model: judge-model\n"
+        "migrations:\n"
+        "  - name: cross\n"
+        "    match: {api: [openai.embeddings]}\n"
+        "    embeddings: {thresholds: [0.5, 0.75]}\n"
+        "    arms:\n"
+        "      - {name: e5, provider: local, model: multilingual-e5-small,"
+        " embedding: {query_prefix: 'query: ', document_prefix: 'passage: '}}\n"
+        "      - {name: other, provider: local, model: wordllama-l2}\n"
+        "  - name: chat\n"
+        "    arms: [{name: b, provider: local, model: gpt-4o-mini}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def report(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> Any:
+    argv = ["-c", str(config), "embeddings", "report", "--migration", "cross", *extra]
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_from_the_store_in_text_and_json(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    found = report(config, capsys, "--least", "2")
+    assert found["verdict"]["verdict"] == "re-embed and retune"
+    assert found["migration"] == "cross" and found["arm"] == "e5"
+    assert [t["old"] for t in found["thresholds"]] == [0.5, 0.75]
+    assert len(found["least_agreeing"]) == 2 and "judge" not in found
+    assert main(["-c", str(config), "embeddings", "report", "--migration", "cross"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"cross · arm e5 · {WORDLLAMA}@{WORDLLAMA} -> {E5}@{E5} · 60 queries")
+    for line in (
+        "reference set: 260 of 260 texts seen in the last 30 days (reference_size 5,000, equal"
+        " allocation across role × segment)",
+        "overlap@10",
+        "least-agreeing queries (10), old and new neighbours side by side",
+        "thresholds, mapped by quantile matching of top-10 neighbour scores",
+        "verdict: re-embed and retune",
+        "(read from chdb://",
+    ):
+        assert line in text, line
+
+
+def test_through_a_running_app_and_with_the_judge(
+    config: Path, store: Store, fake: OpenAIFake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    migration = EmbeddingMigration("cross", ("e5", "other"), thresholds=(0.5, 0.75))
+    app = create_app(lambda: store, WebConfig(embeddings={"cross": migration}))  # type: ignore[arg-type, return-value]
+    direct = report(config, capsys)
+    with serve(app) as base:
+        via = report(config, capsys, "--url", base)
+        assert via == direct  # the API's object is what --json prints
+
+        # a judge that always picks the first list: a position bias, which the swap cancels
+        fake.responder = lambda body, headers: FakeReply(text='{"verdict": "A", "reason": "x"}')
+        try:
+            judged = report(config, capsys, "--url", base, "--judge", "--least", "3")
+        finally:
+            fake.responder = None
+    split = judged["judge"]
+    assert split["better"] + split["worse"] + split["same"] + len(split["errors"]) == 3
+    assert split["same"] == 3 and split["model"].endswith("judge-model")
+    assert any("The judge found the new lists" in r for r in judged["verdict"]["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ("--migration", "nope"),
+            "--migration nope: no migration of that name; known: cross, chat",
+        ),
+        (
+            ("--migration", "chat"),
+            "--migration chat: not an embedding migration (it has no embeddings: section)",
+        ),
+        (
+            ("--migration", "cross", "--arm", "b"),
+            "--arm b: migration 'cross' has no arm 'b'; its arms: e5, other",
+        ),
+        (("--migration", "cross", "--least", "0"), "--least must be at least 1"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_flag(
+    config: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], message: str
+) -> None:
+    assert main(["-c", str(config), "embeddings", "report", *extra]) == 2
+    assert message in capsys.readouterr().err

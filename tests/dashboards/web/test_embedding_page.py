@@ -1,0 +1,132 @@
+"""An embedding migration's page and its API over a chDB store of reference rows (the offline
+models' vectors, wordllama-l2 -> multilingual-e5-small): through the ASGI app, then in the real
+headless browser — the verdict, the charts, both neighbour lists, a `<script>` from traffic
+shown as text, nothing loaded from outside, no vector anywhere."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from selenium.webdriver import Chrome
+from selenium.webdriver.common.by import By
+from starlette.testclient import TestClient
+
+from dashboards.analysis.embedding_migration import EmbeddingMigration
+from dashboards.web.app import WebConfig, create_app
+from judge.store.store import Store
+from tests.browser import chrome, screenshot, serve
+from tests.dashboards.embedding_traffic import (
+    OfflineVectors,
+    migration_rows,
+    reference_store,
+    text_hash,
+)
+from tests.judge.embeddings.corpus import E5, WORDLLAMA
+
+HOSTILE = "<script>window.__pwned = 1</script> how do I read a file?"
+MIGRATION = EmbeddingMigration("cross", ("e5", "other"), thresholds=(0.5, 0.75))
+
+
+@pytest.fixture(scope="module")
+def store(chdb_dir: Path, offline_vectors: OfflineVectors) -> Iterator[Store]:
+    rows = migration_rows(offline_vectors, "cross", "e5", WORDLLAMA, E5)
+    first = rows[0]  # a query: its text from traffic carries markup, as a document too
+    hostile = replace(first, text=HOSTILE, text_hash=text_hash(HOSTILE))
+    as_document = replace(hostile, role="document")
+    with reference_store(chdb_dir, [hostile, as_document, *rows[1:]]) as opened:
+        yield opened
+
+
+def app(store: Store) -> TestClient:
+    config = WebConfig(embeddings={"cross": MIGRATION})
+    return TestClient(create_app(lambda: store, config))  # type: ignore[arg-type, return-value]
+
+
+def test_the_api_is_the_report_without_vectors(store: Store) -> None:
+    client = app(store)
+    answer = client.get("/api/v1/migrations/cross/embeddings", params={"least": 3})
+    assert answer.status_code == 200
+    found = answer.json()
+    assert found["verdict"]["verdict"] == "re-embed and retune"
+    assert (found["queries"], found["documents"]) == (60, 201)
+    assert len(found["least_agreeing"]) == 3
+    assert "_vector" not in answer.text and len(answer.content) < 60_000
+    assert client.get("/api/v1/migrations/cross/embeddings?arm=other").json()["queries"] == 0
+    for path, status, error in [
+        ("/api/v1/migrations/chat/embeddings", 404, "not an embedding migration"),
+        ("/api/v1/migrations/cross/embeddings?arm=b", 400, "has no arm 'b'; its arms: e5, other"),
+        ("/api/v1/migrations/cross/embeddings?least=0", 400, "least 0: expected 1 to 100"),
+    ]:
+        refused = client.get(path)
+        assert refused.status_code == status and error in refused.json()["error"], path
+
+
+def test_the_page_escapes_texts_from_traffic(store: Store) -> None:
+    client = app(store)
+    page = client.get("/migrations/cross/embeddings", params={"least": 100})
+    assert page.status_code == 200
+    assert "<script>window.__pwned" not in page.text
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page.text
+    assert 'href="/migrations/cross/embeddings"' in client.get("/").text
+    too_few = client.get("/migrations/cross/embeddings?arm=other")
+    assert "No verdict yet" in too_few.text and "0 query texts" in too_few.text
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Chrome]:
+    with chrome() as found:
+        yield found
+
+
+def test_the_page_in_a_browser(store: Store, driver: Chrome) -> None:
+    config = WebConfig(embeddings={"cross": MIGRATION})
+    with serve(create_app(lambda: store, config)) as base:  # type: ignore[arg-type, return-value]
+        driver.get(f"{base}/migrations/cross/embeddings?least=100")
+        text = driver.find_element(By.TAG_NAME, "main").text
+        assert driver.find_element(By.CSS_SELECTOR, "[data-figure=verdict]").text == (
+            "re-embed and retune"
+        )
+        report = json.loads(
+            driver.execute_script(
+                "return fetch('/api/v1/migrations/cross/embeddings?least=100').then(r => r.text())"
+            )
+        )
+        overlap = report["agreement"]["overlap"]
+        cell = driver.find_element(By.CSS_SELECTOR, "[data-figure=overlap-all]").text
+        assert cell == f"{overlap['mean']:.3f} ({overlap['low']:.3f}–{overlap['high']:.3f})"
+        assert driver.find_element(By.CSS_SELECTOR, "[data-figure='overlap-area=library']")
+        # the traffic's markup is text on the page and never ran
+        assert HOSTILE in text
+        assert driver.execute_script("return window.__pwned === undefined")
+        # both neighbour lists of every least-agreeing query, side by side
+        sections = driver.find_elements(By.CSS_SELECTOR, "section.least")
+        assert len(sections) == 60
+        first = sections[0]
+        old = first.find_elements(By.CSS_SELECTOR, "ol.old li")
+        new = first.find_elements(By.CSS_SELECTOR, "ol.new li")
+        assert len(old) == len(new) == 10
+        assert old[0].location["y"] == new[0].location["y"] < old[1].location["y"]
+        assert old[0].location["x"] < new[0].location["x"]
+        item = report["least_agreeing"][0]
+        assert old[0].text.startswith(item["old"][0]["id"])
+        # the charts are the server's SVG; the thresholds table has the mapped cut-offs
+        charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart-interval")
+        assert len(charts) == 1  # adapter retention is not measured on 261 pairs
+        assert "fewer than 2,000 pairs" in text
+        mapped = {t["old"]: t["new"] for t in report["thresholds"]}
+        assert driver.find_element(By.CSS_SELECTOR, "[data-figure='threshold-0.5']").text == (
+            f"{mapped[0.5]:.4f}"
+        )
+        loaded = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        assert all(url.startswith(f"{base}/") for url in loaded), loaded
+        # no vector: no run of twenty numbers anywhere in the page
+        assert not re.search(r"(-?\d+\.\d+[,\s]+){20}", driver.page_source)
+        driver.get(f"{base}/migrations/cross/embeddings?least=2")
+        screenshot(driver, "embeddings", full_page=True)
