@@ -34,13 +34,15 @@ runner, in their pair (`ShadowPair.reference`), for the judge to store with a TT
 key is the hex SHA-256 of its stripped text; per stratum (segment key, role) the set is the
 k = `reference_size` smallest keys (a deterministic bottom-k sample: the same texts whatever
 the order, the runner or the replays). This process keeps, per (migration, arm, stratum), the
-k smallest keys it has sent (`BottomK`) and sends a text only when its key is below the k-th;
-a restart sends a few more; the expected number sent is about k(1 + ln(n/k)) per stratum of n
-distinct texts. The primary model's vectors of those texts are fetched through the same cache
-with the primary side's settings (the sidecar's captured answer is only a summary). A pair's
-reference texts are kept within half the bus's message limit (`max_reference_bytes`); a text
-left out for size, because the primary's vectors could not be had, or because the spend cap
-refused them, is not recorded as sent (a later call may carry it) and is counted in
+k smallest keys it has sent (`BottomK`) and sends a text only when its key is below the k-th.
+A text is entered when admitted, before its vectors are fetched, so the pairs in flight at
+once do not all see the set as it was (and none sends it too). A restart sends a few more;
+the expected number sent is about k(1 + ln(n/k)) per stratum of n distinct texts. The
+primary model's vectors of those texts are fetched through the same cache with the primary
+side's settings (the sidecar's captured answer is only a summary). A pair's reference texts
+are kept within half the bus's message limit (`max_reference_bytes`), smallest keys first; a
+text left out for size, because the primary's vectors could not be had, or because the spend
+cap refused them, is taken out of the set again (a later call may carry it) and counted in
 `shadowjudge_runner_embedding_reference_left_out` by reason. Memory: at most k keys per
 stratum seen. Readers take the bottom k by text_hash per stratum, so what one runner sent
 twice, or two runners both sent, changes nothing.
@@ -222,6 +224,15 @@ class BottomK:
         if len(self._heap) > self.k:
             self._kept.discard(-heapq.heappop(self._heap))
 
+    def discard(self, key: str) -> None:
+        """Forget a key added but not sent after all. A key it pushed out stays out: the bound
+        is then a little low until enough keys arrive (a text below it may be missed)."""
+        value = int(key, 16)
+        if value in self._kept:
+            self._kept.discard(value)
+            self._heap.remove(-value)
+            heapq.heapify(self._heap)
+
     def __len__(self) -> int:
         return len(self._heap)
 
@@ -286,7 +297,6 @@ class EmbeddingArms:
         self.embeddings = CachedEmbeddings(client, cache, metrics.embedding)
         self.max_reference_bytes = max_reference_bytes
         self._sets: dict[tuple[str, str, str, Role], BottomK] = {}
-        self._claimed: set[tuple[str, str, str, Role, str]] = set()
         self._pruned_at = time.monotonic()
 
     async def close(self) -> None:
@@ -413,19 +423,23 @@ class EmbeddingArms:
         entrants: dict[tuple[str, Role], CapturedText] = {}
         for text in texts:
             sample = self._set(migration, arm, stratum, text.role, settings.reference_size)
-            claim = (migration.name, arm.name, stratum, text.role, text.key)
-            if claim not in self._claimed and sample.admits(text.key):
-                entrants.setdefault((text.key, text.role), text)
+            if sample.admits(text.key):
+                # Kept at once, before its vectors are fetched: the pairs in flight meanwhile
+                # are judged against it, instead of all seeing the set as it was (a wave of
+                # max_in_flight calls would all be admitted), and none sends it too.
+                sample.add(text.key)
+                entrants[(text.key, text.role)] = text
         if not entrants:
             return ()
-        # Claimed while their vectors are fetched: a concurrent pair with the same text
-        # leaves it to this one instead of sending it too.
-        claims = {(migration.name, arm.name, stratum, role, key) for key, role in entrants}
-        self._claimed |= claims
+        sent: tuple[ReferenceText, ...] = ()
         try:
-            return await self._send(call, migration, arm, stratum, entrants, candidate, cap)
-        finally:
-            self._claimed -= claims
+            sent = await self._send(call, migration, arm, stratum, entrants, candidate, cap)
+        finally:  # what did not go may go with a later call
+            gone = {(r.text_hash, r.role) for r in sent}
+            for key, role in entrants:
+                if (key, role.value) not in gone:
+                    self._set(migration, arm, stratum, role, settings.reference_size).discard(key)
+        return sent
 
     async def _send(
         self,
@@ -437,8 +451,8 @@ class EmbeddingArms:
         candidate: _Embedded,
         cap: SpendCap,
     ) -> tuple[ReferenceText, ...]:
-        """The entrants with the primary's vectors, within the size budget; those sent are
-        recorded in their stratum's set."""
+        """The entrants with the primary's vectors, smallest keys first, within the size
+        budget."""
         settings = migration.embeddings
         assert settings is not None and call.request is not None
         model = call.request.get("model")
@@ -480,7 +494,6 @@ class EmbeddingArms:
                     break
                 budget -= size
             sent.append(reference)
-            self._set(migration, arm, stratum, role, settings.reference_size).add(key)
         if sent:
             self._metrics.reference_texts.labels(migration.name, arm.name).inc(len(sent))
         return tuple(sent)
