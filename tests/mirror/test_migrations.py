@@ -225,3 +225,19 @@ def test_the_runner_names_its_embedding_cache() -> None:
     assert parse_settings({}).runner.embedding_cache == Path("var/embeddings/cache.sqlite3")
     with pytest.raises(ConfigError, match=r"runner.embedding_cache_max_age_days: Input should"):
         parse_settings({"runner": {"embedding_cache_max_age_days": 0}})
+
+
+def test_the_commented_embedding_migration_is_valid(tmp_path: Path) -> None:
+    lines = (ROOT / "shadowjudge.example.yaml").read_text().splitlines()
+    start = lines.index("  # - name: search-to-e5")
+    uncommented = [*lines[:start], *(line.replace("  # ", "  ", 1) for line in lines[start:])]
+    path = tmp_path / "shadowjudge.yaml"
+    path.write_text("\n".join(uncommented))
+    settings = load_settings(path)
+    migration = settings.migrations[-1]
+    assert migration.name == "search-to-e5" and migration.embeddings is not None
+    assert migration.embeddings.primary.dimensions == 512
+    assert migration.embeddings.thresholds == (0.75,)
+    side = migration.arms[0].embedding
+    assert side is not None and side.query_prefix == "query: "
+    assert settings.runner.embedding_cache == Path("var/embeddings/cache.sqlite3")
