@@ -52,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import NamedTuple
 
 from judge.scorers.refusal_cues import (
     ASKS_FOR_PRAISE,
@@ -103,8 +104,7 @@ _MAX_TRIES = 4  # referrals examined for one addressed to the user, key-word occ
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz'-")
 
 
-@dataclass(frozen=True, slots=True)
-class _Sentence:
+class _Sentence(NamedTuple):  # a tuple: built for every sentence read, faster than a dataclass
     start: int
     end: int
     #: Neither a warning, a moral nor a referral: it tells something.
