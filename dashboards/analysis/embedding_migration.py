@@ -7,6 +7,8 @@ texts (a team that routes only its queries through the sidecar) every text is th
 each query's neighbours are its nearest OTHER texts; the report says so in `notes`. With fewer
 than `MIN_QUERIES` queries (or a corpus of no more than k texts) there is no verdict: the
 report says how many texts there are and what is needed (`insufficient`), and holds no figures.
+With a corpus under `SMALL_CORPUS` texts a note gives the overlap chance alone produces (k/N):
+the verdict's reference points were measured on 5,000 texts.
 The thresholds mapped are the migration's `embeddings.thresholds`; labelled pairs are not read
 from traffic (the judge's and reviewers' labels are about chat answers, not retrieval).
 """
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from mirror.migrations import MigrationSettings
 
 MIN_QUERIES = 20
+SMALL_CORPUS = 1000
+"""Below this many corpus texts the report says how much overlap chance alone gives."""
 NO_SEGMENT = "(no segment)"
 
 
@@ -91,6 +95,14 @@ def traffic_report(
         notes.append(
             "no document texts in the reference set (only queries go through the sidecar):"
             " every text is the corpus, and each query's neighbours are its nearest other texts"
+        )
+    candidates = len(documents) or len(queries) - 1
+    if candidates < SMALL_CORPUS:
+        k = embedding_report.K
+        notes.append(
+            f"a corpus of {candidates:,} texts: two unrelated rankings share {k / candidates:.1%}"
+            f" of their top {k} by chance, so overlap reads higher than on the 5,000 texts the"
+            " reference points were measured on"
         )
     given = embedding_report.ReportInput(
         old_label=found.primary,

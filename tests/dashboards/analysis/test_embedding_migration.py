@@ -106,6 +106,9 @@ def test_without_documents_the_queries_are_their_own_corpus(store: Store) -> Non
     report, _ = traffic_report(store, QUERIES_ONLY, "e5")
     assert (report["queries"], report["documents"], report["corpus"]) == (60, 0, "queries")
     assert any("each query's neighbours are its nearest other texts" in n for n in report["notes"])
+    assert "a corpus of 59 texts: two unrelated rankings share 16.9% of their top 10" in str(
+        report["notes"]
+    )
     assert report["verdict"]["verdict"] in ("re-embed and retune", "investigate")
     for item in report["least_agreeing"]:
         ids = [n["id"] for n in item["old"] + item["new"]]
