@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -300,24 +299,26 @@ def _find_cues(window: str, starts: list[int], head_end: int) -> list[_Hit]:
             continue
         if cue.opening:
             found = cue.pattern.match(window)
-            if found is None or (sympathy and cue.name == "apology-but"):
+            if sympathy and cue.name == "apology-but":
                 continue
-            matches: Iterable[re.Match[str]] = (found,)
         else:
-            matches = cue.pattern.finditer(region)
-        for tries, match in enumerate(matches):
-            if tries == _MAX_TRIES:
-                break
-            start = match.start()
+            # search, then search on from the match's end: what finditer yields (no cue
+            # matches the empty string), without building an iterator for most cues
+            found = cue.pattern.search(region)
+        tries = 0
+        while found is not None and tries < _MAX_TRIES:
+            start = found.start()
             index, sentence = _sentence_start(window, starts, head_end, start)
-            if cue.speech and not _is_speech(window, start, match.end(), sentence):
+            if cue.speech and not _is_speech(window, start, found.end(), sentence):
+                found = None if cue.opening else cue.pattern.search(region, found.end())
+                tries += 1
                 continue
             in_head = start < head_end
             weight = cue.weight * (_POSITION[min(index, 3)] if in_head else _BODY_POSITION)
             if cue.clause_start and not _CLAUSE_START.fullmatch(window, sentence, start):
                 weight *= _MID_SENTENCE
             strong = cue.weight >= _STRONG
-            hits.append(_Hit(weight, (sentence, match.end()), in_head, strong, cue.name))
+            hits.append(_Hit(weight, (sentence, found.end()), in_head, strong, cue.name))
             break  # one hit per cue: repeating a phrase proves nothing new
     return hits
 
