@@ -146,3 +146,13 @@ def test_bad_input_exits_2_naming_the_flag(
 ) -> None:
     assert main(["-c", str(config), "embeddings", "report", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_dashboards_know_the_settings_embedding_migrations(config: Path) -> None:
+    from dashboards.command.serve import web_config
+    from dashboards.settings import load_settings
+
+    found = web_config(load_settings(config)).embeddings
+    assert found == {
+        "cross": EmbeddingMigration("cross", ("e5", "other"), thresholds=(0.5, 0.75))
+    }  # "chat" has no embeddings: section
