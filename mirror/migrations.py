@@ -47,7 +47,8 @@ An arm whose provider speaks another dialect than the captured call gets the req
 translated (Chat Completions ⇄ Messages) or skipped with the reason. Model patterns are shell
 globs. Settings refuse, at start, what could not work: an arm on an unknown provider, two arms
 or migrations with one name, a spend cap on a model without a price, a parameter the runner
-owns (`model`, `messages`...), a rollout arm the migration does not have.
+owns (`model`, `messages`...), a rollout arm the migration does not have, a rollout of an
+embedding migration (its candidate's vectors would answer queries against the primary's index).
 """
 
 from __future__ import annotations
@@ -333,10 +334,18 @@ class MigrationSettings(Section):
                         f"arms[{i}].embedding: only an embedding migration's arm has one"
                         " (set the migration's embeddings)"
                     )
-        elif any(api is not Api.OPENAI_EMBEDDINGS for api in self.match.api):
-            raise ValueError(
-                "match.api: an embedding migration replays openai.embeddings calls only"
-            )
+        else:
+            if any(api is not Api.OPENAI_EMBEDDINGS for api in self.match.api):
+                raise ValueError(
+                    "match.api: an embedding migration replays openai.embeddings calls only"
+                )
+            if self.rollout is not None:
+                # The app's index holds the primary's vectors: a candidate's vector answers a
+                # query in another space. Switching is a re-index, not a traffic share.
+                raise ValueError(
+                    "rollout: an embedding migration only shadows (the candidate's vectors live"
+                    " in another space than the app's index; re-embed, then switch)"
+                )
         return self
 
     def arm(self, name: str) -> ArmSettings | None:

@@ -209,6 +209,7 @@ def test_an_embedding_migration_and_its_defaults() -> None:
         ({}, [{**E5, "embedding": {"dimensions": -1}}], {}, "arms[0].embedding.dimensions:"),
         ({}, None, {"match": {"api": ["openai.chat_completions"]}}, "migrations[0].match.api: an"),
         (None, [E5], {}, "migrations[0].arms[0].embedding: only an embedding"),
+        ({}, None, {"rollout": {}}, "migrations[0].rollout: an embedding migration only shadows"),
     ],
 )
 def test_embedding_errors_name_the_key(
