@@ -67,6 +67,10 @@ def config(
         "      - {name: e5, provider: local, model: multilingual-e5-small,"
         " embedding: {query_prefix: 'query: ', document_prefix: 'passage: '}}\n"
         "      - {name: other, provider: local, model: wordllama-l2}\n"
+        "  - name: quiet\n"
+        "    match: {api: [openai.embeddings]}\n"
+        "    embeddings: {}\n"
+        "    arms: [{name: e5, provider: local, model: multilingual-e5-small}]\n"
         "  - name: chat\n"
         "    arms: [{name: b, provider: local, model: gpt-4o-mini}]\n",
         encoding="utf-8",
@@ -74,8 +78,10 @@ def config(
     return path
 
 
-def report(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> Any:
-    argv = ["-c", str(config), "embeddings", "report", "--migration", "cross", *extra]
+def report(
+    config: Path, capsys: pytest.CaptureFixture[str], *extra: str, migration: str = "cross"
+) -> Any:
+    argv = ["-c", str(config), "embeddings", "report", "--migration", migration, *extra]
     assert main([*argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -99,6 +105,18 @@ def test_from_the_store_in_text_and_json(config: Path, capsys: pytest.CaptureFix
         "(read from chdb://",
     ):
         assert line in text, line
+
+
+def test_no_traffic_yet_is_no_verdict(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-c", str(config), "embeddings", "report", "--migration", "quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "reference set: 0 of 0 texts seen in the last 30 days" in text
+    assert (
+        "no verdict: 0 query texts in the reference set; at least 20 are needed for a verdict"
+    ) in text
+    assert "verdict:" not in text.replace("no verdict:", "")
+    found = report(config, capsys, "--judge", migration="quiet")  # nothing to judge
+    assert found["verdict"] is None and "judge" not in found
 
 
 def test_through_a_running_app_and_with_the_judge(
@@ -128,7 +146,7 @@ def test_through_a_running_app_and_with_the_judge(
     [
         (
             ("--migration", "nope"),
-            "--migration nope: no migration of that name; known: cross, chat",
+            "--migration nope: no migration of that name; known: cross, quiet, chat",
         ),
         (
             ("--migration", "chat"),
@@ -154,5 +172,6 @@ def test_the_dashboards_know_the_settings_embedding_migrations(config: Path) -> 
 
     found = web_config(load_settings(config)).embeddings
     assert found == {
-        "cross": EmbeddingMigration("cross", ("e5", "other"), thresholds=(0.5, 0.75))
+        "cross": EmbeddingMigration("cross", ("e5", "other"), thresholds=(0.5, 0.75)),
+        "quiet": EmbeddingMigration("quiet", ("e5",)),
     }  # "chat" has no embeddings: section

@@ -130,3 +130,19 @@ def test_the_page_in_a_browser(store: Store, driver: Chrome) -> None:
         assert not re.search(r"(-?\d+\.\d+[,\s]+){20}", driver.page_source)
         driver.get(f"{base}/migrations/cross/embeddings?least=2")
         screenshot(driver, "embeddings", full_page=True)
+
+
+def test_the_migration_page_links_to_its_embedding_report(chdb_dir: Path) -> None:
+    from tests.dashboards.generate import MIGRATION as NAME
+    from tests.dashboards.generate import generate, stored
+
+    data = generate(60, seed=3)
+    arms = tuple(sorted({c.arm for c in data.comparisons}))
+    with stored(chdb_dir, data) as opened:
+        for embeddings, linked in (({NAME: EmbeddingMigration(NAME, arms)}, True), ({}, False)):
+            config = WebConfig(embeddings=embeddings)
+            client = TestClient(create_app(lambda: opened, config))  # type: ignore[arg-type, return-value]
+            page = client.get(f"/migrations/{NAME}?window=all")
+            assert page.status_code == 200
+            link = f'href="/migrations/{NAME}/embeddings"'
+            assert (link in page.text) is linked
