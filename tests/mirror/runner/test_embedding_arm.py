@@ -40,7 +40,7 @@ from mirror.events import (
     parse_shadow_pair,
 )
 from mirror.migrations import EmbeddingMigrationSettings, MigrationSettings, RunnerSettings
-from mirror.pricing import PriceTable
+from mirror.pricing import Price, PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.embedding_arm import (
     BottomK,
@@ -551,5 +551,35 @@ async def test_a_refused_candidate_is_the_pairs_error(
         assert reference == ()
         assert result.error is not None and result.error.kind is ErrorKind.HTTP
         assert result.status_code == 400 and "HTTP 400" in result.error.message
+    finally:
+        await arms.close()
+
+
+async def test_the_spend_cap_holds_embedding_arms_and_books_what_they_cost(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    migration = wordllama_migration().model_copy(update={"daily_spend_usd": 0.01})
+    (arm,) = migration.arms
+    arms = arms_for(served.url, tmp_path, max_reference_bytes=None)
+    arms._prices = PriceTable({"wordllama-l2": Price(input=100.0, output=0.0)})  # $100/M tokens
+    cap = SpendCap(0.01)
+    try:
+        result, reference = await arms.run(
+            embedding_call(DOCUMENTS[:2], "acme"), migration, arm, cap
+        )
+        assert result.ok and result.usage is not None and result.usage.input_tokens
+        # Both the candidate's texts and the primary's reference vectors are booked.
+        assert len(reference) == 2
+        assert cap.spent > result.usage.input_tokens * 100 / 1e6
+        # A call the rest of the day's budget cannot cover is skipped, and counted.
+        big = embedding_call([f"{d} " * 400 for d in DOCUMENTS], "acme")
+        skipped, none = await arms.run(big, migration, arm, cap)
+        assert none == () and skipped.error is not None
+        assert skipped.error.kind is ErrorKind.SKIPPED
+        assert skipped.error.message == "daily spend cap reached"
+        # All from the cache: nothing billed, the pair's usage says 0 tokens.
+        again, _ = await arms.run(embedding_call(DOCUMENTS[:2], "acme"), migration, arm, cap)
+        assert again.ok and again.usage is not None and again.usage.input_tokens == 0
     finally:
         await arms.close()
