@@ -1,4 +1,5 @@
-"""Session-wide real parts: the Tansu Kafka broker and a chDB directory.
+"""Session-wide real parts: the Tansu Kafka broker, a chDB directory, and the fake OpenAI
+endpoint serving the offline embedding models (`simulation.embeddings`).
 
 chDB allows one data directory per process while any client is open, so every test that
 needs a store uses this session's directory, each with a database of its own
@@ -15,6 +16,8 @@ import pytest
 
 from judge.config import StoreSettings
 from judge.store.store import AsyncStore
+from simulation.embeddings import offline_models
+from simulation.providers import OpenAIFake, Served, openai_app, serve
 from tests.broker import TansuBroker
 
 
@@ -49,3 +52,16 @@ async def migrated_store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
     await opened.migrate()
     yield opened
     await opened.close()
+
+
+@pytest.fixture(scope="session")
+def fake() -> OpenAIFake:
+    """The fake OpenAI endpoint with the offline embedding models, one per session (tests reset
+    what they set on it, such as `responder`, and count its requests as differences)."""
+    return openai_app(embedders=offline_models())
+
+
+@pytest.fixture(scope="session")
+def served(fake: OpenAIFake) -> Iterator[Served]:
+    with serve(fake) as running:
+        yield running

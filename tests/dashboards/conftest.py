@@ -1,6 +1,6 @@
-"""Fixtures of the dashboards' tests: a store holding the module's generated pairs; the fake
-OpenAI endpoint serving the offline embedding models; and those models' vectors of a sample of
-the embedding corpus, computed once per session (e5 embeds ~33 texts/s here)."""
+"""Fixtures of the dashboards' tests: a store holding the module's generated pairs, and the
+offline embedding models' vectors of a sample of the embedding corpus, computed once per
+session through the fake endpoint (`served`, tests/conftest.py; e5 embeds ~33 texts/s here)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import openai
 import pytest
 
 from judge.store.store import Store
-from simulation.embeddings import offline_models
-from simulation.providers import OpenAIFake, Served, openai_app, serve
+from simulation.providers import Served
 from tests.dashboards.embedding_traffic import OfflineVectors
 from tests.dashboards.generate import Generated, stored
 from tests.judge.embeddings.corpus import E5, E5_ENPT, WORDLLAMA, embed, load
@@ -27,19 +26,6 @@ def store(chdb_dir: Path, data: Generated) -> Iterator[Store]:
     """The module's `data` fixture, written to a fresh database."""
     with stored(chdb_dir, data) as opened:
         yield opened
-
-
-@pytest.fixture(scope="session")
-def fake() -> OpenAIFake:
-    """The fake OpenAI endpoint with the offline embedding models (tests reset what they set
-    on it, such as `responder`, and count its requests as differences)."""
-    return openai_app(embedders=offline_models())
-
-
-@pytest.fixture(scope="session")
-def served(fake: OpenAIFake) -> Iterator[Served]:
-    with serve(fake) as running:
-        yield running
 
 
 @pytest.fixture(scope="session")
