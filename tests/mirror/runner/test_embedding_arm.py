@@ -583,3 +583,44 @@ async def test_the_spend_cap_holds_embedding_arms_and_books_what_they_cost(
         assert again.ok and again.usage is not None and again.usage.input_tokens == 0
     finally:
         await arms.close()
+
+
+class LimitedBus(MemoryBus):
+    """A memory bus with a broker's message limit."""
+
+    @property
+    def max_message_bytes(self) -> int | None:
+        return 200_000
+
+
+async def test_a_large_batch_fits_the_bus_limit_and_its_other_texts_wait(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    _, documents = load(1, 300)
+    migration = wordllama_migration(reference_size=5000)
+    bus = LimitedBus()
+    await bus.start()
+    await bus.send(TOPICS.calls, dump_event(embedding_call(list(documents.texts), "acme")))
+    runner = Runner(
+        bus=bus,
+        topics=TOPICS,
+        migrations=[migration],
+        providers=providers(served.url),
+        prices=PriceTable(),
+        settings=RunnerSettings(embedding_cache=tmp_path / "c.sqlite3"),
+        caller=ArmCaller(max_attempts=1),
+    )
+    await run_runner(bus, runner, 1)
+    (record,) = bus.topic(TOPICS.pairs).log
+    assert len(record.value) <= 200_000
+    pair = parse_shadow_pair(record.value)
+    assert pair.result.ok and 10 < len(pair.reference) < 300
+    assert not pair.call.truncated.bus  # the references took at most half the message
+    left_out = runner.metrics.registry.get_sample_value(
+        "shadowjudge_runner_embedding_reference_left_out_total",
+        {"migration": "m", "arm": "short", "reason": "message size"},
+    )
+    assert left_out == 300 - len(pair.reference)
+    sent = sorted(r.text_hash for r in pair.reference)
+    assert sent == sorted(text_key(t) for t in documents.texts)[: len(sent)]  # smallest first
