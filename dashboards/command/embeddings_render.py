@@ -57,11 +57,11 @@ def render(report: dict[str, Any], out: TextIO) -> None:
 
 def _reference(reference: dict[str, Any], out: TextIO) -> None:
     out.write(
-        f"reference set: {reference['taken']:,} of {reference['available']:,} texts seen in the"
-        f" last {reference['retention_days']} days (reference_size {reference['size']:,},"
+        f"reference set: {reference['taken']:,} of the {reference['available']:,} texts stored"
+        f" from the last {reference['retention_days']} days (reference_size {reference['size']:,},"
         " equal allocation across role × segment)\n"
     )
-    rows = [["role", "segment", "texts", "taken"]]
+    rows = [["role", "segment", "stored", "taken"]]
     for stratum in reference["strata"]:
         rows.append(
             [

@@ -96,7 +96,7 @@ def test_from_the_store_in_text_and_json(config: Path, capsys: pytest.CaptureFix
     text = capsys.readouterr().out
     assert text.startswith(f"cross · arm e5 · {WORDLLAMA}@{WORDLLAMA} -> {E5}@{E5} · 60 queries")
     for line in (
-        "reference set: 260 of 260 texts seen in the last 30 days (reference_size 5,000, equal"
+        "reference set: 260 of the 260 texts stored from the last 30 days (reference_size 5,000, equal"
         " allocation across role × segment)",
         "overlap@10",
         "least-agreeing queries (10), old and new neighbours side by side",
@@ -110,7 +110,7 @@ def test_from_the_store_in_text_and_json(config: Path, capsys: pytest.CaptureFix
 def test_no_traffic_yet_is_no_verdict(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-c", str(config), "embeddings", "report", "--migration", "quiet"]) == 0
     text = capsys.readouterr().out
-    assert "reference set: 0 of 0 texts seen in the last 30 days" in text
+    assert "reference set: 0 of the 0 texts stored from the last 30 days" in text
     assert (
         "no verdict: 0 query texts in the reference set; at least 20 are needed for a verdict"
     ) in text
