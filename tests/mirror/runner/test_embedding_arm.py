@@ -43,6 +43,7 @@ from mirror.migrations import EmbeddingMigrationSettings, MigrationSettings, Run
 from mirror.pricing import Price, PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.embedding_arm import (
+    PRUNE_EVERY_S,
     BottomK,
     EmbeddingArms,
     captured_texts,
@@ -624,3 +625,30 @@ async def test_a_large_batch_fits_the_bus_limit_and_its_other_texts_wait(
     assert left_out == 300 - len(pair.reference)
     sent = sorted(r.text_hash for r in pair.reference)
     assert sent == sorted(text_key(t) for t in documents.texts)[: len(sent)]  # smallest first
+
+
+async def test_a_long_running_runner_deletes_old_vectors_daily(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    migration = wordllama_migration(reference_size=1)
+    (arm,) = migration.arms
+    now = [time.time()]
+    arms = arms_for(served.url, tmp_path, max_reference_bytes=None)
+    arms._cache.close()
+    arms._cache = cache = EmbeddingCache.open(
+        tmp_path / "aged.sqlite3", max_age_days=1, clock=lambda: now[0]
+    )
+    arms.embeddings.cache = cache
+    call = embedding_call(DOCUMENTS, "acme")
+    try:
+        await arms.run(call, migration, arm, SpendCap(None))
+        assert len(cache) == 7  # 6 texts at 64 dimensions, 1 reference text at 256
+        now[0] += 2 * 86_400  # two days on: every vector is past its age ...
+        await arms.run(call, migration, arm, SpendCap(None))
+        assert len(cache) == 7  # ... but not pruned yet: found in the cache again
+        monkeypatch.setattr(arms, "_pruned_at", time.monotonic() - PRUNE_EVERY_S)
+        result, _ = await arms.run(call, migration, arm, SpendCap(None))
+        assert result.usage is not None and result.usage.input_tokens  # embedded again
+    finally:
+        await arms.close()
