@@ -5,7 +5,8 @@ normalisation, query and document prefixes); `EmbeddingClient` calls the OpenAI 
 in batches within the provider's limits; `EmbeddingCache` keeps each vector once per
 (text hash, model, version, dimensions, normalisation, prefix) in a local SQLite file with a
 retention limit; `CachedEmbeddings` puts the two together and counts hits, misses and texts
-embedded on `EmbeddingMetrics`. Used by `shadowjudge embeddings reembed` and `thresholds`.
+embedded on `EmbeddingMetrics`. Used by `shadowjudge embeddings reembed`, `thresholds` and
+`compare`, and by the runner's embedding arms (`mirror.runner.embedding_arm`).
 """
 
 from mirror.embeddings.cache import DEFAULT_MAX_AGE_DAYS, EmbeddingCache
