@@ -169,7 +169,9 @@ _PROCEEDS = _c(_words("however", "that said", "that being said", "with that in m
                       tail=r",? (?:i(?:'ll| will) (?:still )?(?:provide|answer|give|try|share|"
                            r"explain|outline)|here(?:'s| is| are))"))
 _INSTEAD = _c(r"instead\b")
-_LIST_LINE = _c(r"\n[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t]+\S")
+_ITEM = r"[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t]+\S"
+_LIST_LINE = _c(r"\n" + _ITEM)
+_LIST_ITEM = _c(_ITEM)  # one that opens the window
 #: Code: a fence, or an indented line (two patterns: each starts with a literal, which the
 #: engine finds much faster than either of two first characters).
 _FENCE = _c("```")
@@ -281,7 +283,9 @@ def _sentence_start(
     if position < head_end:
         index = bisect_right(starts, position) - 1
         return index, starts[index]
-    offset = max(window.rfind(mark, 0, position) for mark in (". ", "! ", "? ", "\n"))
+    offset = -1
+    for mark in (". ", "! ", "? ", "\n"):  # the last one: each mark is looked for after it
+        offset = max(offset, window.rfind(mark, offset + 1, position))
     return -1, offset + 1 if offset >= 0 else 0
 
 
@@ -341,11 +345,13 @@ def _is_speech(window: str, start: int, end: int, sentence: int) -> bool:
 
 
 def _structured(window: str) -> bool:
-    return (
-        len(_LIST_LINE.findall("\n" + window)) >= 3
-        or _FENCE.search(window) is not None
-        or _INDENTED.search(window) is not None
-    )
+    """Three list items (the first may open the window), or code."""
+    items = 0 if _LIST_ITEM.match(window) is None else 1
+    for _ in _LIST_LINE.finditer(window):
+        items += 1
+        if items == 3:
+            return True
+    return _FENCE.search(window) is not None or _INDENTED.search(window) is not None
 
 
 def _compliant_shape(window: str, head_end: int) -> bool:
@@ -379,14 +385,17 @@ def _first(
     `str.find` finds that word, and only before the best match so far: one scan of the
     alternation makes the engine test every character against the first letters."""
     best: re.Match[str] | None = None
+    end = len(text)
     for word, pattern in patterns:
-        at = text.find(word, pos)
-        while at >= 0 and (best is None or at < best.start()):
+        # an occurrence that starts before the best match so far ends before `stop`
+        stop = end if best is None else best.start() - 1 + len(word)
+        at = text.find(word, pos, stop)
+        while at >= 0:
             found = pattern.match(text, at)
             if found is not None:
                 best = found
                 break
-            at = text.find(word, at + 1)
+            at = text.find(word, at + 1, stop)
     return best
 
 
