@@ -16,6 +16,7 @@ from traffic (the judge's and reviewers' labels are about chat answers, not retr
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dashboards.analysis import embedding_report
@@ -74,10 +75,16 @@ def choose_arm(migration: EmbeddingMigration, arm: str | None) -> str:
 
 
 def traffic_report(
-    reader: Reader, migration: EmbeddingMigration, arm: str, *, least: int = 10
+    reader: Reader,
+    migration: EmbeddingMigration,
+    arm: str,
+    *,
+    least: int = 10,
+    adapter_out: Path | None = None,
 ) -> tuple[dict[str, Any], Estimate | None]:
     """The report (with `verdict`, None when there is too little), and the overlap@10
-    estimate unrounded (None without a verdict)."""
+    estimate unrounded (None without a verdict). `adapter_out`: where the adapter with the
+    higher retention is written as `.npz`, when adapter retention is measured."""
     found = read_reference(
         reader,
         migration.name,
@@ -121,7 +128,9 @@ def traffic_report(
             old_documents=documents.primary,
             new_documents=documents.candidate,
         )
-    report, overlap = embedding_report.build(given, cutoffs=migration.thresholds, least=least)
+    report, overlap = embedding_report.build(
+        given, cutoffs=migration.thresholds, least=least, adapter_out=adapter_out
+    )
     report = {**head, "notes": notes, **report}
     report["verdict"] = embedding_report.verdict(overlap, None)
     return report, overlap

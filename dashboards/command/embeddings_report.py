@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dashboards.command.embeddings_judge import ask_judge, configured_judge
@@ -46,6 +47,10 @@ def add_parser(actions: Any) -> None:
     report.add_argument("--least", type=int, default=10, help="least-agreeing queries shown")
     report.add_argument("--judge", action="store_true", help="ask the settings' LLM judge")
     report.add_argument("--json", action="store_true")
+    report.add_argument(
+        "--adapter-out", type=Path, default=None, metavar="FILE.npz",
+        help="write the adapter with the higher retention (when it is measured)",
+    )  # fmt: skip
     report.add_argument(
         "--url", default=None, help="dashboards address (default: the local one, if it answers)"
     )
@@ -80,6 +85,9 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError("--least must be at least 1")
     judge = configured_judge(settings) if args.judge else None
     report, source = fetch(settings, args, migration, arm)
+    if args.adapter_out is not None and "written" not in report.get("adapter", {}):
+        why = report.get("insufficient") or report["adapter"]["reason"]
+        raise ConfigError(f"--adapter-out {args.adapter_out}: not written: {why}")
     if judge is not None and report["verdict"] is not None:
         report["judge"] = asyncio.run(ask_judge(judge, report["least_agreeing"]))
         overlap = embedding_report.estimate_of(report["agreement"]["overlap"])
@@ -112,7 +120,37 @@ def fetch(
         if answer.status_code != 200:
             raise ConfigError(f"{url}: HTTP {answer.status_code}: {answer.text[:300]}")
         found: dict[str, Any] = answer.json()
+        if args.adapter_out is not None and found.get("adapter", {}).get("measured"):
+            _download_adapter(settings, args, migration, arm, found)
         return found, url
     with open_for_reading(settings) as store:
-        report, _ = traffic_report(store, migration, arm, least=args.least)
+        report, _ = traffic_report(
+            store, migration, arm, least=args.least, adapter_out=args.adapter_out
+        )
     return report, safe_url(settings.store.url)
+
+
+def _download_adapter(
+    settings: Settings,
+    args: argparse.Namespace,
+    migration: EmbeddingMigration,
+    arm: str,
+    report: dict[str, Any],
+) -> None:
+    """`--adapter-out` through the API: the server fits the map on its reference set (the
+    vectors never leave it) and sends the `.npz`."""
+    from dashboards.command.preflight import ask_dashboards
+
+    answer, url, _ = ask_dashboards(
+        settings,
+        args.url,
+        f"/api/v1/migrations/{migration.name}/embeddings/adapter.npz",
+        params={"arm": arm},
+        timeout=300,
+    )
+    if answer is None or answer.status_code != 200:
+        said = "no answer" if answer is None else f"HTTP {answer.status_code}: {answer.text[:300]}"
+        raise ConfigError(f"--adapter-out {args.adapter_out}: {url}: {said}")
+    args.adapter_out.write_bytes(answer.content)
+    kind = answer.headers.get("x-adapter-kind", "")
+    report["adapter"]["written"] = {"path": str(args.adapter_out), "kind": kind}

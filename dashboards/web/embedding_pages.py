@@ -6,7 +6,8 @@ card, agreement per segment with intervals (server-side SVG), the least-agreeing
 both neighbour lists side by side, the migration's thresholds before and after, adapter
 retention, and the reference set read. `GET /api/v1/migrations/{name}/embeddings` returns the
 same object `shadowjudge embeddings report --json` prints (that command reads it from here when
-a `run` holds the store).
+a `run` holds the store), and `GET /api/v1/migrations/{name}/embeddings/adapter.npz` the fitted
+adapter with the higher retention (`--adapter-out`), 409 when none could be measured.
 
 The texts come from traffic: every one is escaped by the template's autoescaping, so a
 `<script>` in a query is shown as text. Vectors never leave the report builder: neither the
@@ -16,7 +17,9 @@ paid model); `embeddings report --judge` asks it.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -44,7 +47,9 @@ def add_routes(
     page: Page,
     as_json: Json,
 ) -> None:
-    def report(name: str, arm: str | None, least: int) -> dict[str, Any]:
+    def report(
+        name: str, arm: str | None, least: int, adapter_out: Path | None = None
+    ) -> dict[str, Any]:
         migration = migrations.get(name)
         if migration is None:
             raise HTTPException(
@@ -56,7 +61,7 @@ def add_routes(
             chosen = choose_arm(migration, arm or None)
         except UnknownArmError as exc:
             raise HTTPException(400, str(exc)) from exc
-        found, _ = traffic_report(source(), migration, chosen, least=least)
+        found, _ = traffic_report(source(), migration, chosen, least=least, adapter_out=adapter_out)
         return found
 
     @app.get("/migrations/{name}/embeddings", response_class=HTMLResponse)
@@ -74,6 +79,28 @@ def add_routes(
     @app.get("/api/v1/migrations/{name}/embeddings")
     def api_embeddings(name: str, arm: str | None = None, least: int = 10) -> Response:
         return as_json(report(name, arm, least))
+
+    @app.get("/api/v1/migrations/{name}/embeddings/adapter.npz")
+    def api_adapter(name: str, arm: str | None = None) -> Response:
+        """The adapter with the higher retention as `.npz` (a map between the two spaces, no
+        vector of any text); 409 with the reason when retention could not be measured."""
+        with tempfile.TemporaryDirectory(prefix="shadowjudge-adapter-") as folder:
+            path = Path(folder) / "adapter.npz"
+            found = report(name, arm, 1, adapter_out=path)
+            adapter = found.get("adapter") or {}
+            if not adapter.get("measured"):
+                why = adapter.get("reason") or found.get("insufficient") or "not measured"
+                raise HTTPException(409, f"no adapter for {name}/{found['arm']}: {why}")
+            body = path.read_bytes()
+        kind = adapter["written"]["kind"]
+        return Response(
+            body,
+            media_type="application/octet-stream",
+            headers={
+                "content-disposition": f'attachment; filename="{name}-{found["arm"]}-{kind}.npz"',
+                "x-adapter-kind": kind,
+            },
+        )
 
 
 def _row(label: str, figure: dict[str, Any]) -> IntervalRow:

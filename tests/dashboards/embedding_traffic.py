@@ -107,3 +107,26 @@ def reference_store(where: Path | str, rows: Sequence[ReferenceRow]) -> Iterator
         opened.migrate()
         opened.insert_references(rows)
         yield opened
+
+
+def synthetic_rows(
+    migration: str, queries: int, documents: int, arm: str = "b"
+) -> list[ReferenceRow]:
+    """A rotated copy of random vectors with a little noise: a new model an adapter can map
+    back (synthetic: 2,000 e5 texts would take a minute to embed here)."""
+    rng = np.random.default_rng(1)
+    old = rng.normal(size=(queries + documents, 24)).astype(np.float32)
+    rotation, _ = np.linalg.qr(rng.normal(size=(24, 24)))
+    new = (old @ rotation + 0.05 * rng.normal(size=old.shape)).astype(np.float32)
+    texts = [f"text {i}" for i in range(queries + documents)]
+    segments = ["one"] * (queries + documents)
+    rows = rows_of(
+        migration, arm, "query", texts[:queries], segments[:queries],
+        ("old", old[:queries]), ("new", new[:queries]),
+    )  # fmt: skip
+    if documents:
+        rows += rows_of(
+            migration, arm, "document", texts[queries:], segments[queries:],
+            ("old", old[queries:]), ("new", new[queries:]),
+        )  # fmt: skip
+    return rows

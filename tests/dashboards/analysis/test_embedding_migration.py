@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from dashboards.analysis import embedding_report
@@ -18,13 +17,12 @@ from dashboards.analysis.embedding_migration import (
     EmbeddingMigration,
     traffic_report,
 )
-from judge.store.rows import ReferenceRow
 from judge.store.store import Store
 from tests.dashboards.embedding_traffic import (
     OfflineVectors,
     migration_rows,
     reference_store,
-    rows_of,
+    synthetic_rows,
     text_hash,
 )
 from tests.judge.embeddings.corpus import E5, E5_ENPT, WORDLLAMA
@@ -123,27 +121,6 @@ def test_too_few_queries_say_how_many_and_what_is_needed(store: Store) -> None:
     assert "agreement" not in report
     empty, _ = traffic_report(store, FEW, "nothing-stored")
     assert empty["insufficient"].startswith("0 query texts") and empty["reference"]["strata"] == []
-
-
-def synthetic_rows(migration: str, queries: int, documents: int) -> list[ReferenceRow]:
-    """A rotated copy of random vectors with a little noise: a new model an adapter can map
-    back (synthetic: 2,000 e5 texts would take a minute to embed here)."""
-    rng = np.random.default_rng(1)
-    old = rng.normal(size=(queries + documents, 24)).astype(np.float32)
-    rotation, _ = np.linalg.qr(rng.normal(size=(24, 24)))
-    new = (old @ rotation + 0.05 * rng.normal(size=old.shape)).astype(np.float32)
-    texts = [f"text {i}" for i in range(queries + documents)]
-    segments = ["one"] * (queries + documents)
-    rows = rows_of(
-        migration, "b", "query", texts[:queries], segments[:queries],
-        ("old", old[:queries]), ("new", new[:queries]),
-    )  # fmt: skip
-    if documents:
-        rows += rows_of(
-            migration, "b", "document", texts[queries:], segments[queries:],
-            ("old", old[queries:]), ("new", new[queries:]),
-        )  # fmt: skip
-    return rows
 
 
 @pytest.mark.parametrize(("queries", "documents"), [(100, 2100), (2600, 0)])

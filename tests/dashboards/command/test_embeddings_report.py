@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dashboards.analysis.embedding_migration import EmbeddingMigration
 from dashboards.command.main import main
 from dashboards.web.app import WebConfig, create_app
+from judge.embeddings import Adapter
 from judge.store.store import Store
 from simulation.providers import FakeReply, OpenAIFake, Served
 from tests.browser import serve
@@ -23,6 +25,7 @@ from tests.dashboards.embedding_traffic import (
     fresh_url,
     migration_rows,
     reference_store,
+    synthetic_rows,
 )
 from tests.judge.embeddings.corpus import E5, WORDLLAMA
 
@@ -37,6 +40,7 @@ def url(chdb_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def store(url: str, offline_vectors: OfflineVectors) -> Iterator[Store]:
     rows = migration_rows(offline_vectors, "cross", "e5", WORDLLAMA, E5)
+    rows += synthetic_rows("rotated", 100, 2100, arm="b")
     with reference_store(url, rows) as opened:
         yield opened
 
@@ -71,6 +75,10 @@ def config(
         "    match: {api: [openai.embeddings]}\n"
         "    embeddings: {}\n"
         "    arms: [{name: e5, provider: local, model: multilingual-e5-small}]\n"
+        "  - name: rotated\n"
+        "    match: {api: [openai.embeddings]}\n"
+        "    embeddings: {}\n"
+        "    arms: [{name: b, provider: local, model: new}]\n"
         "  - name: chat\n"
         "    arms: [{name: b, provider: local, model: gpt-4o-mini}]\n",
         encoding="utf-8",
@@ -96,8 +104,8 @@ def test_from_the_store_in_text_and_json(config: Path, capsys: pytest.CaptureFix
     text = capsys.readouterr().out
     assert text.startswith(f"cross · arm e5 · {WORDLLAMA}@{WORDLLAMA} -> {E5}@{E5} · 60 queries")
     for line in (
-        "reference set: 260 of the 260 texts stored from the last 30 days (reference_size 5,000, equal"
-        " allocation across role × segment)",
+        "reference set: 260 of the 260 texts stored from the last 30 days (reference_size"
+        " 5,000, equal allocation across role × segment)",
         "overlap@10",
         "least-agreeing queries (10), old and new neighbours side by side",
         "thresholds, mapped by quantile matching of top-10 neighbour scores",
@@ -146,7 +154,7 @@ def test_through_a_running_app_and_with_the_judge(
     [
         (
             ("--migration", "nope"),
-            "--migration nope: no migration of that name; known: cross, quiet, chat",
+            "--migration nope: no migration of that name; known: cross, quiet, rotated, chat",
         ),
         (
             ("--migration", "chat"),
@@ -174,4 +182,36 @@ def test_the_dashboards_know_the_settings_embedding_migrations(config: Path) -> 
     assert found == {
         "cross": EmbeddingMigration("cross", ("e5", "other"), thresholds=(0.5, 0.75)),
         "quiet": EmbeddingMigration("quiet", ("e5",)),
+        "rotated": EmbeddingMigration("rotated", ("b",)),
     }  # "chat" has no embeddings: section
+
+
+def test_adapter_out_from_the_store_and_through_the_api(
+    config: Path, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    direct = tmp_path / "direct.npz"
+    found = report(config, capsys, "--adapter-out", str(direct), migration="rotated")
+    adapter = found["adapter"]
+    assert adapter["measured"] and adapter["written"]["path"] == str(direct)
+    best = max(("ridge", "procrustes"), key=lambda k: adapter[k]["retention"]["mean"])
+    saved = Adapter.load(direct)
+    assert saved.kind == adapter["written"]["kind"] == best
+    assert saved.weight.shape == (24, 24) and saved.old_model == "old@old"
+    # through a running app: the server fits it on its own rows and sends the map
+    migrations = {"rotated": EmbeddingMigration("rotated", ("b",))}
+    app = create_app(lambda: store, WebConfig(embeddings=migrations))  # type: ignore[arg-type, return-value]
+    via = tmp_path / "via.npz"
+    with serve(app) as base:
+        found = report(
+            config, capsys, "--url", base, "--adapter-out", str(via), migration="rotated"
+        )
+    assert found["adapter"]["written"] == {"path": str(via), "kind": best}
+    assert np.array_equal(Adapter.load(via).weight, saved.weight)
+    # too few pairs: refused naming the flag, nothing written
+    refused = tmp_path / "none.npz"
+    argv = ["-c", str(config), "embeddings", "report", "--migration", "cross"]
+    assert main([*argv, "--adapter-out", str(refused)]) == 2
+    assert f"--adapter-out {refused}: not written: fewer than 2,000 pairs" in (
+        capsys.readouterr().err
+    )
+    assert not refused.exists()

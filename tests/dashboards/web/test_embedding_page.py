@@ -61,6 +61,11 @@ def test_the_api_is_the_report_without_vectors(store: Store) -> None:
         ("/api/v1/migrations/chat/embeddings", 404, "not an embedding migration"),
         ("/api/v1/migrations/cross/embeddings?arm=b", 400, "has no arm 'b'; its arms: e5, other"),
         ("/api/v1/migrations/cross/embeddings?least=0", 400, "least 0: expected 1 to 100"),
+        (
+            "/api/v1/migrations/cross/embeddings/adapter.npz",
+            409,
+            "no adapter for cross/e5: fewer than 2,000 pairs",
+        ),
     ]:
         refused = client.get(path)
         assert refused.status_code == status and error in refused.json()["error"], path
