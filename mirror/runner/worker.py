@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,7 @@ from mirror.bus.offsets import OffsetTracker
 from mirror.bus.retry import deliver
 from mirror.config import ProviderSettings, TopicSettings
 from mirror.embeddings import EmbeddingCache
-from mirror.errors import BusError, SerializationError, Untranslatable
+from mirror.errors import BusError, ConfigError, SerializationError, Untranslatable
 from mirror.events import (
     Api,
     Arm,
@@ -162,9 +163,7 @@ class Runner:
                 limiters=self._limiters,
                 prices=prices,
                 metrics=self.metrics,
-                cache=EmbeddingCache.open(
-                    settings.embedding_cache, max_age_days=settings.embedding_cache_max_age_days
-                ),
+                cache=_open_cache(settings),
                 timeout_s=settings.timeout_s,
                 max_attempts=settings.max_attempts,
                 max_reference_bytes=limit // 2 if limit is not None else None,
@@ -514,6 +513,19 @@ async def _first(*waits: Any) -> None:
     _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
+
+
+def _open_cache(settings: RunnerSettings) -> EmbeddingCache:
+    """The embedding arms' cache; a path that cannot be opened is a setting to fix."""
+    try:
+        return EmbeddingCache.open(
+            settings.embedding_cache, max_age_days=settings.embedding_cache_max_age_days
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"runner.embedding_cache: {settings.embedding_cache}: cannot open the embedding"
+            f" cache ({exc}): set it to a file the runner can write"
+        ) from exc
 
 
 def _limiter(limits: LimitSettings) -> ProviderLimiter:

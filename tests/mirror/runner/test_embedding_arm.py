@@ -26,6 +26,7 @@ from judge.worker import JudgeWorker
 from mirror.bus.memory import MemoryBus
 from mirror.config import ProviderSettings, TopicSettings
 from mirror.embeddings import EmbeddingCache, Role
+from mirror.errors import ConfigError
 from mirror.events import (
     Api,
     ArmResult,
@@ -652,3 +653,20 @@ async def test_a_long_running_runner_deletes_old_vectors_daily(
         assert result.usage is not None and result.usage.input_tokens  # embedded again
     finally:
         await arms.close()
+
+
+def test_a_cache_path_the_runner_cannot_open_names_the_setting(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    path = blocker / "cache.sqlite3"
+    with pytest.raises(ConfigError) as caught:
+        Runner(
+            bus=MemoryBus(),
+            topics=TOPICS,
+            migrations=[wordllama_migration()],
+            providers=providers("http://127.0.0.1:9"),
+            prices=PriceTable(),
+            settings=RunnerSettings(embedding_cache=path),
+            caller=ArmCaller(max_attempts=1),
+        )
+    assert str(caught.value).startswith(f"runner.embedding_cache: {path}: cannot open")
