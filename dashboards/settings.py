@@ -36,6 +36,7 @@ from mirror.config import (
     parse_host_port,
 )
 from mirror.errors import ConfigError
+from mirror.events import ProviderKind
 from mirror.migrations import MigrationSettings, RunnerSettings
 from mirror.pricing import Price, PriceTable
 
@@ -152,6 +153,15 @@ class Settings(BaseModel):
                 if arm.provider not in self.providers:
                     problems.append(
                         f"{where}.arms[{j}].provider: no provider named {arm.provider!r}"
+                    )
+                elif (
+                    migration.embeddings is not None
+                    and self.providers[arm.provider].kind is not ProviderKind.OPENAI
+                ):
+                    problems.append(
+                        f"{where}.arms[{j}].provider: {arm.provider!r} is an"
+                        f" {self.providers[arm.provider].kind.value} provider; an embedding"
+                        " migration's arms call the OpenAI embeddings API"
                     )
                 if migration.daily_spend_usd and table.price(arm.model) is None:
                     problems.append(

@@ -205,3 +205,20 @@ def test_without_a_settings_file_the_start_says_how_to_begin() -> None:
         " `shadowjudge init` writes a starter config, `shadowjudge demo` shows the whole loop"
         " without API keys"
     ]
+
+
+def test_an_embedding_migrations_arms_speak_the_openai_embeddings_api(tmp_path: Path) -> None:
+    text = """
+migrations:
+  - name: vectors
+    embeddings: {}
+    arms:
+      - {name: e5, provider: openai, model: multilingual-e5-small}
+      - {name: claude, provider: anthropic, model: claude-sonnet-4}
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert "migrations[0].arms[1].provider: 'anthropic' is an anthropic provider" in str(
+        caught.value
+    )
+    assert "arms[0]" not in str(caught.value)
