@@ -7,14 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import openai
 import pytest
 
 from judge.store.store import Store
 from simulation.providers import Served
-from tests.dashboards.embedding_traffic import OfflineVectors
 from tests.dashboards.generate import Generated, stored
-from tests.judge.embeddings.corpus import E5, E5_ENPT, WORDLLAMA, embed, load
+from tests.judge.embeddings.corpus import Sample, embed_sample
 
 #: The sample `offline_vectors` embeds: the corpus's first queries and documents (the same rows
 #: `embeddings compare`'s tests read).
@@ -29,16 +27,7 @@ def store(chdb_dir: Path, data: Generated) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="session")
-def offline_vectors(served: Served) -> OfflineVectors:
+def offline_vectors(served: Served) -> Sample:
     """wordllama-l2, multilingual-e5-small and its enpt fine-tune's vectors of QUERIES queries
     and DOCUMENTS documents of the corpus, each with the model's prefixes."""
-    queries, documents = load(QUERIES, DOCUMENTS)
-    with openai.OpenAI(base_url=f"{served.url}/v1", api_key="sk-test", timeout=300) as client:
-        vectors = {
-            model: (
-                embed(client, model, queries, query=True),
-                embed(client, model, documents, query=False),
-            )
-            for model in (WORDLLAMA, E5, E5_ENPT)
-        }
-    return OfflineVectors(queries=queries, documents=documents, vectors=vectors)
+    return embed_sample(served.url, QUERIES, DOCUMENTS)

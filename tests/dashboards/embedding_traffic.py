@@ -8,7 +8,6 @@ import hashlib
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,16 +17,13 @@ import numpy.typing as npt
 from judge.config import StoreSettings
 from judge.store.rows import ReferenceRow
 from judge.store.store import Store
-from tests.judge.embeddings.corpus import Texts
+from tests.judge.embeddings.corpus import Sample
 
 Vectors = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class OfflineVectors:
-    queries: Texts
-    documents: Texts
-    vectors: dict[str, tuple[Vectors, Vectors]]  # model -> (query vectors, document vectors)
+OfflineVectors = Sample
+"""The offline models' vectors of a sample of the corpus (`offline_vectors` in conftest.py)."""
 
 
 def text_hash(text: str) -> str:

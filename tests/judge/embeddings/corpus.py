@@ -67,3 +67,31 @@ def embed(
         response = client.embeddings.create(model=model, input=chunk)
         rows += [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
     return np.asarray(rows, dtype=np.float32)
+
+
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Queries and documents with each model's vectors of them."""
+
+    queries: Texts
+    documents: Texts
+    vectors: dict[str, tuple[Vectors, Vectors]]  # model -> (query vectors, document vectors)
+
+
+def embed_sample(
+    base_url: str, queries: int, documents: int, models: tuple[str, ...] = (WORDLLAMA, E5, E5_ENPT)
+) -> Sample:
+    """``load(queries, documents)`` embedded by each model through the fake at ``base_url``."""
+    query_texts, document_texts = load(queries, documents)
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-test", timeout=300) as client:
+        vectors = {
+            model: (
+                embed(client, model, query_texts, query=True),
+                embed(client, model, document_texts, query=False),
+            )
+            for model in models
+        }
+    return Sample(query_texts, document_texts, vectors)

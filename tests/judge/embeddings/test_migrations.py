@@ -16,12 +16,8 @@ hence ``min_pairs``) and measured on the 16 held-out queries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
-import openai
 import pytest
 
 from judge.embeddings import (
@@ -36,35 +32,17 @@ from judge.embeddings import (
     top_k,
     verdict_card,
 )
-from simulation.embeddings import offline_models
-from simulation.providers import openai_app, serve
+from simulation.providers import Served
 
-from .corpus import E5, E5_ENPT, WORDLLAMA, Texts, embed, load
+from .corpus import E5, E5_ENPT, WORDLLAMA, Sample, embed_sample
 
 QUERIES, DOCUMENTS = 80, 320
 Vectors = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class Sample:
-    queries: Texts
-    documents: Texts
-    vectors: dict[str, tuple[Vectors, Vectors]]  # model -> (query vectors, document vectors)
-
-
 @pytest.fixture(scope="module")
-def sample() -> Iterator[Sample]:
-    queries, documents = load(QUERIES, DOCUMENTS)
-    with serve(openai_app(embedders=offline_models())) as served:
-        with openai.OpenAI(base_url=f"{served.url}/v1", api_key="sk-test", timeout=300) as client:
-            vectors = {
-                model: (
-                    embed(client, model, queries, query=True),
-                    embed(client, model, documents, query=False),
-                )
-                for model in (WORDLLAMA, E5, E5_ENPT)
-            }
-    yield Sample(queries, documents, vectors)
+def sample(served: Served) -> Sample:
+    return embed_sample(served.url, QUERIES, DOCUMENTS)
 
 
 def migration(sample: Sample, old: str, new: str) -> tuple:
