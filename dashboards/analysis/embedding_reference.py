@@ -5,9 +5,10 @@ SHA-256 of the text) is among the smallest it has seen, with both models' vector
 arrive twice (a restart, a replay). Reading is what makes the sample deterministic:
 
 - only rows seen within `retention_days` (the table's TTL deletes them later, at a merge);
-- only the model pair the arm runs now: the (primary model and version, candidate model and
-  version) with the most recent row — vectors of another version live in another space and are
-  never mixed in; older pairs still in the table are counted and said (`other_models`);
+- only the model pair the arm runs now: the (primary model, version and width, candidate
+  model, version and width) with the most recent row — vectors of another version (or of
+  another `dimensions` under the same version label) live in another space and are never
+  mixed in; older pairs still in the table are counted and said (`other_models`);
 - per stratum, the rows with the smallest `text_hash`, one row per hash (`LIMIT 1 BY`, the
   latest insert) — so the set does not depend on which runner sent what;
 - `reference_size` allocated across strata equally, each capped by what it has and the rest
@@ -41,6 +42,8 @@ _MODELS = (
     " AND primary_model = {primary_model:String} AND primary_version = {primary_version:String}"
     " AND candidate_model = {candidate_model:String}"
     " AND candidate_version = {candidate_version:String}"
+    " AND length(primary_vector) = {primary_width:UInt32}"
+    " AND length(candidate_vector) = {candidate_width:UInt32}"
 )
 
 Key = TypeVar("Key", bound=Hashable)
@@ -117,10 +120,12 @@ def read_reference(
     params: dict[str, object] = {"migration": migration, "arm": arm, "days": retention_days}
     pairs = reader.select(
         f"""SELECT primary_model, primary_version, candidate_model, candidate_version,
+    length(primary_vector) AS primary_width, length(candidate_vector) AS candidate_width,
     uniqExact(text_hash) AS texts, max(seen_at) AS last
 FROM embedding_reference
 WHERE {_WHERE}
-GROUP BY primary_model, primary_version, candidate_model, candidate_version
+GROUP BY primary_model, primary_version, candidate_model, candidate_version,
+    primary_width, candidate_width
 ORDER BY last DESC, texts DESC""",
         params,
     )
@@ -130,6 +135,7 @@ ORDER BY last DESC, texts DESC""",
     current = pairs[0]
     names = ("primary_model", "primary_version", "candidate_model", "candidate_version")
     params.update({name: str(current[name]) for name in names})
+    params.update({name: int(current[name]) for name in ("primary_width", "candidate_width")})
     counts = reader.select(
         f"""SELECT toString(role) AS role, segment_key, uniqExact(text_hash) AS available
 FROM embedding_reference
@@ -167,8 +173,9 @@ LIMIT {{k:UInt64}}""",
         queries=_texts(found["query"]),
         documents=_texts(found["document"]),
         other_models=[
-            f"{p['primary_model']}@{p['primary_version']} ->"
-            f" {p['candidate_model']}@{p['candidate_version']}: {int(p['texts']):,} texts"
+            f"{p['primary_model']}@{p['primary_version']} ({p['primary_width']}) ->"
+            f" {p['candidate_model']}@{p['candidate_version']} ({p['candidate_width']}):"
+            f" {int(p['texts']):,} texts"
             for p in pairs[1:]
         ],
     )
@@ -181,14 +188,10 @@ def _texts(rows: Sequence[Mapping[str, object]]) -> Texts:
         hashes=[str(r["text_hash"]) for r in rows],
         texts=[str(r["text"]) for r in rows],
         segments=[str(r["segment_key"]) for r in rows],
-        primary=_matrix([r["primary_vector"] for r in rows], "primary_vector"),
-        candidate=_matrix([r["candidate_vector"] for r in rows], "candidate_vector"),
+        primary=_matrix([r["primary_vector"] for r in rows]),
+        candidate=_matrix([r["candidate_vector"] for r in rows]),
     )
 
 
-def _matrix(vectors: Sequence[object], column: str) -> npt.NDArray[np.float32]:
-    widths = {len(v) for v in vectors}  # type: ignore[arg-type]
-    if len(widths) != 1:
-        # one model version has one width; two widths mean a `dimensions` change mid-way
-        raise ValueError(f"embedding_reference.{column}: rows of widths {sorted(widths)}")
-    return np.asarray(vectors, dtype=np.float32)
+def _matrix(vectors: Sequence[object]) -> npt.NDArray[np.float32]:
+    return np.asarray(vectors, dtype=np.float32)  # one width: the query filters on it

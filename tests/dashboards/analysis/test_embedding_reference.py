@@ -66,7 +66,12 @@ def store(chdb_dir: Path) -> Iterator[Store]:
         replace(r, candidate_version="v0", seen_at=days_ago(3))
         for r in rows("query", "library", texts("earlier", 30))
     ]
-    with reference_store(chdb_dir, [*found, *sent_twice, *earlier]) as opened:
+    # the same version label asked for fewer dimensions before: another space, left out too
+    narrower = [
+        replace(r, candidate_vector=r.candidate_vector[:3], seen_at=days_ago(5))
+        for r in rows("query", "library", texts("narrower", 7))
+    ]
+    with reference_store(chdb_dir, [*found, *sent_twice, *earlier, *narrower]) as opened:
         yield opened
 
 
@@ -90,7 +95,10 @@ def test_bottom_k_per_stratum_with_equal_allocation(store: Store) -> None:
     # each row's vectors travel with its text
     at = found.queries.texts.index(next(t for t in texts("ref", 12)))
     assert found.queries.hashes[at] == text_hash(found.queries.texts[at])
-    assert found.other_models == ["old-model@old-model -> new-model@v0: 30 texts"]
+    assert found.other_models == [
+        "old-model@old-model (8) -> new-model@v0 (6): 30 texts",
+        "old-model@old-model (8) -> new-model@new-model (3): 7 texts",
+    ]
 
 
 def test_the_window_and_an_unknown_arm(store: Store) -> None:
