@@ -141,11 +141,13 @@ def _delivers(window: str) -> bool:
 def _is_moral(window: str, start: int, end: int, request: str | None) -> bool:
     """Whether window[start:end] has a moral word that is not the request's own topic (after
     `_MAX_TRIES` topic words it counts as delivering: a sentence about the topic)."""
-    for tries, match in enumerate(MORAL.finditer(window, start, end)):
-        if request is None or not _topic(match.group(), request):
+    found = MORAL.search(window, start, end)  # then on from its end: finditer, without one
+    for _ in range(_MAX_TRIES + 1):
+        if found is None:
+            return False
+        if request is None or not _topic(found.group(), request):
             return True
-        if tries == _MAX_TRIES:
-            break
+        found = MORAL.search(window, found.end(), end)
     return False
 
 
