@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import time
 from pathlib import Path
 
@@ -81,6 +82,28 @@ def test_xstest_bar_of_issue_11_with_the_requests(xstest_rows: list[dict[str, st
     assert counts.precision is not None and counts.precision >= 0.976, counts
     for held in leave_one_out(xstest_rows, by="model"):
         assert f1(held.at_fixed) >= 0.90, held
+
+
+#: sha256 of every XSTest verdict (with the prompt, then without) per `DETECTOR_VERSION`, so a
+#: change made for speed is seen to leave every verdict as it was: stored verdicts are keyed by
+#: the version, and a change that moves one must bump it (and add its digest here).
+VERDICT_DIGESTS = {
+    "refusal-rules-2": "2f7c85c94811227f8947fc25881ef988a9e76096448c33f0d26b0fc1b58d39f3",
+}
+
+
+def test_xstest_verdicts_are_those_of_the_detector_version(
+    xstest_rows: list[dict[str, str]],
+) -> None:
+    digest = hashlib.sha256()
+    for row in xstest_rows:
+        for request in (row["prompt"], None):
+            verdict = detect_refusal(row["completion"], request)
+            fields = (verdict.refused, verdict.kind.value, verdict.score, verdict.evidence)
+            digest.update(repr((*fields, verdict.cue)).encode())
+    assert digest.hexdigest() == VERDICT_DIGESTS.get(DETECTOR_VERSION), (
+        "verdicts differ from those of this DETECTOR_VERSION: bump it if that is meant"
+    )
 
 
 # --- Other models' styles, written by hand ------------------------------------------------
