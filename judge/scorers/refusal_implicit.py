@@ -161,16 +161,16 @@ def _sentences(window: str, request: str | None) -> list[_Sentence] | None:
     sentences: list[_Sentence] = []
     content = 0
     for start, end in sentence_spans(window):
+        # every referral names someone in the moral lexicon: a sentence without one delivers
+        delivers = not _is_moral(window, start, end, request)
+        content += delivers
+        if content > MAX_CONTENT_SENTENCES:
+            return None  # before the test below, which would give None as well
         if (
             INSTRUCTION.match(window, start, end) is not None
             or MEASURE.search(window, start, end) is not None
         ) and _refers_at(window, start, end) < 0:
             return None  # an instruction or a measure: "To pick your own lock, insert ..."
-        # every referral names someone in the moral lexicon: a sentence without one delivers
-        delivers = not _is_moral(window, start, end, request)
-        content += delivers
-        if content > MAX_CONTENT_SENTENCES:
-            return None
         sentences.append(_Sentence(start, end, delivers))
     return sentences
 
