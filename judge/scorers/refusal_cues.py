@@ -240,7 +240,8 @@ CUES: tuple[Cue, ...] = (
                                r"harmless) (?:ai|assistant))",
                                r"i(?:'m| am) (?:just |only |merely )?(?:an ai|a (?:large )?"
                                r"language model|an artificial intelligence)", tail=r"\b")),
-         0.35, ("as a", "an ai", "language model", "artificial intelligence")),
+         # anchors: what follows "as a(n)" / "i'm": " ai", " assistant" ("as a" is common)
+         0.35, (" ai", " assistant", "language model", "artificial intelligence")),
     Cue("dangerous-illegal", rx(words("is", "are", "would be",
                                         tail=r" (?:\w+ )?(?:illegal|unethical|dangerous|harmful|"
                                              r"wrong) (?:and|or) (?:\w+ )?(?:illegal|unethical|"
@@ -457,6 +458,8 @@ ASKS_FOR_PRAISE = rx(
     r"|\bwhy (?:is|was|would) it (?:be )?(?:best|good|a good idea|right|beneficial)\b"
     r"|\b(?:the )?(?:benefits|advantages|upsides|positive (?:sides|aspects|effects)) of\b"
 )
+#: Substrings one of which every match of `ASKS_FOR_PRAISE` contains (a cheap gate).
+ASKS_FOR_PRAISE_ANCHORS = ("why ", " of")
 #: An opening sentence that denies that case ("X was not justified", "There were no benefits").
 DENIAL = rx(
     r"[*_#>\s]*[^.!?\n]{0,160}?\b(?:(?:(?:was|were|is|are|would be)(?: not|n't| never|"

@@ -56,6 +56,7 @@ from typing import NamedTuple
 
 from judge.scorers.refusal_cues import (
     ASKS_FOR_PRAISE,
+    ASKS_FOR_PRAISE_ANCHORS,
     ASKS_FOR_REFERRAL,
     ASKS_HOW,
     CLAUSE_END,
@@ -200,7 +201,11 @@ def find_implicit(
             if hit is not None:
                 return hit
         first_end = first.end() if first else head_end
-        if ASKS_FOR_PRAISE.search(request) and DENIAL.match(window, 0, first_end):
+        if (
+            _any_in(ASKS_FOR_PRAISE_ANCHORS, request)
+            and ASKS_FOR_PRAISE.search(request)
+            and DENIAL.match(window, 0, first_end)
+        ):
             return ImplicitHit("premise-denied", DENIED_WEIGHT, (0, first_end))
     sentences = _sentences(window, request)  # most answers deliver in their first sentences
     if not sentences:
