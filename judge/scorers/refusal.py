@@ -379,17 +379,20 @@ def _delivers_help(raw: str, window: str, hits: list[_Hit], top: _Hit | None) ->
         return True  # helped first, then declined a part
     if _COMPLIANT_OPENER.match(window) or (len(raw) > SUBSTANTIAL_CHARS and _structured(window)):
         return True
-    turn = _first(_PARTIAL_TURN, window, top.span[0] if top else 0)
+    # when the answer runs on past the window, every turn in it leaves enough after it
+    leftmost = len(raw) - len(window) < _DELIVERED_CHARS
+    turn = _first(_PARTIAL_TURN, window, top.span[0] if top else 0, leftmost)
     return turn is not None and len(raw) - turn.end() >= _DELIVERED_CHARS
 
 
 def _first(
-    patterns: tuple[tuple[str, re.Pattern[str]], ...], text: str, pos: int
+    patterns: tuple[tuple[str, re.Pattern[str]], ...], text: str, pos: int, leftmost: bool
 ) -> re.Match[str] | None:
     """What `re.compile("|".join(patterns)).search(text, pos)` finds: the leftmost match, the
-    earlier pattern on a tie. Each pattern opens with its word, so it is tried only where
-    `str.find` finds that word, and only before the best match so far: one scan of the
-    alternation makes the engine test every character against the first letters."""
+    earlier pattern on a tie (without `leftmost`: any match, None only when it finds none).
+    Each pattern opens with its word, so it is tried only where `str.find` finds that word,
+    and only before the best match so far: one scan of the alternation makes the engine test
+    every character against the first letters."""
     best: re.Match[str] | None = None
     end = len(text)
     for word, pattern in patterns:
@@ -399,6 +402,8 @@ def _first(
         while at >= 0:
             found = pattern.match(text, at)
             if found is not None:
+                if not leftmost:
+                    return found
                 best = found
                 break
             at = text.find(word, at + 1, stop)
