@@ -93,11 +93,19 @@ def traffic_report(
         retention_days=migration.retention_days,
     )
     head = _head(found)
+    head["replays"] = replays = read_replays(reader, migration, arm)
+    failed = _failed(replays)
     queries, documents = found.queries, found.documents
     problem = _too_few(len(queries), len(documents))
     if problem is not None:
-        return {**head, "insufficient": problem, "verdict": None}, None
+        return {
+            **head,
+            "insufficient": problem + (f"; {failed}" if failed else ""),
+            "verdict": None,
+        }, None
     notes: list[str] = list(head.pop("notes"))
+    if failed:
+        notes.append(failed)
     if not len(documents):
         notes.append(
             "no document texts in the reference set (only queries go through the sidecar):"
@@ -134,6 +142,63 @@ def traffic_report(
     report = {**head, "notes": notes, **report}
     report["verdict"] = embedding_report.verdict(overlap, None)
     return report, overlap
+
+
+def read_replays(reader: Reader, migration: EmbeddingMigration, arm: str) -> dict[str, Any]:
+    """The arm's replayed calls within the retention window, from the hourly aggregate (the
+    judge version with the most pairs, so a re-judged window is not counted twice), and the
+    latest failure's kind and message when some failed: a reference set that stays empty
+    because every call to the candidate fails (a missing key, a model name the provider does
+    not serve) says why."""
+    params: dict[str, Any] = {
+        "migration": migration.name,
+        "arm": arm,
+        "days": migration.retention_days,
+    }
+    counts = reader.select(
+        """SELECT judge_version, sum(pairs) AS pairs, sum(candidate_errors) AS failed
+FROM comparison_stats_hourly
+WHERE migration = {migration:String} AND arm = {arm:String} AND segment = '*'
+    AND hour >= now() - INTERVAL {days:UInt32} DAY
+GROUP BY judge_version
+ORDER BY pairs DESC, judge_version
+LIMIT 1""",
+        params,
+    )
+    pairs = int(counts[0]["pairs"]) if counts else 0
+    failed = int(counts[0]["failed"]) if counts else 0
+    latest: dict[str, str] | None = None
+    if failed:
+        rows = reader.select(
+            """SELECT candidate_error AS kind, candidate_error_message AS message
+FROM comparisons
+WHERE migration = {migration:String} AND arm = {arm:String} AND candidate_error != ''
+    AND captured_at >= now64() - INTERVAL {days:UInt32} DAY
+ORDER BY captured_at DESC
+LIMIT 1""",
+            params,
+        )
+        if rows:
+            latest = {"kind": str(rows[0]["kind"]), "message": str(rows[0]["message"])}
+    return {
+        "days": migration.retention_days,
+        "pairs": pairs,
+        "failed": failed,
+        "latest_error": latest,
+    }
+
+
+def _failed(replays: dict[str, Any]) -> str | None:
+    if not replays["failed"]:
+        return None
+    said = (
+        f"{replays['failed']:,} of the arm's {replays['pairs']:,} replayed calls failed"
+        f" in the last {replays['days']} days"
+    )
+    latest = replays["latest_error"]
+    if latest is not None:
+        said += f" (latest: {latest['kind']}: {latest['message'][:200]})"
+    return said
 
 
 def _head(found: ReferenceSet) -> dict[str, Any]:

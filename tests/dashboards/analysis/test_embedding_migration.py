@@ -17,7 +17,20 @@ from dashboards.analysis.embedding_migration import (
     EmbeddingMigration,
     traffic_report,
 )
+from judge.config import JudgeSettings
+from judge.scoring import Scorer
 from judge.store.store import Store
+from mirror.events import (
+    Api,
+    Arm,
+    ArmResult,
+    CapturedCall,
+    ErrorInfo,
+    ErrorKind,
+    ShadowPair,
+    new_call_id,
+)
+from mirror.pricing import PriceTable
 from tests.dashboards.embedding_traffic import (
     OfflineVectors,
     migration_rows,
@@ -138,3 +151,46 @@ def test_adapter_retention_is_measured_from_2000_pairs(
         assert adapter[kind]["held_out_queries"] == held
         assert adapter[kind]["retention"]["mean"] > 0.8  # a rotation maps back
     assert report["corpus"] == ("documents" if documents else "queries")
+
+
+async def test_an_empty_reference_set_says_why_when_the_arms_calls_fail(store: Store) -> None:
+    """Every call to the candidate failed (a missing key, say): the report says so, with the
+    latest failure, instead of only "0 query texts"."""
+    call = CapturedCall(
+        api=Api.OPENAI_EMBEDDINGS,
+        request={"model": WORDLLAMA, "input": "how do I open a file"},
+        primary=ArmResult(provider="openai", model=WORDLLAMA, status_code=200, latency_ms=3),
+    )
+    refused = ArmResult(
+        provider="openai",
+        model=E5,
+        status_code=401,
+        latency_ms=2,
+        error=ErrorInfo(kind=ErrorKind.HTTP, message="401: missing API key"),
+    )
+    pairs = [
+        ShadowPair(call=call, migration="failing", arm=Arm(name="e5"), result=refused),
+        ShadowPair(
+            call=call.model_copy(update={"call_id": new_call_id()}),
+            migration="failing",
+            arm=Arm(name="e5"),
+            result=refused,
+        ),
+    ]
+    async with Scorer(JudgeSettings(), {}, PriceTable(), None) as scorer:
+        comparisons = await scorer.score_many(pairs)
+    store.insert_pairs(pairs, comparisons)
+    report, _ = traffic_report(store, EmbeddingMigration("failing", ("e5",)), "e5")
+    assert report["replays"] == {
+        "days": 30,
+        "pairs": 2,
+        "failed": 2,
+        "latest_error": {"kind": "http", "message": "401: missing API key"},
+    }
+    assert report["insufficient"].endswith(
+        "; 2 of the arm's 2 replayed calls failed in the last 30 days"
+        " (latest: http: 401: missing API key)"
+    )
+    healthy, _ = traffic_report(store, SAME, "enpt")
+    assert healthy["replays"]["failed"] == 0
+    assert not any("failed" in note for note in healthy["notes"])
