@@ -62,9 +62,9 @@ Design
   alternations of words are searched word by word (`_first`: `str.find`, then a match).
   Cues that cannot start with a literal are gated by substrings (`Cue.anchors`), the two
   first-person body cues by one scan (`BODY_GATE`); at most `_MAX_TRIES` matches per cue are
-  examined. On one core (2 shared cores, `tests.benchmarks.refusal_speed`): about 14,900
-  XSTest answers/s and 10,600 4 kB answers/s (10,100 with the request); the regex scans are
-  now most of the time, the anchors' substring tests about 15% of it.
+  examined. On one core (2 shared cores, `tests.benchmarks.refusal_speed`): about 15,000
+  XSTest answers/s and 10,100-10,800 4 kB answers/s (9,700-10,400 with the request); the
+  regex scans are now most of the time, the anchors' substring tests about 15% of it.
 
 Bump `DETECTOR_VERSION` whenever a rule or weight changes: verdicts are cached by it
 (`refusal-rules-2`: the implicit-refusal rules and the request).

@@ -7,11 +7,12 @@ answers made by joining XSTest answers until each passes 4,096 characters (the d
 at most `BODY_CHARS`, so longer answers cost the same). Each figure is answers per second of
 this process's CPU time (`time.process_time`), the best of `--rounds` passes: on a shared
 machine wall time also counts the other processes' turns. Prints e.g. (2 shared cores)
-`refusal detector refusal-rules-2: 14,888 answers/s on 1,350 XSTest answers (with request
-13,779); 10,713/s on 201 4 kB answers (with request 10,168); goal 10,000/s`. Measured the
-same way, alternated with it: the same rules before their patterns were reworked for speed
-(same verdicts) about 12,200 (11,000-11,300) and 6,850-7,150 (6,700-6,850); the detector
-before the implicit-refusal rules about 16,400 and 8,500.
+`refusal detector refusal-rules-2: 15,205 answers/s on 1,350 XSTest answers (with request
+14,233); 10,829/s on 201 4 kB answers (with request 10,407); goal 10,000/s` (three runs
+alternated with the same rules before their patterns were reworked for speed, same
+verdicts: 14,651-15,205 (13,856-14,233) and 10,124-10,829 (9,725-10,407), against
+12,077-12,354 (11,091-11,360) and 6,872-7,026 (6,597-6,775)); the detector before the
+implicit-refusal rules did about 16,400 and 8,500.
 """
 
 from __future__ import annotations
