@@ -26,7 +26,12 @@ def render(report: dict[str, Any], out: TextIO) -> None:
         if report.get("corpus", "documents") == "documents"
         else f"{report['queries']:,} queries, no documents"
     )
-    out.write(f"{where}{report['from']} -> {report['to']} · {sizes} · top {k}\n")
+    models = (
+        f"{report['from']} -> {report['to']}"
+        if report["from"] or report["to"]
+        else "no model pair stored yet"
+    )
+    out.write(f"{where}{models} · {sizes} · top {k}\n")
     if "embedded" in report:
         counts = report["embedded"]
         out.write(

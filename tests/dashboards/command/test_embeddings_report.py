@@ -118,6 +118,7 @@ def test_from_the_store_in_text_and_json(config: Path, capsys: pytest.CaptureFix
 def test_no_traffic_yet_is_no_verdict(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-c", str(config), "embeddings", "report", "--migration", "quiet"]) == 0
     text = capsys.readouterr().out
+    assert text.startswith("quiet · arm e5 · no model pair stored yet · 0 queries")
     assert "reference set: 0 of the 0 texts stored from the last 30 days" in text
     assert (
         "no verdict: 0 query texts in the reference set; at least 20 are needed for a verdict"
