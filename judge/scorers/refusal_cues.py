@@ -4,7 +4,10 @@ Kept apart from the detection logic in `judge.refusal` (which reads these cues i
 sentences, discounts them in compliant-shaped answers and tells full from partial refusals).
 The second half holds the lexicons of the implicit-refusal rules (`judge.scorers.
 refusal_implicit`): warning openers, moral and referral words, instructions, pivots.
-Any change here changes verdicts: bump `judge.scorers.refusal.DETECTOR_VERSION` with it.
+A change to what a pattern matches or to a weight changes verdicts: bump
+`judge.scorers.refusal.DETECTOR_VERSION` with it. Anchors and gates (necessary conditions) and
+rewrites for speed must leave every verdict as it was, which the frozen digest of XSTest
+verdicts in tests/judge/scorers/test_refusal.py checks.
 """
 
 from __future__ import annotations
