@@ -113,6 +113,10 @@ class EmbeddingMigrationSettings(Section):
     retention_days: int = Field(default=30, gt=0)
     #: Similarity cut-offs the team uses; the report recalibrates them for the candidate.
     thresholds: tuple[float, ...] = ()
+    #: Segment keys a runner keeps a reference sample of, per arm; calls of later keys share
+    #: one stratum, `(other segments)`, so a label with a value per user cannot grow the
+    #: runner's memory without bound (at most `reference_size` keys per stratum and role).
+    max_strata: int = Field(default=100, gt=0)
 
     @field_validator("role")
     @classmethod

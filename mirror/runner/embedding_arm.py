@@ -44,8 +44,13 @@ are kept within half the bus's message limit (`max_reference_bytes`), smallest k
 text left out for size, because the primary's vectors could not be had, or because the spend
 cap refused them, is taken out of the set again (a later call may carry it) and counted in
 `shadowjudge_runner_embedding_reference_left_out` by reason. Memory: at most k keys per
-stratum seen. Readers take the bottom k by text_hash per stratum, so what one runner sent
-twice, or two runners both sent, changes nothing.
+stratum and role, for at most `max_strata` segment keys per arm: the calls of segment keys
+first seen after that share the stratum `OTHER_STRATUM` (logged once), so a segment label with
+a value per user cannot grow a runner without bound. Which keys those are depends on the order
+a runner sees them in, so two runners may sample a late key under different strata; the
+readers take what is stored, and the report names the shared stratum. Readers take the bottom
+k by text_hash per stratum, so what one runner sent twice, or two runners both sent, changes
+nothing.
 """
 
 from __future__ import annotations
@@ -122,6 +127,10 @@ class CapturedText:
 
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+#: The stratum of the segment keys first seen after `max_strata` others (see the docstring).
+OTHER_STRATUM = "(other segments)"
 
 
 def segment_key(segment: Mapping[str, str]) -> str:
@@ -297,6 +306,9 @@ class EmbeddingArms:
         self.embeddings = CachedEmbeddings(client, cache, metrics.embedding)
         self.max_reference_bytes = max_reference_bytes
         self._sets: dict[tuple[str, str, str, Role], BottomK] = {}
+        #: Per (migration, arm): the segment keys with a stratum of their own.
+        self._strata: dict[tuple[str, str], set[str]] = {}
+        self._strata_full: set[tuple[str, str]] = set()
         self._pruned_at = time.monotonic()
 
     async def close(self) -> None:
@@ -419,7 +431,7 @@ class EmbeddingArms:
     ) -> tuple[ReferenceText, ...]:
         settings = migration.embeddings
         assert settings is not None and call.request is not None
-        stratum = segment_key(call.segment)
+        stratum = self._stratum(migration, arm, segment_key(call.segment), settings.max_strata)
         entrants: dict[tuple[str, Role], CapturedText] = {}
         for text in texts:
             sample = self._set(migration, arm, stratum, text.role, settings.reference_size)
@@ -497,6 +509,26 @@ class EmbeddingArms:
         if sent:
             self._metrics.reference_texts.labels(migration.name, arm.name).inc(len(sent))
         return tuple(sent)
+
+    def _stratum(self, migration: MigrationSettings, arm: ArmSettings, key: str, limit: int) -> str:
+        """`key`, or `OTHER_STRATUM` once `limit` other segment keys have their own."""
+        known = self._strata.setdefault((migration.name, arm.name), set())
+        if key in known:
+            return key
+        if len(known) < limit:
+            known.add(key)
+            return key
+        if (migration.name, arm.name) not in self._strata_full:
+            self._strata_full.add((migration.name, arm.name))
+            log.warning(
+                "migration %s arm %s: more than %d segment keys; the reference set samples"
+                " later ones together as %r (migrations[].embeddings.max_strata)",
+                migration.name,
+                arm.name,
+                limit,
+                OTHER_STRATUM,
+            )
+        return OTHER_STRATUM
 
     def _set(
         self, migration: MigrationSettings, arm: ArmSettings, stratum: str, role: Role, k: int

@@ -44,6 +44,7 @@ from mirror.migrations import EmbeddingMigrationSettings, MigrationSettings, Run
 from mirror.pricing import Price, PriceTable
 from mirror.runner.caller import ArmCaller
 from mirror.runner.embedding_arm import (
+    OTHER_STRATUM,
     PRUNE_EVERY_S,
     BottomK,
     EmbeddingArms,
@@ -670,3 +671,32 @@ def test_a_cache_path_the_runner_cannot_open_names_the_setting(tmp_path: Path) -
             caller=ArmCaller(max_attempts=1),
         )
     assert str(caught.value).startswith(f"runner.embedding_cache: {path}: cannot open")
+
+
+async def test_segment_keys_past_max_strata_share_one_stratum(
+    served: Served,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A segment label with a value per user cannot grow the runner's sample sets: past
+    `max_strata` segment keys, the calls of new keys are sampled together."""
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    migration = wordllama_migration(reference_size=3, max_strata=2)
+    (arm,) = migration.arms
+    arms = arms_for(served.url, tmp_path, max_reference_bytes=None)
+    try:
+        for i, tenant in enumerate(["a", "b", "c", "d", "a"]):
+            _, reference = await arms.run(
+                embedding_call(f"question {i} about files", tenant), migration, arm, SpendCap(None)
+            )
+            expected = f"tenant={tenant}" if tenant in "ab" else OTHER_STRATUM
+            assert [r.segment_key for r in reference] == [expected]
+        for stratum, texts in (("tenant=a", 2), ("tenant=b", 1), (OTHER_STRATUM, 2)):
+            sample = arms.reference_set("m", "short", stratum, Role.QUERY)
+            assert sample is not None and len(sample.keys()) == texts, stratum
+        assert arms.reference_set("m", "short", "tenant=c", Role.QUERY) is None
+        warned = [r.getMessage() for r in caplog.records if "max_strata" in r.getMessage()]
+        assert len(warned) == 1 and "more than 2 segment keys" in warned[0]
+    finally:
+        await arms.close()
