@@ -151,3 +151,5 @@ def test_the_migration_page_links_to_its_embedding_report(chdb_dir: Path) -> Non
             assert page.status_code == 200
             link = f'href="/migrations/{NAME}/embeddings"'
             assert (link in page.text) is linked
+            # an embedding migration's page says why equivalence and refusals stay empty
+            assert ("its pairs are not judged for equivalence" in page.text) is linked
