@@ -35,6 +35,9 @@ class Texts:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def head(self, n: int) -> Texts:
+        return Texts(self.ids[:n], self.segments[:n], self.texts[:n])
+
 
 QUERY_ROWS = 1000
 
@@ -81,10 +84,32 @@ class Sample:
     vectors: dict[str, tuple[Vectors, Vectors]]  # model -> (query vectors, document vectors)
 
 
+#: What a test session embeds at least, once: the test modules' samples are its prefixes (e5
+#: takes ~30 texts/s here, so two modules embedding their own samples cost ~15 s more).
+SESSION_SAMPLE = (80, 320)
+_embedded: dict[tuple[str, tuple[str, ...]], Sample] = {}
+
+
 def embed_sample(
     base_url: str, queries: int, documents: int, models: tuple[str, ...] = (WORDLLAMA, E5, E5_ENPT)
 ) -> Sample:
-    """``load(queries, documents)`` embedded by each model through the fake at ``base_url``."""
+    """``load(queries, documents)`` embedded by each model through the fake at ``base_url``:
+    sliced from the session's sample when it holds them (``load`` keeps smaller samples
+    prefixes of larger ones), embedded otherwise."""
+    found = _embedded.get((base_url, models))
+    if found is None or len(found.queries) < queries or len(found.documents) < documents:
+        found = _embed(
+            base_url, max(queries, SESSION_SAMPLE[0]), max(documents, SESSION_SAMPLE[1]), models
+        )
+        _embedded[(base_url, models)] = found
+    return Sample(
+        found.queries.head(queries),
+        found.documents.head(documents),
+        {m: (q[:queries], d[:documents]) for m, (q, d) in found.vectors.items()},
+    )
+
+
+def _embed(base_url: str, queries: int, documents: int, models: tuple[str, ...]) -> Sample:
     query_texts, document_texts = load(queries, documents)
     with openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-test", timeout=300) as client:
         vectors = {
