@@ -606,6 +606,7 @@ def _failed(arm: ArmSettings, exc: EmbeddingError, latency_ms: float) -> ArmResu
 
 
 __all__ = [
+    "OTHER_STRATUM",
     "BottomK",
     "CapturedText",
     "EmbeddingArms",
