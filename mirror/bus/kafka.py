@@ -45,6 +45,7 @@ from mirror.bus.base import (
     SkipObserver,
     TopicPartition,
 )
+from mirror.bus.partition import DefaultPartitioner
 from mirror.config import BusSettings, KafkaConsumerSettings
 from mirror.errors import BusClosedError, BusError
 
@@ -90,6 +91,7 @@ class KafkaBus(BusContext):
             max_batch_size=producer_settings.max_batch_bytes,
             max_request_size=self._settings.max_message_bytes,
             request_timeout_ms=producer_settings.request_timeout_ms,
+            partitioner=DefaultPartitioner(),  # aiokafka's partitions, hashed faster
         )
         try:
             await producer.start()
