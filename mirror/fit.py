@@ -23,7 +23,15 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from mirror.events import ArmResult, CapturedCall, Output, ShadowPair, ToolCall, dump_event
+from mirror.events import (
+    ArmResult,
+    CapturedCall,
+    Output,
+    ShadowPair,
+    ToolCall,
+    dump_event,
+    dump_pair,
+)
 
 E = TypeVar("E", CapturedCall, ShadowPair)
 
@@ -32,9 +40,17 @@ MIN_CAP_CHARS = 64
 CUT_MARK = "…[cut to fit the bus message limit]"
 
 
-def dump_to_fit(event: CapturedCall | ShadowPair, max_bytes: int | None) -> bytes:
-    """`event` serialised, cut first if it would pass `max_bytes` (None: no limit)."""
-    raw = dump_event(event)
+def dump_to_fit(
+    event: CapturedCall | ShadowPair, max_bytes: int | None, *, call_json: bytes | None = None
+) -> bytes:
+    """`event` serialised, cut first if it would pass `max_bytes` (None: no limit).
+
+    `call_json`: a pair's call as JSON already at hand, spliced in (`dump_pair`); a pair
+    that must be cut is serialised whole, its call cut too."""
+    if isinstance(event, ShadowPair):
+        raw = dump_pair(event, call_json)
+    else:
+        raw = dump_event(event)
     if max_bytes is None or len(raw) <= max_bytes:
         return raw
     if isinstance(event, ShadowPair):

@@ -42,7 +42,10 @@ async def deliver(
             deliveries = [
                 await bus.send(m.topic, m.value, key=m.key, headers=m.headers) for m in messages
             ]
-            await asyncio.gather(*deliveries)
+            if len(deliveries) == 1:  # most records: one pair, no gathering future for it
+                await deliveries[0]
+            else:
+                await asyncio.gather(*deliveries)
             return True
         except MirrorError as exc:
             if not (exc.retriable or persist):

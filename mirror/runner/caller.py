@@ -95,6 +95,7 @@ class ArmCaller:
         self.backoff_max_s = backoff_max_s
         self.max_body_bytes = max_body_bytes
         self._max_connections = max_connections
+        self._urls: dict[tuple[str, Api], URL] = {}
         self._backoff = wait_exponential_jitter(
             multiplier=backoff_base_s, max=backoff_max_s, jitter=backoff_base_s
         )
@@ -156,7 +157,7 @@ class ArmCaller:
         except TypeError as exc:
             message = f"request body is not JSON-serialisable: {exc}"
             return _without_answer(api, provider_name, model, ErrorKind.SKIPPED, message)
-        url = URL(provider.base_url + API_PATHS[api])
+        url = self._url(provider.base_url, api)
         headers = request_headers(provider.kind, key, replay_headers, extra_headers)
 
         first = await self._attempt(api, provider_name, model, url, headers, payload)
@@ -179,6 +180,14 @@ class ArmCaller:
         )
         final: _Attempt = await retrying(attempt)
         return final.result
+
+    def _url(self, base_url: str, api: Api) -> URL:
+        """The API's URL at `base_url`, parsed once (a few per provider, not one per call)."""
+        key = (base_url, api)
+        url = self._urls.get(key)
+        if url is None:
+            url = self._urls[key] = URL(base_url + API_PATHS[api])
+        return url
 
     def _wait(self, state: RetryCallState) -> float:
         outcome = state.outcome

@@ -350,13 +350,16 @@ def estimate_cost(
     api: Api,
     *,
     default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    tokens: TokenEstimate | None = None,
 ) -> float | None:
     """Dollars a request may cost at most (roughly), or None when the model has no price.
 
     `model` defaults to the body's `model`. A model without a price cannot be held to a cap:
-    configuration should refuse a capped migration whose arms have no price.
+    configuration should refuse a capped migration whose arms have no price. `tokens`: the
+    request's `estimate_tokens`, when the caller has it already.
     """
     name = model if model is not None else request_body.get("model")
-    tokens = estimate_tokens(request_body, api, default_output_tokens=default_output_tokens)
+    if tokens is None:
+        tokens = estimate_tokens(request_body, api, default_output_tokens=default_output_tokens)
     usage = Usage(input_tokens=tokens.input_tokens, output_tokens=tokens.output_tokens)
     return prices.cost(name if isinstance(name, str) else None, usage, kind)

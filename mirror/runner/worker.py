@@ -61,6 +61,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter, Gauge
+
 from mirror.bus.base import Bus, BusConsumer, Message, Record, TopicPartition
 from mirror.bus.dlq import DeadLetterKind, dead_letter
 from mirror.bus.offsets import OffsetTracker
@@ -178,6 +180,10 @@ class Runner:
         self._abandon = asyncio.Event()
         self._consumer: BusConsumer | None = None
         self._commit_warned = 0.0
+        self._arms: dict[str, Arm] = {}
+        self._pair_counters: dict[tuple[str, str, str], Counter] = {}
+        self._selected_counters: dict[str, Counter] = {}
+        self._spend_gauges: dict[str, Gauge] = {}
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -301,11 +307,18 @@ class Runner:
         if isinstance(replayed, _Refused):
             await self._dead_letter(record, replayed.reason, replayed.kind)
             return
-        pairs = replayed
+        call, pairs = replayed
         if pairs:
             limit = self._bus.max_message_bytes
+            key = call.call_id.encode()
+            # A pair of the call as consumed carries the record's bytes as its call: the call
+            # is most of a pair, and serialising it again was ~6% of the runner's CPU.
             messages = [
-                Message(self._topics.pairs, dump_to_fit(p, limit), p.call.call_id.encode())
+                Message(
+                    self._topics.pairs,
+                    dump_to_fit(p, limit, call_json=record.value if p.call is call else None),
+                    key,
+                )
                 for p in pairs
             ]
             try:
@@ -317,21 +330,26 @@ class Runner:
             if not delivered:
                 return  # abandoned at shutdown: uncommitted, replayed by the next owner
             for pair in pairs:
-                self.metrics.pairs.labels(pair.migration, pair.arm.name, _outcome(pair)).inc()
+                self._pairs_counter(pair.migration, pair.arm.name, _outcome(pair)).inc()
         self._offsets.done(record.tp, record.offset)
 
-    async def _replay(self, record: Record) -> list[ShadowPair] | _Refused:
-        """The record's pairs, every arm called; or why it goes to the DLQ."""
+    async def _replay(self, record: Record) -> tuple[CapturedCall, list[ShadowPair]] | _Refused:
+        """The record's call as parsed and its pairs, every arm called; or why it goes to the
+        DLQ. A served call's pairs carry a copy of the call (with the shadow primary)."""
         try:
             call = parse_captured_call(record.value)
         except SerializationError as exc:
             return _Refused(str(exc), DeadLetterKind.POISON)
         try:
             plan = self.plan(call)
-            served: ArmResult | None = None
-            if plan and call.served_by is not None:
-                call, served = await self._with_shadow_primary(call, plan)
-            return await asyncio.gather(*(self._run_arm(call, arm, served) for arm in plan))
+            if not plan:
+                return call, []
+            paired, served = call, None
+            if call.served_by is not None:
+                paired, served = await self._with_shadow_primary(call, plan)
+            if len(plan) == 1:  # most calls: no task and no gathering future for one arm
+                return call, [await self._run_arm(paired, plan[0], served)]
+            return call, await asyncio.gather(*(self._run_arm(paired, a, served) for a in plan))
         except Exception as exc:  # noqa: BLE001 - a bug on one record must not stop the runner
             log.exception("processing %s:%s failed", record.tp, record.offset)
             return _Refused(f"runner failed: {type(exc).__name__}: {exc}", DeadLetterKind.RUNNER)
@@ -347,7 +365,7 @@ class Runner:
             key = sampling_key(call, migration.sampling.sticky)
             if not selected(key, salt=migration.name, rate=migration.sampling.rate):
                 continue
-            self.metrics.selected.labels(migration.name).inc()
+            self._selected_counter(migration.name).inc()
             served = call.served_by
             planned.extend(
                 PlannedArm(
@@ -402,10 +420,38 @@ class Runner:
         return ShadowPair(
             call=call,
             migration=arm.migration.name,
-            arm=Arm(name=arm.name, kind=arm_kind(arm.name)),
+            arm=self._arm(arm.name),
             result=result,
             reference=reference,
         )
+
+    def _arm(self, name: str) -> Arm:
+        arm = self._arms.get(name)
+        if arm is None:
+            arm = self._arms[name] = Arm(name=name, kind=arm_kind(name))
+        return arm
+
+    # prometheus_client's `labels()` takes a lock and builds its key on every call: the
+    # children are kept here, one per label set (a handful: migrations x arms x outcomes).
+
+    def _pairs_counter(self, migration: str, arm: str, outcome: str) -> Counter:
+        key = (migration, arm, outcome)
+        child = self._pair_counters.get(key)
+        if child is None:
+            child = self._pair_counters[key] = self.metrics.pairs.labels(*key)
+        return child
+
+    def _selected_counter(self, migration: str) -> Counter:
+        child = self._selected_counters.get(migration)
+        if child is None:
+            child = self._selected_counters[migration] = self.metrics.selected.labels(migration)
+        return child
+
+    def _spend_gauge(self, migration: str) -> Gauge:
+        child = self._spend_gauges.get(migration)
+        if child is None:
+            child = self._spend_gauges[migration] = self.metrics.spend.labels(migration)
+        return child
 
     async def _call_arm(self, call: CapturedCall, arm: PlannedArm) -> ArmResult:
         if arm.settings is None:
@@ -428,7 +474,8 @@ class Runner:
             return self._skip(provider_name, model, f"untranslatable: {exc.reason}")
         body = replay.body
         cap = self._caps[arm.migration.name]
-        estimate = estimate_cost(self._prices, model, provider.kind, body, api)
+        tokens = estimate_tokens(body, api)
+        estimate = estimate_cost(self._prices, model, provider.kind, body, api, tokens=tokens)
         if estimate is None and arm.migration.daily_spend_usd is not None:
             return self._skip(provider_name, model, f"no price for {model} under a spend cap")
         reservation = cap.try_reserve(estimate or 0.0)
@@ -436,8 +483,7 @@ class Runner:
             return self._skip(provider_name, model, "daily spend cap reached")
         spent: float | None = 0.0  # nothing, unless the call returns
         try:
-            tokens = estimate_tokens(body, api).total
-            async with self._limiters[provider_name].slot(tokens) as slot:
+            async with self._limiters[provider_name].slot(tokens.total) as slot:
                 result = await self._caller.call(
                     api=api,
                     provider_name=provider_name,
@@ -454,7 +500,7 @@ class Runner:
                 # else: refused or unreachable, nothing billed
         finally:
             reservation.settle(spent)
-            self.metrics.spend.labels(arm.migration.name).set(cap.spent)
+            self._spend_gauge(arm.migration.name).set(cap.spent)
         return replay_answer(result, replay)
 
     def _request_for(self, call: CapturedCall, arm: PlannedArm, api: Api) -> Replay:
@@ -492,6 +538,11 @@ def replay_request(
 ) -> Replay:
     """The request a candidate arm is sent: translated for its API (approximately where the
     table allows, the changes noted) and with the arm's prompt and parameter transforms."""
+    if source is target:
+        # The same dialect: only the model changes. A shallow copy, not `translate_request`'s
+        # deep one: the body is only serialised from here on (`arm_variant` copies deeply
+        # before it changes anything), so the call's nested values are never written to.
+        return Replay(arm_variant({**request, "model": settings.model}, target, settings))
     replay = translate_replay(
         request,
         source=source,

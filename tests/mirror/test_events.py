@@ -1,11 +1,12 @@
 """`CapturedCall.served_by`: additive to the contract (version 1 either way), cut to fit the
 bus like any answer; `ArmResult.approximations` and `ShadowPair.reference`, additive the same
-way."""
+way; a pair written with its call's JSON spliced in (`dump_pair`), as the runner writes it."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import random
 import struct
 
@@ -25,8 +26,11 @@ from mirror.events import (
     ReferenceText,
     ServedBy,
     ShadowPair,
+    Truncation,
+    Usage,
     decode_vector,
     dump_event,
+    dump_pair,
     encode_vector,
     parse_captured_call,
     parse_shadow_pair,
@@ -169,3 +173,70 @@ def test_a_pair_of_128_reference_texts_fits_the_default_bus_limit() -> None:
     texts = tuple(reference_text(f"document number {i} " * 20) for i in range(128))
     raw = dump_event(embedding_pair(texts))
     assert len(raw) < 1 << 20  # Kafka's default message limit, the bus's default
+
+
+def spliced_pairs() -> list[ShadowPair]:
+    """Pairs of every shape the runner writes: plain, approximate, embedding with reference
+    texts, a cut request, non-ASCII text, parsed JSON with floats, an error."""
+    call = served_call("Ørsted, 東京 — «ok» \u2028").model_copy(update={"served_by": None})
+    rich = call.model_copy(
+        update={
+            "segment": {"tenant": "acme", "route": "/é"},
+            "request_headers": {"anthropic-version": "2023-06-01"},
+            "truncated": Truncation(request=True, bus=True),
+            "request": None,
+            "request_text": '{"model": "gpt-4o", "messages": [{"rol',
+        }
+    )
+    answer = ArmResult(
+        provider="anthropic",
+        model="claude-sonnet-4-6",
+        status_code=200,
+        latency_ms=1234.567,
+        ttft_ms=0.1,
+        output=Output(
+            text='{"a": 1.5e300, "b": [0.1, -0.0, 1e-7], "c": "\\u00e9"}',
+            parsed_json={"a": 1.5e300, "b": [0.1, -0.0, 1e-7], "c": "\u00e9"},
+        ),
+        usage=Usage(input_tokens=12, output_tokens=3, cached_tokens=0),
+        approximations=("top_p not sent",),
+    )
+    failed = ArmResult(
+        provider="openai",
+        latency_ms=0.0,
+        error=ErrorInfo(kind=ErrorKind.SKIPPED, message="daily spend cap reached"),
+    )
+    return [
+        ShadowPair(call=call, migration="m", arm=Arm(name="sonnet"), result=answer),
+        ShadowPair(call=rich, migration="m", arm=Arm(name="noise", kind="noise"), result=failed),
+        embedding_pair(),
+        embedding_pair((reference_text(), reference_text("ünïcode"))),
+    ]
+
+
+def test_a_pair_with_its_call_spliced_in_is_the_same_bytes() -> None:
+    for pair in spliced_pairs():
+        assert dump_pair(pair, dump_event(pair.call)) == dump_event(pair)
+        assert dump_pair(pair) == dump_event(pair)
+
+
+def test_a_call_written_by_another_writer_gives_an_equal_pair() -> None:
+    # Another writer's spacing, key order and escapes: the pair's bytes differ, its model not.
+    for pair in spliced_pairs():
+        data = orjson.loads(dump_event(pair.call))
+        other = json.dumps(dict(reversed(data.items())), indent=1, ensure_ascii=True).encode()
+        assert parse_captured_call(other) == pair.call
+        raw = dump_pair(pair, other)
+        assert raw != dump_event(pair)
+        assert parse_shadow_pair(raw) == pair
+
+
+def test_a_spliced_pair_over_the_limit_is_cut_whole() -> None:
+    call = served_call().model_copy(update={"served_by": None})
+    call = call.model_copy(update={"request": {"model": "gpt-4o", "input": "x" * 50_000}})
+    result = ArmResult(provider="openai", latency_ms=1.0, status_code=200, output=Output(text="y"))
+    pair = ShadowPair(call=call, migration="m", arm=Arm(name="mini"), result=result)
+    raw = dump_to_fit(pair, 20_000, call_json=dump_event(call))
+    assert len(raw) <= 20_000
+    cut = parse_shadow_pair(raw)
+    assert cut.call.request is None and cut.call.truncated.request and cut.call.truncated.bus

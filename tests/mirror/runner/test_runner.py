@@ -19,7 +19,15 @@ import pytest
 
 from mirror.bus.memory import MemoryBus
 from mirror.config import ProviderKind, ProviderSettings, TopicSettings
-from mirror.events import ArmKind, ErrorKind, FinishReason, ShadowPair, parse_shadow_pair
+from mirror.events import (
+    ArmKind,
+    ErrorKind,
+    FinishReason,
+    ShadowPair,
+    dump_event,
+    parse_captured_call,
+    parse_shadow_pair,
+)
 from mirror.migrations import MigrationSettings, RunnerSettings
 from mirror.pricing import Price, PriceTable
 from mirror.runner.caller import ArmCaller
@@ -376,3 +384,30 @@ async def test_a_non_strict_schema_is_replayed_as_a_strict_structured_output(wor
     assert pair.result.ok and pair.result.output is not None
     assert pair.result.output.parsed_json == {"intent": "refund"}
     assert pair.result.approximations == ("json_schema made strict",)
+
+
+@pytest.mark.parametrize("arms", [1, 2])
+async def test_published_pairs_are_the_bytes_of_their_model(world: World, arms: int) -> None:
+    """The runner splices each record's bytes into its pairs (`dump_pair`): what it publishes
+    is byte for byte what serialising the pair whole gives, for one arm and for several."""
+
+    def make() -> None:
+        with openai.OpenAI(
+            base_url=world.sidecar.url + "/v1", api_key="sk-app", max_retries=0
+        ) as client:
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "Hauptstadt? «Oslo»"}]
+            )
+
+    records = await asyncio.to_thread(capture, world, make)
+    candidates = [
+        {"name": "claude", "provider": "anthropic", "model": "claude-sonnet-4-6"},
+        {"name": "mini", "provider": "openai", "model": "gpt-4o-mini"},
+    ][:arms]
+    _, pairs, bus = await run_runner(world, records, [migration(arms=candidates, noise_rate=1.0)])
+    published = [r.value for r in bus.topic(TOPICS.pairs).log]
+    assert len(published) == arms + 1
+    (call,) = [parse_captured_call(r) for r in records]
+    for raw, pair in zip(published, pairs, strict=True):
+        assert pair.call == call
+        assert raw == dump_event(pair)
