@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from types import TracebackType
 from typing import Any
 
 import orjson
@@ -157,27 +157,55 @@ class ProviderLimiter:
     def tokens_available(self) -> float | None:
         return None if self._tokens is None else self._tokens.level
 
-    @asynccontextmanager
-    async def slot(self, estimated_tokens: int) -> AsyncIterator[Slot]:
-        estimated = max(int(estimated_tokens), 0)
+    def slot(self, estimated_tokens: int) -> SlotContext:
+        """`async with` it around one call (see the class)."""
+        return SlotContext(self, Slot(max(int(estimated_tokens), 0)))
+
+    async def _acquire(self, slot: Slot) -> None:
         if self._semaphore is not None:
             await self._semaphore.acquire()
         try:
             if self._requests is not None:
                 await self._requests.take(1)
             if self._tokens is not None:
-                await self._tokens.take(estimated)
-            slot = Slot(estimated)
-            self.active += 1
-            try:
-                yield slot
-            finally:
-                self.active -= 1
-                if self._tokens is not None and slot.actual_tokens is not None:
-                    self._tokens.adjust(max(slot.actual_tokens, 0) - estimated)
+                await self._tokens.take(slot.estimated_tokens)
+        except BaseException:  # cancelled while waiting: the place goes back
+            if self._semaphore is not None:
+                self._semaphore.release()
+            raise
+        self.active += 1
+
+    def _release(self, slot: Slot) -> None:
+        self.active -= 1
+        try:
+            if self._tokens is not None and slot.actual_tokens is not None:
+                self._tokens.adjust(max(slot.actual_tokens, 0) - slot.estimated_tokens)
         finally:
             if self._semaphore is not None:
                 self._semaphore.release()
+
+
+class SlotContext:
+    """`ProviderLimiter.slot`'s context: a class rather than an `asynccontextmanager`, whose
+    generator and helper objects cost every call a few microseconds (issue 17)."""
+
+    __slots__ = ("_limiter", "_slot")
+
+    def __init__(self, limiter: ProviderLimiter, slot: Slot) -> None:
+        self._limiter = limiter
+        self._slot = slot
+
+    async def __aenter__(self) -> Slot:
+        await self._limiter._acquire(self._slot)
+        return self._slot
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._limiter._release(self._slot)
 
 
 # --- the spend cap -----------------------------------------------------------------------------
