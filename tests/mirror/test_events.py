@@ -216,6 +216,8 @@ def spliced_pairs() -> list[ShadowPair]:
 
 def test_a_pair_with_its_call_spliced_in_is_the_same_bytes() -> None:
     for pair in spliced_pairs():
+        assert dump_event(pair) == pair.model_dump_json().encode()  # as written before
+        assert dump_event(pair.call) == pair.call.model_dump_json().encode()
         assert dump_pair(pair, dump_event(pair.call)) == dump_event(pair)
         assert dump_pair(pair) == dump_event(pair)
 
