@@ -321,7 +321,7 @@ def dump_pair(pair: ShadowPair, call_json: bytes | None = None) -> bytes:
     """`pair` serialised with `call_json`, its call's JSON already at hand, spliced in.
 
     The runner has each call's JSON as it consumed it; serialising the call again for every
-    pair was ~6% of its CPU (issue 17). The rest of the pair is serialised as
+    pair took half the pair's serialisation (issue 17). The rest of the pair is serialised as
     `dump_event` does, so the bytes equal `dump_event(pair)` when `call_json` equals
     `dump_event(pair.call)` (the sidecar's), and otherwise (another writer's spacing, key order
     or escapes) parse to an equal pair. `call_json` must be a JSON object that parses to

@@ -312,7 +312,7 @@ class Runner:
             limit = self._bus.max_message_bytes
             key = call.call_id.encode()
             # A pair of the call as consumed carries the record's bytes as its call: the call
-            # is most of a pair, and serialising it again was ~6% of the runner's CPU.
+            # is most of a pair, and serialising it again was half the pair's serialisation.
             messages = [
                 Message(
                     self._topics.pairs,
