@@ -389,20 +389,30 @@ class KafkaConsumer(BusContext):
         its committed offset gave) with the log's end as the last fetch response gave it (no
         request of its own): a log that ends before that point was replaced."""
         for ktp in sorted(self._consumer.assignment()):
-            end = self._consumer.highwater(ktp)
-            if end is None:
-                continue  # nothing fetched yet
-            seen = self._expected.get(TopicPartition(ktp.topic, ktp.partition))
-            if seen is None:
-                try:  # a fetch answered, so the position is known: this does not wait
-                    seen = await asyncio.wait_for(self._consumer.position(ktp), 0.1)
-                except (KafkaError, TimeoutError):
-                    continue
-            if seen > end:
-                try:
-                    await self._reset(ktp, end, f"position {seen}")
-                except KafkaError as exc:
-                    log.warning("%s: could not reset a position past the log's end: %s", ktp, exc)
+            # The awaits below let a rebalance run: a partition taken away meanwhile is not
+            # ours to check (aiokafka asserts that a partition asked about is assigned).
+            if ktp not in self._consumer.assignment():
+                continue
+            try:
+                await self._check_position(ktp)
+            except AssertionError:
+                continue  # revoked between the check above and aiokafka's own
+
+    async def _check_position(self, ktp: KafkaTopicPartition) -> None:
+        end = self._consumer.highwater(ktp)
+        if end is None:
+            return  # nothing fetched yet
+        seen = self._expected.get(TopicPartition(ktp.topic, ktp.partition))
+        if seen is None:
+            try:  # a fetch answered, so the position is known: this does not wait
+                seen = await asyncio.wait_for(self._consumer.position(ktp), 0.1)
+            except (KafkaError, TimeoutError):
+                return
+        if seen > end:
+            try:
+                await self._reset(ktp, end, f"position {seen}")
+            except KafkaError as exc:
+                log.warning("%s: could not reset a position past the log's end: %s", ktp, exc)
 
     async def _reset(self, ktp: KafkaTopicPartition, end: int, what: str) -> None:
         """Move a position that is past the log's end by the reset policy; log and tell."""
