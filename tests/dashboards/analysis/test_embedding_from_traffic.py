@@ -20,17 +20,14 @@ from judge.config import StoreSettings
 from judge.store.store import AsyncStore
 from mirror.bus.memory import MemoryBus
 from mirror.events import dump_event
-from mirror.migrations import MigrationSettings, RunnerSettings
-from mirror.pricing import PriceTable
-from mirror.runner.caller import ArmCaller
-from mirror.runner.worker import Runner
+from mirror.migrations import MigrationSettings
 from simulation.providers import Served
 from tests.dashboards.embedding_traffic import text_hash
 from tests.mirror.runner.test_embedding_arm import (
     E5_SIDE,
     KEY_ENV,
     TOPICS,
-    providers,
+    embedding_runner,
     run_judge,
     run_runner,
     traffic,
@@ -61,14 +58,8 @@ async def test_captured_calls_to_a_verdict(
     await bus.start()
     for call in calls:
         await bus.send(TOPICS.calls, dump_event(call), key=call.call_id.encode())
-    runner = Runner(
-        bus=bus,
-        topics=TOPICS,
-        migrations=[settings],
-        providers=providers(served.url),
-        prices=PriceTable(),
-        settings=RunnerSettings(max_in_flight=16, embedding_cache=tmp_path / "cache.sqlite3"),
-        caller=ArmCaller(max_attempts=1),
+    runner = embedding_runner(
+        bus, settings, served.url, tmp_path / "cache.sqlite3", max_in_flight=16
     )
     await run_runner(bus, runner, len(calls))
     store = await AsyncStore.open(

@@ -191,6 +191,21 @@ def sent_inputs(fake: OpenAIFake, since: int, model: str) -> list[str]:
     return sent
 
 
+def embedding_runner(
+    bus: MemoryBus, migration: MigrationSettings, url: str, cache: Path, **settings: Any
+) -> Runner:
+    """A runner of one migration against the fake at `url`, one attempt a call."""
+    return Runner(
+        bus=bus,
+        topics=TOPICS,
+        migrations=[migration],
+        providers=providers(url),
+        prices=PriceTable(),
+        settings=RunnerSettings(embedding_cache=cache, **settings),
+        caller=ArmCaller(max_attempts=1),
+    )
+
+
 async def run_runner(bus: MemoryBus, runner: Runner, records: int) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
@@ -256,16 +271,8 @@ async def test_traffic_to_reference_rows(
     await bus.start()
     for call in calls:
         await bus.send(TOPICS.calls, dump_event(call), key=call.call_id.encode())
-    runner = Runner(
-        bus=bus,
-        topics=TOPICS,
-        migrations=[migration],
-        providers=providers(served.url),
-        prices=PriceTable(),
-        settings=RunnerSettings(
-            max_in_flight=16, embedding_cache=tmp_path / "cache" / "vectors.sqlite3"
-        ),
-        caller=ArmCaller(max_attempts=1),
+    runner = embedding_runner(
+        bus, migration, served.url, tmp_path / "cache" / "vectors.sqlite3", max_in_flight=16
     )
     before = len(fake.requests)
     started = time.perf_counter()
@@ -410,15 +417,7 @@ async def test_token_ids_are_skipped_with_the_reason(
     )
     for event in (call, chat):
         await bus.send(TOPICS.calls, dump_event(event))
-    runner = Runner(
-        bus=bus,
-        topics=TOPICS,
-        migrations=[migration],
-        providers=providers(served.url),
-        prices=PriceTable(),
-        settings=RunnerSettings(embedding_cache=tmp_path / "c.sqlite3"),
-        caller=ArmCaller(max_attempts=1),
-    )
+    runner = embedding_runner(bus, migration, served.url, tmp_path / "c.sqlite3")
     await run_runner(bus, runner, 2)
     (pair,) = [parse_shadow_pair(r.value) for r in bus.topic(TOPICS.pairs).log]  # no chat pair
     assert pair.result.error is not None and pair.result.error.kind is ErrorKind.SKIPPED
@@ -605,15 +604,7 @@ async def test_a_large_batch_fits_the_bus_limit_and_its_other_texts_wait(
     bus = LimitedBus()
     await bus.start()
     await bus.send(TOPICS.calls, dump_event(embedding_call(list(documents.texts), "acme")))
-    runner = Runner(
-        bus=bus,
-        topics=TOPICS,
-        migrations=[migration],
-        providers=providers(served.url),
-        prices=PriceTable(),
-        settings=RunnerSettings(embedding_cache=tmp_path / "c.sqlite3"),
-        caller=ArmCaller(max_attempts=1),
-    )
+    runner = embedding_runner(bus, migration, served.url, tmp_path / "c.sqlite3")
     await run_runner(bus, runner, 1)
     (record,) = bus.topic(TOPICS.pairs).log
     assert len(record.value) <= 200_000
@@ -661,15 +652,7 @@ def test_a_cache_path_the_runner_cannot_open_names_the_setting(tmp_path: Path) -
     blocker.write_text("")
     path = blocker / "cache.sqlite3"
     with pytest.raises(ConfigError) as caught:
-        Runner(
-            bus=MemoryBus(),
-            topics=TOPICS,
-            migrations=[wordllama_migration()],
-            providers=providers("http://127.0.0.1:9"),
-            prices=PriceTable(),
-            settings=RunnerSettings(embedding_cache=path),
-            caller=ArmCaller(max_attempts=1),
-        )
+        embedding_runner(MemoryBus(), wordllama_migration(), "http://127.0.0.1:9", path)
     assert str(caught.value).startswith(f"runner.embedding_cache: {path}: cannot open")
 
 
