@@ -251,7 +251,12 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command in ROLES:
         from dashboards.command.supervisor import run_roles, tune_gc
 
-        tune_gc()
+        young = 0
+        if "judge" in ROLES[args.command]:
+            from judge.worker import young_objects
+
+            young = young_objects(settings.store.batch_rows)
+        tune_gc(young)
         uvloop.run(run_roles(settings, ROLES[args.command]))
         return 0
     if args.command == "migrate":

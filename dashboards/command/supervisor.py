@@ -589,14 +589,19 @@ async def _run_roles(
             await shared.stop()
 
 
-def tune_gc() -> None:
+YOUNG_OBJECTS = 100_000
+
+
+def tune_gc(young: int = YOUNG_OBJECTS) -> None:
     """Collect cycles rarely, and never scan what start-up loaded.
 
     The roles make many short-lived objects that reference counting frees; the cyclic
     collector, run every 700 allocations by default, rescanned a heap grown by caches and
     batches: it cost the judge 2-3x its own parsing time (measured: 18 µs to parse a pair
     alone, 110-180 µs inside the judge). A high threshold keeps cycles collected, just rarely.
+    `young` (at least `YOUNG_OBJECTS`) is the young generation's threshold: a process that
+    judges passes `judge.worker.young_objects`, above the objects of its batches in flight.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    gc.set_threshold(max(young, YOUNG_OBJECTS), 50, 100)

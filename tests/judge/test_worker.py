@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,12 +17,13 @@ from judge.config import JudgeSettings, StoreSettings
 from judge.errors import StoreUnavailableError
 from judge.rejudge import rejudge
 from judge.scoring import Scorer
+from judge.store.rows import comparison_row
 from judge.store.schema import reason_cause
 from judge.store.store import AsyncStore
-from judge.worker import JudgeWorker
+from judge.worker import JudgeWorker, young_objects
 from mirror.bus.memory import MemoryBus
 from mirror.config import TopicSettings
-from mirror.events import dump_event
+from mirror.events import dump_event, parse_shadow_pair
 from mirror.pricing import PriceTable
 from tests.demo_mix import demo_pairs
 from tests.judge.store.test_store import T0, make_pair
@@ -207,3 +209,23 @@ def test_not_judged_causes_are_short() -> None:
     )
     assert reason_cause("primary failed (http): 500 upstream") == "primary failed"
     assert reason_cause("no LLM judge configured") == "no LLM judge configured"
+
+
+async def test_a_batch_in_flight_holds_less_than_its_share_of_the_young_generation() -> None:
+    """`young_objects` is set above the objects of three batches in flight (collected, scored,
+    written), so no young collection scans a batch that cannot be freed yet: one batch of the
+    demo mix, parsed, scored and made into rows, holds less than a third of it."""
+    raws = [dump_event(pair) for pair in demo_pairs(1000)]
+    judge = scorer()
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        pairs = [parse_shadow_pair(raw) for raw in raws]
+        comparisons = await judge.score_many(pairs)
+        rows = [comparison_row(c) for c in comparisons]
+        held = len(gc.get_objects()) - before
+    finally:
+        gc.enable()
+    assert len(rows) == 1000
+    assert 0 < held < young_objects(1000) / 3
