@@ -38,7 +38,7 @@ the tier's prompt version and band join the refusal part of the judge version
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -55,6 +55,7 @@ from judge.scorers.equivalence import (
 from judge.scorers.format_drift import FORMAT_DRIFT_VERSION, NO_DRIFT, FormatDrift, format_drift
 from judge.scorers.pairwise import extract_question
 from judge.scorers.refusal import DETECTOR_VERSION, RefusalKind, RefusalVerdict, detect_refusal
+from judge.scorers.refusal_memo import RefusalMemo
 from judge.scorers.refusal_tier import PROMPT_VERSION, LlmRefusalTier, tier_text
 from mirror.config import ProviderSettings
 from mirror.events import ArmResult, FinishReason, ShadowPair
@@ -98,11 +99,16 @@ class SideRefusal:
 NOT_REFUSED = SideRefusal(refused=False, score=0.0, evidence="")
 
 
-def side_refusal(result: ArmResult, request: str | None = None) -> SideRefusal:
+def side_refusal(
+    result: ArmResult,
+    request: str | None = None,
+    detect: Callable[[str, str | None], RefusalVerdict] = detect_refusal,
+) -> SideRefusal:
     """Whether one side's answer is a refusal, and the words that show it.
 
     `request` is the user's last message, which lets the detector see an answer to another
-    reading of it; None when the captured request was not kept."""
+    reading of it; None when the captured request was not kept. `detect` is the detector
+    (the scorer's remembers verdicts by text: `judge.scorers.refusal_memo`)."""
     output = result.output
     if output is None or output.embeddings is not None:
         return NOT_REFUSED
@@ -112,7 +118,7 @@ def side_refusal(result: ArmResult, request: str | None = None) -> SideRefusal:
         return SideRefusal(True, 1.0, f"finish reason {output.raw_finish_reason or 'filter'}")
     if not output.text:
         return NOT_REFUSED
-    verdict = detect_refusal(output.text, request)
+    verdict = detect(output.text, request)
     evidence = (verdict.evidence or "") if verdict.refused else ""
     return SideRefusal(verdict.refused, verdict.score, evidence)
 
@@ -161,6 +167,7 @@ class Scorer:
         self._prices = prices
         self._bounds = settings.length_ratio_bounds
         self._primary_refusals: dict[str, SideRefusal] = {}
+        self._refusals = RefusalMemo()
         self.refusal_tier = LlmRefusalTier(
             judge, settings.refusal_tier, cache_size=settings.cache_size
         )
@@ -193,7 +200,8 @@ class Scorer:
         call, result = pair.call, pair.result
         question = extract_question(call.api, call.request)
         request = question.user if question is not None else None
-        primary, candidate = self._primary_refusal(pair, request), side_refusal(result, request)
+        primary = self._primary_refusal(pair, request)
+        candidate = side_refusal(result, request, self._refusals.detect)
         comparable = (
             unusable_reason(call.primary, "primary") is None
             and unusable_reason(result, "candidate") is None
@@ -253,7 +261,8 @@ class Scorer:
         memo = self._primary_refusals
         found = memo.get(pair.call.call_id)
         if found is None:
-            found = memo[pair.call.call_id] = side_refusal(pair.call.primary, request)
+            found = side_refusal(pair.call.primary, request, self._refusals.detect)
+            memo[pair.call.call_id] = found
             if len(memo) > _PRIMARY_MEMO:
                 del memo[next(iter(memo))]  # the oldest: dicts keep insertion order
         return found

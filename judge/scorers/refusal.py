@@ -82,7 +82,7 @@ from judge.scorers.refusal_cues import BODY_GATE, CUES
 from judge.scorers.refusal_cues import SENTENCE_END as _SENTENCE_END
 from judge.scorers.refusal_cues import rx as _c
 from judge.scorers.refusal_cues import words as _words
-from judge.scorers.refusal_implicit import find_implicit
+from judge.scorers.refusal_implicit import find_implicit, reads_request
 
 DETECTOR_VERSION = "refusal-rules-2"
 
@@ -217,9 +217,20 @@ def detect_refusal(text: str, request: str | None = None) -> RefusalVerdict:
     `request` is the user's message the answer replies to, when known; it lets the detector
     tell an answer to another, harmless reading of the request (see `refusal_implicit`).
     """
+    return _detect(text, request, False)[0]
+
+
+def detect_refusal_scoped(text: str, request: str | None = None) -> tuple[RefusalVerdict, bool]:
+    """`detect_refusal`, and whether another request (or none) could change the verdict:
+    False when only the text decides it, so it holds for the same text under any request
+    (`judge.scorers.refusal_memo` remembers those)."""
+    return _detect(text, request, True)
+
+
+def _detect(text: str, request: str | None, scoped: bool) -> tuple[RefusalVerdict, bool]:
     raw = text.strip()
     if not raw:
-        return NOT_REFUSED
+        return NOT_REFUSED, False
     window = _normalise(raw[:BODY_CHARS])
     starts = _head_sentence_starts(window)
     head_end = starts[-1] if len(starts) > HEAD_SENTENCES else min(len(window), HEAD_CHARS)
@@ -228,17 +239,21 @@ def detect_refusal(text: str, request: str | None = None) -> RefusalVerdict:
         _SIGN_OFF.search(_normalise(raw[-TAIL_CHARS:]))
     )
     implicit = None
+    reads = False  # the request is read by the implicit rules only
     if not any(hit.weight >= _DECIDED for hit in hits):  # else the implicit rules add nothing
         asked = _normalise(request[-REQUEST_CHARS:]) if request else None
         bare = window.lstrip(_MARKUP)  # "**Important:** ..." opens in bold, not compliantly
         shift = len(window) - len(bare)
-        implicit = find_implicit(
-            window, head_end, asked, lambda: _compliant_shape(bare, max(0, head_end - shift))
-        )
+
+        def compliant() -> bool:
+            return _compliant_shape(bare, max(0, head_end - shift))
+
+        implicit = find_implicit(window, head_end, asked, compliant)
+        reads = scoped and reads_request(window, head_end, compliant)
     if implicit is not None:
         hits.append(_Hit(implicit.weight, implicit.span, True, False, implicit.cue, True))
     if not hits and not signed_off:
-        return NOT_REFUSED
+        return NOT_REFUSED, reads
     if any(not hit.strong and not hit.implicit for hit in hits) and _compliant_shape(
         window, head_end
     ):
@@ -258,10 +273,10 @@ def detect_refusal(text: str, request: str | None = None) -> RefusalVerdict:
     evidence = _evidence(raw, window, top.span) if top else None
     cue = top.name if top else "sign-off"
     if score < THRESHOLD:
-        return RefusalVerdict(False, RefusalKind.NONE, score, evidence, cue)
+        return RefusalVerdict(False, RefusalKind.NONE, score, evidence, cue), reads
     partial = top is not None and not top.implicit and _delivers_help(raw, window, hits, top)
     kind = RefusalKind.PARTIAL if partial else RefusalKind.FULL
-    return RefusalVerdict(True, kind, score, evidence, cue)
+    return RefusalVerdict(True, kind, score, evidence, cue), reads
 
 
 def _normalise(text: str) -> str:

@@ -227,6 +227,32 @@ def find_implicit(
     return hit
 
 
+def reads_request(window: str, head_end: int, compliant: Callable[[], bool]) -> bool:
+    """Whether `find_implicit(window, head_end, request, compliant)` could differ between two
+    requests (or a request and none). False only when no rule that reads the request can hold
+    whatever the request: no pivot and no denial for the substituted reading and the denied
+    premise, and either a shape that cancels every other rule (`compliant`, `_delivers`) or no
+    warning opener and no addressed referral in any sentence (`_warning` and `_referral` read
+    a prefix of these sentences)."""
+    first = SENTENCE_END.search(window, 0, head_end)
+    second = SENTENCE_END.search(window, first.end(), head_end) if first else None
+    head = window[: second.end() if second else head_end]
+    first_end = first.end() if first else head_end
+    if _any_in(PIVOTS, head) or DENIAL.match(window, 0, first_end) is not None:
+        return True
+    if compliant() or _delivers(window):
+        return False
+    for index, (start, end) in enumerate(sentence_spans(window)):
+        if index < OPENING_SENTENCES and (
+            WARNING_OPENER.match(window, start, end) is not None
+            or (start == 0 and JUDGED_OPENER.match(window, start, end) is not None)
+        ):
+            return True
+        if _refers_at(window, start, end, addressed=True) >= 0:
+            return True
+    return False
+
+
 def _warning(
     window: str, sentences: list[_Sentence], request: str | None
 ) -> tuple[int, int] | None:
