@@ -191,9 +191,10 @@ class Scorer:
         for i, equivalence in zip(waiting, decided, strict=True):
             verdicts[i] = equivalence
         rows: list[Comparison] = []
+        judged_at = datetime.now(UTC)  # the batch's rows are built together, now
         for p, e in zip(prepared, verdicts, strict=True):
             assert e is not None
-            rows.append(self._build(p, e))
+            rows.append(self._build(p, e, judged_at))
         return rows
 
     def _prepare(self, pair: ShadowPair) -> _Prepared:
@@ -267,7 +268,9 @@ class Scorer:
                 del memo[next(iter(memo))]  # the oldest: dicts keep insertion order
         return found
 
-    def _build(self, prepared: _Prepared, equivalence: Equivalence) -> Comparison:
+    def _build(
+        self, prepared: _Prepared, equivalence: Equivalence, judged_at: datetime
+    ) -> Comparison:
         pair = prepared.pair
         call, primary, candidate = pair.call, pair.call.primary, pair.result
         primary_kind = call.api.provider_kind
@@ -281,7 +284,7 @@ class Scorer:
             arm_kind=pair.arm.kind.value,
             judge_version=self.version,
             captured_at=call.captured_at,
-            judged_at=datetime.now(UTC),
+            judged_at=judged_at,
             api=call.api.value,
             segment=dict(call.segment),
             primary_provider=primary.provider,

@@ -63,18 +63,28 @@ DEFAULT_PRICES: Mapping[str, Price] = {
 }
 
 _SNAPSHOT = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
+_MODELS_REMEMBERED = 1024  # model names come from answers: bounded, whatever arrives
 
 
 class PriceTable:
     def __init__(self, overrides: Mapping[str, Price] | None = None) -> None:
         self._prices = {**DEFAULT_PRICES, **(overrides or {})}
+        #: Models looked up before, by the name asked: the judge prices two answers a pair,
+        #: and a snapshot or unknown name took a regex substitution each time.
+        self._found: dict[str, Price | None] = {}
 
     def price(self, model: str | None) -> Price | None:
         if not model:
             return None
+        try:
+            return self._found[model]
+        except KeyError:
+            pass
         found = self._prices.get(model)
         if found is None:
             found = self._prices.get(_SNAPSHOT.sub("", model))
+        if len(self._found) < _MODELS_REMEMBERED:
+            self._found[model] = found
         return found
 
     def cost(self, model: str | None, usage: Usage | None, kind: ProviderKind) -> float | None:
