@@ -8,17 +8,16 @@ needs a store uses this session's directory, each with a database of its own
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from judge.config import StoreSettings
 from judge.store.store import AsyncStore
 from simulation.embeddings import offline_models
 from simulation.providers import OpenAIFake, Served, openai_app, serve
 from tests.broker import TansuBroker
+from tests.chdb import fresh_async_store
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +46,8 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def migrated_store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
     """A database of its own in the session's chDB directory, migrated."""
-    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=t_{uuid.uuid4().hex[:12]}")
-    opened = await AsyncStore.open(settings)
-    await opened.migrate()
-    yield opened
-    await opened.close()
+    async with fresh_async_store(chdb_dir, "t") as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

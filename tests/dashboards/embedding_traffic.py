@@ -17,6 +17,7 @@ import numpy.typing as npt
 from judge.config import StoreSettings
 from judge.store.rows import ReferenceRow
 from judge.store.store import Store
+from tests.chdb import fresh_store
 from tests.judge.embeddings.corpus import Sample
 
 Vectors = npt.NDArray[np.float32]
@@ -89,17 +90,13 @@ def migration_rows(
     return rows
 
 
-def fresh_url(chdb_dir: Path) -> str:
-    """A database of its own in the session's chDB directory."""
-    return f"chdb://{chdb_dir}?database=e_{uuid.uuid4().hex[:12]}"
-
-
 @contextmanager
 def reference_store(where: Path | str, rows: Sequence[ReferenceRow]) -> Iterator[Store]:
     """A migrated store holding `rows`: at the URL `where`, or in a database of its own in the
     chDB directory `where`."""
-    url = where if isinstance(where, str) else fresh_url(where)
-    with Store.open(StoreSettings(url=url)) as opened:
+    with (
+        Store.open(StoreSettings(url=where)) if isinstance(where, str) else fresh_store(where, "e")
+    ) as opened:
         opened.migrate()
         opened.insert_references(rows)
         yield opened

@@ -9,7 +9,6 @@ Seeded: the same arguments give the same rows.
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
-from judge.config import StoreSettings
 from judge.store.store import Store
 from mirror.events import (
     Api,
@@ -33,6 +31,7 @@ from mirror.events import (
     Usage,
     new_call_id,
 )
+from tests.chdb import fresh_store
 
 MIGRATION = "support"
 START = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
@@ -219,8 +218,6 @@ def generate(
 def stored(chdb_dir: Path, data: Generated) -> Iterator[Store]:
     """A migrated store in a database of its own on the session's chDB directory (one
     directory per process), holding `data`."""
-    url = f"chdb://{chdb_dir}?database=g_{uuid.uuid4().hex[:12]}"
-    with Store.open(StoreSettings(url=url)) as opened:
-        opened.migrate()
+    with fresh_store(chdb_dir, "g") as opened:
         opened.insert_pairs(data.pairs, data.comparisons)
         yield opened

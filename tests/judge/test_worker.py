@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from judge.config import JudgeSettings, StoreSettings
+from judge.config import JudgeSettings
 from judge.errors import StoreUnavailableError
 from judge.rejudge import rejudge
 from judge.scoring import Scorer
@@ -25,6 +24,7 @@ from mirror.bus.memory import MemoryBus
 from mirror.config import TopicSettings
 from mirror.events import dump_event, parse_shadow_pair
 from mirror.pricing import PriceTable
+from tests.chdb import fresh_async_store
 from tests.demo_mix import demo_pairs
 from tests.judge.store.test_store import T0, make_pair
 
@@ -33,11 +33,8 @@ TOPICS = TopicSettings()
 
 @pytest.fixture
 async def store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
-    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=w_{uuid.uuid4().hex[:12]}")
-    opened = await AsyncStore.open(settings)
-    await opened.migrate()
-    yield opened
-    await opened.close()
+    async with fresh_async_store(chdb_dir, "w") as opened:
+        yield opened
 
 
 def scorer(**judge: Any) -> Scorer:

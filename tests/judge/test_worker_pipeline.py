@@ -7,7 +7,6 @@ until the test lets it go, so what the worker does meanwhile can be seen.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from judge.comparison import Comparison
-from judge.config import JudgeSettings, StoreSettings
+from judge.config import JudgeSettings
 from judge.errors import StoreClosedError
 from judge.scoring import Scorer
 from judge.store.store import AsyncStore
@@ -24,6 +23,7 @@ from mirror.bus.memory import MemoryBus
 from mirror.config import TopicSettings
 from mirror.events import ShadowPair, dump_event
 from mirror.pricing import PriceTable
+from tests.chdb import fresh_async_store
 from tests.judge.store.test_store import make_pair
 
 TOPICS = TopicSettings()
@@ -33,11 +33,8 @@ BATCH = 10
 
 @pytest.fixture
 async def store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
-    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=p_{uuid.uuid4().hex[:12]}")
-    opened = await AsyncStore.open(settings)
-    await opened.migrate()
-    yield opened
-    await opened.close()
+    async with fresh_async_store(chdb_dir, "p") as opened:
+        yield opened
 
 
 class CountingScorer(Scorer):

@@ -6,7 +6,6 @@ vectors of those texts, with the arm's prefixes; the report is the one built fro
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from mirror.bus.memory import MemoryBus
 from mirror.events import dump_event
 from mirror.migrations import MigrationSettings
 from simulation.providers import Served
+from tests.chdb import drop_database, new_url
 from tests.dashboards.embedding_traffic import text_hash
 from tests.mirror.runner.test_embedding_arm import (
     E5_SIDE,
@@ -62,9 +62,7 @@ async def test_captured_calls_to_a_verdict(
         bus, settings, served.url, tmp_path / "cache.sqlite3", max_in_flight=16
     )
     await run_runner(bus, runner, len(calls))
-    store = await AsyncStore.open(
-        StoreSettings(url=f"chdb://{chdb_dir}?database=e_{uuid.uuid4().hex[:12]}")
-    )
+    store = await AsyncStore.open(StoreSettings(url=new_url(chdb_dir, "e")))
     try:
         await store.migrate()
         await run_judge(bus, store, len(calls))
@@ -75,6 +73,7 @@ async def test_captured_calls_to_a_verdict(
         )
         report, overlap = await store.run(traffic_report, store.store, migration, "e5")
     finally:
+        await store.run(drop_database, store.store)
         await store.close()
 
     # the bottom 12 keys of each stratum of what the app sent, split equally

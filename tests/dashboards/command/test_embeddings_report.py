@@ -20,9 +20,9 @@ from judge.embeddings import Adapter
 from judge.store.store import Store
 from simulation.providers import FakeReply, OpenAIFake, Served
 from tests.browser import serve
+from tests.chdb import database_url
 from tests.dashboards.embedding_traffic import (
     OfflineVectors,
-    fresh_url,
     migration_rows,
     reference_store,
     synthetic_rows,
@@ -33,8 +33,9 @@ KEY_ENV = "SJ_TEST_EMBEDDINGS_REPORT_KEY"
 
 
 @pytest.fixture(scope="module")
-def url(chdb_dir: Path) -> str:
-    return fresh_url(chdb_dir)
+def url(chdb_dir: Path) -> Iterator[str]:
+    with database_url(chdb_dir, "e") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

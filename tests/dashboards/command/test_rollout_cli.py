@@ -6,7 +6,6 @@ rollout controller, as `run` serves it; the command is `main([...])`, as a user 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +16,10 @@ from dashboards.command.main import main
 from dashboards.rollout.control import RolloutController
 from dashboards.settings import Settings, load_settings
 from dashboards.web.app import WebConfig, create_app
-from judge.config import StoreSettings
 from judge.store.store import Store
 from mirror.rollout import Weights
 from simulation.providers import serve
+from tests.chdb import fresh_store
 
 CONFIG = """
 migrations:
@@ -46,9 +45,7 @@ def settings(config: Path) -> Settings:
 
 @pytest.fixture
 def store(chdb_dir: Path) -> Iterator[Store]:
-    url = f"chdb://{chdb_dir}?database=c_{uuid.uuid4().hex[:12]}"
-    with Store.open(StoreSettings(url=url)) as opened:
-        opened.migrate()
+    with fresh_store(chdb_dir, "c") as opened:
         yield opened
 
 

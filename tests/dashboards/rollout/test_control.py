@@ -3,7 +3,6 @@ rollbacks by triggers, the step schedule's rules, and restoring at start."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +17,10 @@ from dashboards.rollout.control import (
     parse_weight,
     triggers_clear,
 )
-from judge.config import StoreSettings
 from judge.store.store import Store
 from mirror.migrations import MigrationSettings
 from mirror.rollout import Weights
+from tests.chdb import fresh_store
 
 #: A day ago: changes made "now" (a trigger's rollback) come after the scripted ones.
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
@@ -30,9 +29,7 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 @pytest.fixture
 def store(chdb_dir: Path) -> Iterator[Store]:
     """A migrated, empty database of its own."""
-    url = f"chdb://{chdb_dir}?database=r_{uuid.uuid4().hex[:12]}"
-    with Store.open(StoreSettings(url=url)) as opened:
-        opened.migrate()
+    with fresh_store(chdb_dir, "r") as opened:
         yield opened
 
 

@@ -11,7 +11,6 @@ test-artifacts/screenshots/.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,9 +28,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from dashboards.web.app import WebConfig, create_app
 from judge.comparison import Comparison, Verdict
-from judge.config import StoreSettings
 from judge.store.store import Store
 from tests.browser import chrome, screenshot, serve
+from tests.chdb import fresh_store
 from tests.dashboards.generate import Generated, generate
 
 TOKEN = "browser-test-token"
@@ -88,9 +87,7 @@ class Site:
 @pytest.fixture(scope="module")
 def site(chdb_dir: Path) -> Iterator[Site]:
     generated = generate(3000, seed=11)
-    settings = StoreSettings(url=f"chdb://{chdb_dir}?database=browser_{uuid.uuid4().hex[:12]}")
-    with Store.open(settings) as store:
-        store.migrate()
+    with fresh_store(chdb_dir, "browser") as store:
         store.insert_pairs(generated.pairs, generated.comparisons)
         gated = GatedStore(store)
         app = create_app(lambda: gated, WebConfig(token=TOKEN))

@@ -54,6 +54,7 @@ from mirror.events import (
     encode_vector,
     new_call_id,
 )
+from tests.chdb import database_url
 
 #: Recent, so the body TTL (applied at insert too) leaves the bodies in place.
 T0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=15, second=0, microsecond=0)
@@ -204,8 +205,9 @@ def expected_counts(comparisons: Sequence[Comparison], segment: str = "*") -> di
 
 
 @pytest.fixture
-def settings(chdb_dir: Path) -> StoreSettings:
-    return StoreSettings(url=f"chdb://{chdb_dir}?database=t_{uuid.uuid4().hex[:12]}")
+def settings(chdb_dir: Path) -> Iterator[StoreSettings]:
+    with database_url(chdb_dir, "t") as url:
+        yield StoreSettings(url=url)
 
 
 @pytest.fixture

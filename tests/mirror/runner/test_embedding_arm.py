@@ -10,7 +10,6 @@ import hashlib
 import logging
 import random
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from mirror.runner.limits import SpendCap
 from mirror.runner.metrics import RunnerMetrics
 from mirror.runner.worker import Runner
 from simulation.providers import OpenAIFake, Served
+from tests.chdb import drop_database, new_url
 from tests.judge.embeddings.corpus import load
 
 log = logging.getLogger(__name__)
@@ -352,9 +352,7 @@ async def test_traffic_to_reference_rows(
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
 
     # The judge: every carried text becomes a row; a replayed pair adds none.
-    store = await AsyncStore.open(
-        StoreSettings(url=f"chdb://{chdb_dir}?database=e_{uuid.uuid4().hex[:12]}")
-    )
+    store = await AsyncStore.open(StoreSettings(url=new_url(chdb_dir, "e")))
     try:
         await store.migrate()
         worker = await run_judge(bus, store, len(pairs))
@@ -385,6 +383,7 @@ async def test_traffic_to_reference_rows(
         )
         assert widths == [{"p": 256, "c": 384}]
     finally:
+        await store.run(drop_database, store.store)
         await store.close()
     texts_per_s = e5_texts / seconds
     log.info(
