@@ -8,6 +8,7 @@ needs a store uses this session's directory, each with a database of its own
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +19,14 @@ from simulation.embeddings import offline_models
 from simulation.providers import OpenAIFake, Served, openai_app, serve
 from tests.broker import TansuBroker
 from tests.chdb import fresh_async_store
+
+
+@pytest.fixture(scope="session")
+def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every process of this test run sees (pytest-xdist's workers each have a
+    base directory of their own under one parent)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")

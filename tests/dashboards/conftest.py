@@ -27,7 +27,7 @@ def store(chdb_dir: Path, data: Generated) -> Iterator[Store]:
 
 
 @pytest.fixture(scope="session")
-def offline_vectors(served: Served) -> Sample:
+def offline_vectors(served: Served, shared_tmp: Path) -> Sample:
     """wordllama-l2, multilingual-e5-small and its enpt fine-tune's vectors of QUERIES queries
     and DOCUMENTS documents of the corpus, each with the model's prefixes."""
-    return embed_sample(served.url, QUERIES, DOCUMENTS)
+    return embed_sample(served.url, QUERIES, DOCUMENTS, shared=shared_tmp)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import openai
+from filelock import FileLock
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "embeddings" / "corpus.jsonl.gz"
 WORDLLAMA = "wordllama-l2"
@@ -91,16 +92,25 @@ _embedded: dict[tuple[str, tuple[str, ...]], Sample] = {}
 
 
 def embed_sample(
-    base_url: str, queries: int, documents: int, models: tuple[str, ...] = (WORDLLAMA, E5, E5_ENPT)
+    base_url: str,
+    queries: int,
+    documents: int,
+    models: tuple[str, ...] = (WORDLLAMA, E5, E5_ENPT),
+    *,
+    shared: Path | None = None,
 ) -> Sample:
     """``load(queries, documents)`` embedded by each model through the fake at ``base_url``:
     sliced from the session's sample when it holds them (``load`` keeps smaller samples
-    prefixes of larger ones), embedded otherwise."""
+    prefixes of larger ones), embedded otherwise. With ``shared`` (a directory every process
+    of the test run sees), the first process to embed the sample leaves it there and the
+    others read it: the test workers would each spend a minute embedding the same texts."""
     found = _embedded.get((base_url, models))
     if found is None or len(found.queries) < queries or len(found.documents) < documents:
-        found = _embed(
-            base_url, max(queries, SESSION_SAMPLE[0]), max(documents, SESSION_SAMPLE[1]), models
-        )
+        size = (max(queries, SESSION_SAMPLE[0]), max(documents, SESSION_SAMPLE[1]))
+        if shared is None:
+            found = _embed(base_url, *size, models)
+        else:
+            found = _embed_shared(shared, base_url, *size, models)
         _embedded[(base_url, models)] = found
     return Sample(
         found.queries.head(queries),
@@ -120,3 +130,25 @@ def _embed(base_url: str, queries: int, documents: int, models: tuple[str, ...])
             for model in models
         }
     return Sample(query_texts, document_texts, vectors)
+
+
+def _embed_shared(
+    shared: Path, base_url: str, queries: int, documents: int, models: tuple[str, ...]
+) -> Sample:
+    name = f"sample-{queries}x{documents}-{'+'.join(models)}.npz"
+    with FileLock(shared / f"{name}.lock"):
+        if (shared / name).exists():
+            with np.load(shared / name) as stored:
+                query_texts, document_texts = load(queries, documents)
+                vectors = {m: (stored[f"{m}|query"], stored[f"{m}|document"]) for m in models}
+                return Sample(query_texts, document_texts, vectors)
+        sample = _embed(base_url, queries, documents, models)
+        arrays = {
+            f"{m}|{role}": v
+            for m, pair in sample.vectors.items()
+            for role, v in zip(("query", "document"), pair, strict=True)
+        }
+        with open(shared / f"{name}.tmp", "wb") as out:
+            np.savez(out, **arrays)
+        (shared / f"{name}.tmp").replace(shared / name)
+        return sample

@@ -16,6 +16,8 @@ hence ``min_pairs``) and measured on the 16 held-out queries.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -41,8 +43,8 @@ Vectors = npt.NDArray[np.float32]
 
 
 @pytest.fixture(scope="module")
-def sample(served: Served) -> Sample:
-    return embed_sample(served.url, QUERIES, DOCUMENTS)
+def sample(served: Served, shared_tmp: Path) -> Sample:
+    return embed_sample(served.url, QUERIES, DOCUMENTS, shared=shared_tmp)
 
 
 def migration(sample: Sample, old: str, new: str) -> tuple:
