@@ -17,9 +17,9 @@ from collections import OrderedDict
 
 from judge.scorers.refusal import RefusalVerdict, detect_refusal, detect_refusal_scoped
 
-#: Texts remembered (at most `MAX_CHARS` characters each: a few MB at most).
+#: Texts remembered, of at most `MAX_CHARS` characters each: ~4 MB of ASCII at most.
 SIZE = 4096
-MAX_CHARS = 2000
+MAX_CHARS = 1000
 
 
 class RefusalMemo:
@@ -29,9 +29,9 @@ class RefusalMemo:
         self._size = size
         self._max_chars = max_chars
         self._verdicts: OrderedDict[str, RefusalVerdict] = OrderedDict()
-        #: Texts seen once: whether a verdict holds under any request costs a few more
-        #: scans, paid from a text's second time on.
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        #: Hashes of the texts seen once: whether a verdict holds under any request costs a
+        #: few more scans, paid from a text's second time on. A collision only pays it early.
+        self._seen: OrderedDict[int, None] = OrderedDict()
 
     def detect(self, text: str, request: str | None = None) -> RefusalVerdict:
         if len(text) > self._max_chars:
@@ -41,13 +41,13 @@ class RefusalMemo:
         if found is not None:
             verdicts.move_to_end(text)
             return found
-        seen = self._seen
-        if text not in seen:  # the first time: most texts never come again
-            seen[text] = None
+        seen, key = self._seen, hash(text)
+        if key not in seen:  # the first time: most texts never come again
+            seen[key] = None
             if len(seen) > self._size:
                 seen.popitem(last=False)
             return detect_refusal(text, request)
-        del seen[text]
+        del seen[key]
         verdict, reads = detect_refusal_scoped(text, request)
         if not reads:
             verdicts[text] = verdict
