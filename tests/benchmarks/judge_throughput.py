@@ -1,6 +1,7 @@
 """Judge throughput: pairs scored and stored per second, from Kafka to chDB, one process.
 
     .venv/bin/python -m tests.benchmarks.judge_throughput [--pairs 50000] [--demo 10000]
+        [--in-process 30000]
 
 A Tansu broker, one `shadowjudge judge` process on a fresh chDB directory, and a fake OpenAI
 provider as the LLM judge (answering at once, always "same"). Two runs:
@@ -11,6 +12,14 @@ provider as the LLM judge (answering at once, always "same"). Two runs:
    the store's aggregates.
 Each figure is pairs written per second from the first write to the last (start-up and group
 join excluded), with the judge process's CPU over that span and per 1,000 pairs.
+
+`--in-process N` adds where the judge's CPU goes, without the broker: N deterministic pairs as
+the judge receives them (bytes), parsed, scored and written in `store.batch_rows` batches by the
+judge's own calls in this process (`parse_shadow_pair`, `Scorer.score_many`,
+`Store.insert_pairs`), with the judge's collector threshold (`young_objects`); CPU per 1,000
+pairs of the whole process and of each phase in the calling thread, and the collector's time
+(`gc.callbacks`), the first batch left out. The phases run one after another here, while the
+judge overlaps scoring with the write: the sum is the judge's CPU, not its wall time.
 
 The physical limit beside the deterministic figure: chDB alone writing the same rows (the
 calls, pairs and comparisons that run stored, read back) into a fresh database of the same
@@ -154,11 +163,85 @@ def chdb_alone(store: Path) -> tuple[float, float]:
     return pairs / seconds, cpu / pairs
 
 
+def in_process(pairs: int) -> dict[str, float]:
+    """CPU ms per 1,000 pairs: `process`, and `parse`, `score`, `store` (the calling thread's
+    time in each) and `collector` (wall time inside collections)."""
+    import gc
+
+    from judge.config import JudgeSettings
+    from judge.scoring import Scorer
+    from judge.worker import young_objects
+    from mirror.events import parse_shadow_pair
+    from mirror.pricing import PriceTable
+
+    raw = [dump_event(pair) for pair in deterministic_pairs(pairs)]
+    scorer = Scorer(JudgeSettings(), {}, PriceTable(), None)
+    collecting: list[float] = []
+    started_at = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started_at[0] = time.perf_counter()
+        else:
+            collecting.append(time.perf_counter() - started_at[0])
+
+    spent = dict.fromkeys(("parse", "score", "store"), 0.0)
+    counted = 0
+    old_threshold = gc.get_threshold()
+    gc.set_threshold(young_objects(BATCH_ROWS), *old_threshold[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(StoreSettings(url=f"chdb://{tmp}/in-process"))
+        try:
+            store.migrate()
+            process = 0.0
+            for first in range(0, len(raw), BATCH_ROWS):
+                batch = raw[first : first + BATCH_ROWS]
+                measured = first > 0  # the first batch warms caches and imports
+                if measured:
+                    gc.callbacks.append(timed)
+                    process -= time.process_time()
+                clock = time.thread_time()
+                parsed = [parse_shadow_pair(value) for value in batch]
+                after_parse = time.thread_time()
+                comparisons = asyncio.run(scorer.score_many(parsed))
+                after_score = time.thread_time()
+                store.insert_pairs(parsed, comparisons, raw_pairs=batch)
+                after_store = time.thread_time()
+                if measured:
+                    process += time.process_time()
+                    gc.callbacks.remove(timed)
+                    spent["parse"] += after_parse - clock
+                    spent["score"] += after_score - after_parse
+                    spent["store"] += after_store - after_score
+                    counted += len(batch)
+        finally:
+            store.close()
+            gc.set_threshold(*old_threshold)
+    per = 1e6 / max(counted, 1)
+    return {
+        "process": process * per,
+        **{phase: seconds * per for phase, seconds in spent.items()},
+        "collector": sum(collecting) * per,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=50_000)
     parser.add_argument("--demo", type=int, default=10_000, help="0: the deterministic run only")
+    parser.add_argument(
+        "--in-process", type=int, default=0, help="pairs for the in-process breakdown; 0: none"
+    )
     args = parser.parse_args()
+    if args.in_process > 0:
+        ms = in_process(args.in_process)
+        print(  # noqa: T201
+            f"in process, CPU per 1,000 pairs: {ms['process']:.0f} ms the process; in the"
+            f" calling thread parse {ms['parse']:.0f}, score {ms['score']:.0f}, store"
+            f" {ms['store']:.0f}; collector {ms['collector']:.0f}"
+            f" ({args.in_process:,} pairs in {BATCH_ROWS:,}-pair batches, the first left out;"
+            f" load {os.getloadavg()[0]:.2f})"
+        )
     verdict = FakeReply(text='{"verdict": "same", "reason": "both answer the question"}')
     llm_app = openai_app(responder=lambda body, headers: verdict)
     broker = TansuBroker()
