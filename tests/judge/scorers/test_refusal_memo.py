@@ -4,7 +4,6 @@ change them."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 
@@ -12,6 +11,7 @@ from judge.scorers.pairwise import extract_question
 from judge.scorers.refusal import detect_refusal, detect_refusal_scoped
 from judge.scorers.refusal_memo import RefusalMemo
 from tests.demo_mix import demo_pairs, deterministic_pairs
+from tests.judge.scorers.test_refusal import MODELS, XSTEST
 from tests.judge.scorers.test_refusal_implicit import (
     CAVEAT_THEN_DELIVER,
     HOMONYMS,
@@ -20,9 +20,6 @@ from tests.judge.scorers.test_refusal_implicit import (
     SET_B_COMPLIED,
     SET_B_REFUSED,
 )
-
-XSTEST = Path(__file__).resolve().parents[2] / "data" / "xstest"
-MODELS = ("gpt4", "llama2new", "mistralguard")
 
 #: Requests that make the request-reading rules speak: a homonym, praise of a crime, a
 #: question with a means (referrals and judged openers count), one that asks whom to call.
