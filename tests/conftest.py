@@ -3,7 +3,7 @@ endpoint serving the offline embedding models (`simulation.embeddings`).
 
 chDB allows one data directory per process while any client is open, so every test that
 needs a store uses this session's directory, each with a database of its own
-(`chdb:///dir?database=t_...`).
+(`chdb:///dir?database=t_...`), dropped when the test is done with it (`tests.chdb`).
 """
 
 from __future__ import annotations
