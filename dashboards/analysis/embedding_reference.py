@@ -113,6 +113,21 @@ class ReferenceSet:
         return sum(s.taken for s in self.strata)
 
 
+def reference_version(
+    reader: Reader, migration: str, arm: str, *, retention_days: int
+) -> tuple[int, str]:
+    """What changes whenever the arm's reference set can: the rows within the retention
+    window and the latest insert among them (a new text, a text sent again, a row past the
+    window). One aggregate over the arm's rows, no vector read."""
+    rows = reader.select(
+        f"""SELECT count() AS rows, toString(max(inserted_at)) AS latest
+FROM embedding_reference
+WHERE {_WHERE}""",
+        {"migration": migration, "arm": arm, "days": retention_days},
+    )
+    return (int(rows[0]["rows"]), str(rows[0]["latest"])) if rows else (0, "")
+
+
 def read_reference(
     reader: Reader, migration: str, arm: str, *, size: int, retention_days: int
 ) -> ReferenceSet:

@@ -13,11 +13,18 @@ The texts come from traffic: every one is escaped by the template's autoescaping
 `<script>` in a query is shown as text. Vectors never leave the report builder: neither the
 page nor the API carries one. The LLM judge is not asked from here (a page view must not call a
 paid model); `embeddings report --judge` asks it.
+
+A report is kept (the last `KEPT` of them) and shown again while nothing it was built from has
+changed: the arm's reference rows (`reference_version`: their count within the retention window
+and their latest insert) and its replays (`read_replays`); building one reads every vector of
+the set and takes seconds at a few thousand texts, the check two small queries.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,12 +36,16 @@ from dashboards.analysis.embedding_migration import (
     EmbeddingMigration,
     UnknownArmError,
     choose_arm,
+    read_replays,
     traffic_report,
 )
+from dashboards.analysis.embedding_reference import reference_version
 from dashboards.analysis.queries import Reader
 from dashboards.web.charts.interval import Band, IntervalRow, interval_chart
 
 MAX_LEAST = 100
+#: Reports kept for views that find nothing changed.
+KEPT = 16
 
 Page = Callable[[Request, str, dict[str, Any]], Response]
 Json = Callable[[Any], Response]
@@ -47,6 +58,9 @@ def add_routes(
     page: Page,
     as_json: Json,
 ) -> None:
+    kept: OrderedDict[tuple[object, ...], dict[str, Any]] = OrderedDict()
+    lock = threading.Lock()  # the handlers run in a thread pool
+
     def report(
         name: str, arm: str | None, least: int, adapter_out: Path | None = None
     ) -> dict[str, Any]:
@@ -61,7 +75,26 @@ def add_routes(
             chosen = choose_arm(migration, arm or None)
         except UnknownArmError as exc:
             raise HTTPException(400, str(exc)) from exc
-        found, _ = traffic_report(source(), migration, chosen, least=least, adapter_out=adapter_out)
+        reader = source()
+        if adapter_out is not None:  # the adapter is written by a build: never from memory
+            built, _ = traffic_report(
+                reader, migration, chosen, least=least, adapter_out=adapter_out
+            )
+            return built
+        version = reference_version(
+            reader, migration.name, chosen, retention_days=migration.retention_days
+        )
+        key = (name, chosen, least, version, repr(read_replays(reader, migration, chosen)))
+        with lock:
+            found = kept.get(key)
+            if found is not None:
+                kept.move_to_end(key)
+                return found
+        found, _ = traffic_report(reader, migration, chosen, least=least)
+        with lock:
+            kept[key] = found
+            while len(kept) > KEPT:
+                kept.popitem(last=False)
         return found
 
     @app.get("/migrations/{name}/embeddings", response_class=HTMLResponse)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium.webdriver import Chrome
@@ -17,6 +18,7 @@ from selenium.webdriver.common.by import By
 from starlette.testclient import TestClient
 
 from dashboards.analysis.embedding_migration import EmbeddingMigration
+from dashboards.web import embedding_pages
 from dashboards.web.app import WebConfig, create_app
 from judge.store.store import Store
 from tests.browser import chrome, screenshot, serve
@@ -24,6 +26,7 @@ from tests.dashboards.embedding_traffic import (
     OfflineVectors,
     migration_rows,
     reference_store,
+    synthetic_rows,
     text_hash,
 )
 from tests.judge.embeddings.corpus import E5, WORDLLAMA
@@ -153,3 +156,37 @@ def test_the_migration_page_links_to_its_embedding_report(chdb_dir: Path) -> Non
             assert (link in page.text) is linked
             # an embedding migration's page says why equivalence and refusals stay empty
             assert ("its pairs are not judged for equivalence" in page.text) is linked
+
+
+def test_a_report_is_built_again_only_when_what_it_reads_changed(
+    chdb_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[int] = []
+    real = embedding_pages.traffic_report
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(kwargs["least"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embedding_pages, "traffic_report", counting)
+    rows = synthetic_rows("rotated", 30, 90)
+    config = WebConfig(embeddings={"rotated": EmbeddingMigration("rotated", ("b",))})
+    api = "/api/v1/migrations/rotated/embeddings"
+    with reference_store(chdb_dir, rows[:-1]) as opened:
+        client = TestClient(create_app(lambda: opened, config))  # type: ignore[arg-type]
+        first = client.get(api).json()
+        assert first["documents"] == 89
+        assert client.get(api).json() == first
+        assert client.get("/migrations/rotated/embeddings").status_code == 200
+        assert built == [10]  # the same rows: the API twice and the page, one build
+        assert client.get(api, params={"least": 3}).json()["least_agreeing"] != []
+        assert built == [10, 3]
+        opened.insert_references(rows[-1:])  # a new text: the set changed
+        assert client.get(api).json()["documents"] == 90
+        assert built == [10, 3, 10]
+        opened.insert_references(rows[-1:])  # the same text sent again: a newer insert
+        client.get(api)
+        assert built == [10, 3, 10, 10]
+        # the adapter is written by a build, never served from memory
+        client.get(api + "/adapter.npz")
+        assert built == [10, 3, 10, 10, 1]
