@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,6 @@ from mirror.bus.memory import MemoryBus
 from mirror.config import TopicSettings
 from mirror.events import dump_event, parse_shadow_pair
 from mirror.pricing import PriceTable
-from tests.chdb import fresh_async_store
 from tests.demo_mix import demo_pairs
 from tests.judge.store.test_store import T0, make_pair
 
@@ -32,9 +29,8 @@ TOPICS = TopicSettings()
 
 
 @pytest.fixture
-async def store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
-    async with fresh_async_store(chdb_dir, "w") as opened:
-        yield opened
+def store(migrated_store: AsyncStore) -> AsyncStore:
+    return migrated_store  # tests/conftest.py
 
 
 def scorer(**judge: Any) -> Scorer:

@@ -7,8 +7,7 @@ until the test lets it go, so what the worker does meanwhile can be seen.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -23,7 +22,6 @@ from mirror.bus.memory import MemoryBus
 from mirror.config import TopicSettings
 from mirror.events import ShadowPair, dump_event
 from mirror.pricing import PriceTable
-from tests.chdb import fresh_async_store
 from tests.judge.store.test_store import make_pair
 
 TOPICS = TopicSettings()
@@ -32,9 +30,8 @@ BATCH = 10
 
 
 @pytest.fixture
-async def store(chdb_dir: Path) -> AsyncIterator[AsyncStore]:
-    async with fresh_async_store(chdb_dir, "p") as opened:
-        yield opened
+def store(migrated_store: AsyncStore) -> AsyncStore:
+    return migrated_store  # tests/conftest.py
 
 
 class CountingScorer(Scorer):
