@@ -81,10 +81,12 @@ def traffic_report(
     *,
     least: int = 10,
     adapter_out: Path | None = None,
+    replays: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Estimate | None]:
     """The report (with `verdict`, None when there is too little), and the overlap@10
     estimate unrounded (None without a verdict). `adapter_out`: where the adapter with the
-    higher retention is written as `.npz`, when adapter retention is measured."""
+    higher retention is written as `.npz`, when adapter retention is measured. `replays`:
+    `read_replays` of the arm, when the caller has read it already."""
     found = read_reference(
         reader,
         migration.name,
@@ -93,7 +95,9 @@ def traffic_report(
         retention_days=migration.retention_days,
     )
     head = _head(found)
-    head["replays"] = replays = read_replays(reader, migration, arm)
+    if replays is None:
+        replays = read_replays(reader, migration, arm)
+    head["replays"] = replays
     failed = _failed(replays)
     queries, documents = found.queries, found.documents
     problem = _too_few(len(queries), len(documents))

@@ -84,13 +84,14 @@ def add_routes(
         version = reference_version(
             reader, migration.name, chosen, retention_days=migration.retention_days
         )
-        key = (name, chosen, least, version, repr(read_replays(reader, migration, chosen)))
+        replays = read_replays(reader, migration, chosen)
+        key = (name, chosen, least, version, repr(replays))
         with lock:
             found = kept.get(key)
             if found is not None:
                 kept.move_to_end(key)
                 return found
-        found, _ = traffic_report(reader, migration, chosen, least=least)
+        found, _ = traffic_report(reader, migration, chosen, least=least, replays=replays)
         with lock:
             kept[key] = found
             while len(kept) > KEPT:
