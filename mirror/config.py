@@ -118,6 +118,11 @@ class SidecarSettings(Section):
     #: The longest pause while a request body arrives: past it, 408 and a close. Between
     #: requests only the keep-alive timer (75 s) runs.
     body_idle_timeout_s: float = Field(default=30.0, gt=0)
+    #: The CPU time slice the sidecar's process asks the kernel for, in µs (Linux 6.12 and
+    #: later; `mirror.sidecar.sched`): shorter than the default (about 1-3 ms), so that when the
+    #: sidecar wakes for a piece of an answer it preempts CPU-bound work on that core (the judge
+    #: inside `run`) instead of waiting for that work's slice to end. 0: the kernel's default.
+    cpu_slice_us: int = Field(default=100, ge=0, le=100_000)
 
     @field_validator("listen")
     @classmethod

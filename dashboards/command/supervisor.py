@@ -57,6 +57,7 @@ from mirror.runner.caller import ArmCaller
 from mirror.runner.worker import Runner
 from mirror.sidecar.child import ChildConfig, SidecarProcess
 from mirror.sidecar.metrics import SidecarMetrics
+from mirror.sidecar.sched import request_slice
 from mirror.sidecar.server import SidecarServer, bind, build_sidecar
 
 log = logging.getLogger("shadowjudge")
@@ -554,6 +555,8 @@ async def _run_roles(
         )
         log.info("sidecar listening on %s", settings.sidecar.listen)
     elif "mirror" in roles:
+        if roles == {"mirror"} and settings.sidecar.cpu_slice_us:  # only the live path here
+            request_slice(settings.sidecar.cpu_slice_us)
         sidecar = build_sidecar(
             settings.sidecar,
             settings.providers,

@@ -316,7 +316,7 @@ def measure(
         config = Path(tmp) / "shadowjudge.yaml"
         config.write_text(
             f"providers:\n  openai: {{kind: openai, base_url: '{fake_url}'}}\n"
-            f"sidecar: {{listen: '127.0.0.1:{port}'}}\n"
+            f"sidecar: {{listen: '127.0.0.1:{port}', cpu_slice_us: {args.cpu_slice_us}}}\n"
             f"bus: {'memory://' if command == 'run' else broker_url}\n"
             + (BACKLOG.format(store=Path(tmp) / "store", pages=pages) if command == "run" else "")
         )
@@ -394,6 +394,13 @@ def main() -> None:
         help="diagnostic: capture on, published to the in-process bus instead of Kafka",
     )
     parser.add_argument(
+        "--cpu-slice-us",
+        type=int,
+        default=100,
+        help="sidecar.cpu_slice_us, the CPU slice the sidecar's process asks for (0: the"
+        " kernel's default), to compare",
+    )
+    parser.add_argument(
         "--in-run",
         action="store_true",
         help="the sidecar inside `shadowjudge run` (memory bus, chDB), with a migration that"
@@ -440,7 +447,7 @@ def main() -> None:
         pages = free_port()
         config.write_text(
             f"providers:\n  openai: {{kind: openai, base_url: '{fake.url}'}}\n"
-            f"sidecar: {{listen: '127.0.0.1:{port}'}}\n"
+            f"sidecar: {{listen: '127.0.0.1:{port}', cpu_slice_us: {args.cpu_slice_us}}}\n"
             f"bus: {'memory://' if args.memory_bus or args.in_run else broker.url}\n"
             f"capture: {{enabled: {'false' if args.no_capture else 'true'}}}\n"
             + (IN_RUN.format(store=Path(tmp) / "store", pages=pages) if args.in_run else "")

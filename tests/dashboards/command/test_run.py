@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer
 
 from judge.config import StoreSettings
 from judge.store.store import Store
+from mirror.sidecar.sched import thread_slice_ns
 from simulation.providers import (
     FakeReply,
     anthropic_app,
@@ -33,6 +34,7 @@ from simulation.providers import (
     serve_subprocess,
 )
 from tests.broker import TansuBroker, free_port, wait_for_port
+from tests.mirror.sidecar.test_sched import needs_custom_slices
 
 CONFIG = """
 providers:
@@ -348,6 +350,25 @@ async def test_a_sidecar_process_that_dies_while_serving_is_started_again(
     assert process.stderr is not None
     said = await process.stderr.read()
     assert b"the sidecar process exited while serving; starting it again" in said, said[-2000:]
+
+
+@needs_custom_slices
+async def test_the_sidecar_process_asks_for_a_short_cpu_slice(tmp_path: Path) -> None:
+    """Every thread of the sidecar's process runs with `sidecar.cpu_slice_us` (100 µs), so it
+    preempts the judge when it wakes; the parent, where the judge runs, keeps the default."""
+    process, port = await start_plain_run(tmp_path)
+    try:
+        await asyncio.to_thread(wait_for_port, port, 30)
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert (await client.get("/healthz")).status_code == 200  # the child answers
+        child = await sidecar_child(process.pid)
+        threads = [int(tid) for tid in os.listdir(f"/proc/{child}/task")]
+        assert threads
+        assert {thread_slice_ns(tid) for tid in threads} == {100_000}
+        assert thread_slice_ns(process.pid) != 100_000
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
 
 
 async def test_a_sidecar_process_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
