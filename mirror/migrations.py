@@ -88,6 +88,12 @@ class EmbeddingSideSettings(Section):
     query_prefix: str = ""
     #: Put before a document text (e5: "passage: ").
     document_prefix: str = ""
+    #: Sent as the request's `input_type` for query texts (a model that takes the role as a
+    #: field, e.g. "query"); None: no `input_type` (on the primary side: the captured
+    #: request's own, when it has one).
+    query_input_type: str | None = Field(default=None, min_length=1)
+    #: Sent as the request's `input_type` for document texts (e.g. "document", "passage").
+    document_input_type: str | None = Field(default=None, min_length=1)
     #: OpenAI's `dimensions`; None: the model's own width.
     dimensions: int | None = Field(default=None, gt=0)
     normalize: bool = True

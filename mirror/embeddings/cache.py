@@ -1,4 +1,5 @@
-"""The embedding cache: one vector per (text, model, version, dimensions, normalisation, prefix).
+"""The embedding cache: one vector per (text, model, version, dimensions, normalisation, prefix,
+input type).
 
 Why SQLite (the stdlib's `sqlite3`) and not numpy files or chDB: a lookup is by key, one batch
 at a time, and a write must be all-or-nothing even when the process is SIGKILLed mid-batch.
@@ -16,6 +17,10 @@ its SHA-256. Retention is enforced by `prune()`: rows older than `max_age_days` 
 counted from when the vector was embedded) are deleted, and past `max_entries` the oldest go
 first. `open()` prunes once; a long-running user calls `prune()` on its own schedule.
 Deleted rows leave free pages in the file (SQLite reuses them); `vacuum()` gives them back.
+
+A file written before the key had its `input_type` column (the vectors of calls that sent
+none) is rebuilt with that column empty when it opens, in one transaction; its vectors stay
+valid.
 
 Thread-safe (one connection behind a lock), so async callers can use `asyncio.to_thread`.
 """
@@ -41,26 +46,39 @@ DEFAULT_MAX_AGE_DAYS = 30.0
 _DAY_S = 86_400.0
 _NO_DIMENSIONS = 0  # SQLite's NULLs are all distinct in a primary key: "native width" is 0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS vectors (
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     model TEXT NOT NULL,
     version TEXT NOT NULL,
     dimensions INTEGER NOT NULL,
     normalize INTEGER NOT NULL,
     prefix TEXT NOT NULL,
+    input_type TEXT NOT NULL DEFAULT '',
     text_sha256 BLOB NOT NULL,
     width INTEGER NOT NULL,
     vector BLOB NOT NULL,
     created_at REAL NOT NULL,
-    UNIQUE (model, version, dimensions, normalize, prefix, text_sha256)
+    UNIQUE (model, version, dimensions, normalize, prefix, input_type, text_sha256)
 );
-CREATE INDEX IF NOT EXISTS vectors_created_at ON vectors (created_at);
 """
+_INDEX = "CREATE INDEX IF NOT EXISTS vectors_created_at ON vectors (created_at);"
+_SCHEMA = _TABLE.format(name="vectors") + _INDEX
+_COLUMNS = "model, version, dimensions, normalize, prefix, text_sha256, width, vector, created_at"
+#: A file from before `input_type` was part of the key: the same rows, with no input type.
+_ADD_INPUT_TYPE = (
+    _TABLE.format(name="vectors_keyed"),
+    f"INSERT INTO vectors_keyed ({_COLUMNS}) SELECT {_COLUMNS} FROM vectors",
+    "DROP TABLE vectors",
+    "ALTER TABLE vectors_keyed RENAME TO vectors",
+)
 
 
-def _key_row(key: CacheKey) -> tuple[str, str, int, int, str, bytes]:
+def _key_row(key: CacheKey) -> tuple[str, str, int, int, str, str, bytes]:
     dims = _NO_DIMENSIONS if key.dimensions is None else key.dimensions
-    return (key.model, key.version, dims, int(key.normalize), key.prefix, key.text_sha256)
+    return (
+        key.model, key.version, dims, int(key.normalize), key.prefix, key.input_type,
+        key.text_sha256,
+    )  # fmt: skip
 
 
 class EmbeddingCache:
@@ -100,6 +118,7 @@ class EmbeddingCache:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA busy_timeout=30000")
+        _add_input_type(connection)
         connection.executescript(_SCHEMA)
         cache = cls(connection, max_age_days=max_age_days, max_entries=max_entries, clock=clock)
         cache.prune()
@@ -127,7 +146,8 @@ class EmbeddingCache:
             for key in keys:
                 row = self._db.execute(
                     "SELECT vector FROM vectors WHERE model = ? AND version = ? AND"
-                    " dimensions = ? AND normalize = ? AND prefix = ? AND text_sha256 = ?",
+                    " dimensions = ? AND normalize = ? AND prefix = ? AND input_type = ? AND"
+                    " text_sha256 = ?",
                     _key_row(key),
                 ).fetchone()
                 if row is not None:
@@ -146,7 +166,8 @@ class EmbeddingCache:
             try:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO vectors (model, version, dimensions, normalize, prefix,"
-                    " text_sha256, width, vector, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " input_type, text_sha256, width, vector, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             except BaseException:
@@ -198,6 +219,21 @@ class EmbeddingCache:
 _DELETE_OLDEST = """
 DELETE FROM vectors WHERE rowid IN (SELECT rowid FROM vectors ORDER BY created_at LIMIT ?)
 """
+
+
+def _add_input_type(db: sqlite3.Connection) -> None:
+    """Rebuild a `vectors` table from before `input_type` was part of its key (see the module
+    docstring); nothing to do for a new file or one already rebuilt."""
+    db.execute("BEGIN IMMEDIATE")  # another process opening the same file waits, then sees it
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(vectors)")}
+        if columns and "input_type" not in columns:
+            for statement in _ADD_INPUT_TYPE:
+                db.execute(statement)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _check_limits(max_age_days: float | None, max_entries: int | None) -> None:

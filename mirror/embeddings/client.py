@@ -11,7 +11,8 @@ Unlike an arm call, a failure raises (`mirror.embeddings.errors`): a vector is n
 answer to record. Vectors are asked for as base64 (little-endian float32, what the SDK asks
 for: exact and a quarter of the JSON), checked (one per input, one width, the width asked
 for) and L2-normalised when the model says so. A model's prefix (e5's `query: ` and
-`passage: `) is put before every text here, as the application does.
+`passage: `) is put before every text here, as the application does, and its `input_type` for
+the role, when it has one, goes into the request's body.
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ class EmbeddingClient:
         }
         if model.dimensions is not None:
             body["dimensions"] = model.dimensions
+        if input_type := model.input_type(role):
+            body["input_type"] = input_type
         payload = orjson.dumps(body)
         url = URL(provider.base_url + API_PATHS[Api.OPENAI_EMBEDDINGS])
         headers = request_headers(provider.kind, key, {})

@@ -3,9 +3,12 @@
 A vector depends on more than the model's name: the width asked for (`dimensions`), whether
 the rows are L2-normalised after the provider answers, and the prefix put before the text
 (e5 wants `query: ` on queries and `passage: ` on documents; a vector of `query: x` is not one
-of `passage: x`). `version` is a label the team chooses (a provider's dated snapshot, a
-fine-tune's tag); change it and the cache treats the model as new. All of these are part of
-the cache key (`CacheKey`), so no vector is reused where it would differ.
+of `passage: x`), and the `input_type` sent with the request per role (models such as
+Voyage's, Cohere's or NVIDIA's retrieval embedders take the role as a request field,
+`input_type: "query"` / `"document"`, instead of a prefix). `version` is a label the team
+chooses (a provider's dated snapshot, a fine-tune's tag); change it and the cache treats the
+model as new. All of these are part of the cache key (`CacheKey`), so no vector is reused
+where it would differ.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class EmbeddingModel:
     is not part of the cache key: the same model behind two endpoints (a proxy, a region) gives
     the same vectors; where it does not, give it another `version`.
     `dimensions` is sent as the API's `dimensions` (None: the model's native width).
+    `query_input_type` / `document_input_type`, when set, are sent as the request's
+    `input_type` for that role (empty: no `input_type` field, as OpenAI's own models want).
     """
 
     provider: str
@@ -39,6 +44,8 @@ class EmbeddingModel:
     normalize: bool = True
     query_prefix: str = ""
     document_prefix: str = ""
+    query_input_type: str = ""
+    document_input_type: str = ""
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -59,6 +66,10 @@ class EmbeddingModel:
     def prefix(self, role: Role) -> str:
         return self.query_prefix if role is Role.QUERY else self.document_prefix
 
+    def input_type(self, role: Role) -> str:
+        """The request's `input_type` for texts of this role ("": none is sent)."""
+        return self.query_input_type if role is Role.QUERY else self.document_input_type
+
     def key(self, text: str, role: Role) -> CacheKey:
         return CacheKey(
             text_sha256=text_digest(text),
@@ -67,6 +78,7 @@ class EmbeddingModel:
             dimensions=self.dimensions,
             normalize=self.normalize,
             prefix=self.prefix(role),
+            input_type=self.input_type(role),
         )
 
 
@@ -80,6 +92,7 @@ class CacheKey:
     dimensions: int | None
     normalize: bool
     prefix: str
+    input_type: str = ""
 
 
 def text_digest(text: str) -> bytes:

@@ -4,12 +4,13 @@ A migration with `embeddings` set (`mirror.migrations.EmbeddingMigrationSettings
 `openai.embeddings` calls it matches to each arm's embedding model. Unlike a chat arm, the
 arm is not sent the app's request as it was: the texts are taken out of it, the app's own
 prefix (the primary side's `query_prefix` / `document_prefix`) stripped, and embedded through
-`mirror.embeddings.CachedEmbeddings` with the arm's `embedding` side (its prefix per role,
-`dimensions`, normalisation, version label), in the client's batches, within the provider's
-`runner.limits` (the runner's own limiters) and the migration's spend cap. The SQLite cache
-(`runner.embedding_cache`, owner-only) is keyed by (text hash, model, version, dimensions,
-normalisation, prefix), so no text is embedded twice for one model, however often the app
-sends it. The app's `encoding_format` does not matter: the texts are embedded again.
+`mirror.embeddings.CachedEmbeddings` with the arm's `embedding` side (its prefix and
+`input_type` per role, `dimensions`, normalisation, version label), in the client's batches,
+within the provider's `runner.limits` (the runner's own limiters) and the migration's spend
+cap. The SQLite cache (`runner.embedding_cache`, owner-only) is keyed by (text hash, model,
+version, dimensions, normalisation, prefix, input type), so no text is embedded twice for one
+model, however often the app sends it. The app's `encoding_format` does not matter: the
+texts are embedded again.
 
 What a pair carries (`ShadowPair.result`): as for any arm, status, error, latency, usage and
 an `EmbeddingSummary` (count, width). Latency is the wall time of this pair's texts through
@@ -573,16 +574,27 @@ def _model(provider: str, model: str, side: EmbeddingSideSettings) -> EmbeddingM
         normalize=side.normalize,
         query_prefix=side.query_prefix,
         document_prefix=side.document_prefix,
+        query_input_type=side.query_input_type or "",
+        document_input_type=side.document_input_type or "",
     )
 
 
 def _primary_model(call: CapturedCall, model: str, side: EmbeddingSideSettings) -> EmbeddingModel:
-    """The primary as the app calls it: the side's settings; `dimensions` from the captured
-    request when the side does not set it (the app asked for that width)."""
+    """The primary as the app calls it: the side's settings; `dimensions` and `input_type`
+    from the captured request when the side does not set them (the app asked for that width,
+    that input type)."""
     assert call.request is not None
     asked = call.request.get("dimensions")
     if side.dimensions is None and isinstance(asked, int) and not isinstance(asked, bool):
         side = side.model_copy(update={"dimensions": asked if asked > 0 else None})
+    typed = call.request.get("input_type")
+    if (
+        side.query_input_type is None
+        and side.document_input_type is None
+        and isinstance(typed, str)
+        and typed
+    ):
+        side = side.model_copy(update={"query_input_type": typed, "document_input_type": typed})
     return _model(call.primary.provider, model, side)
 
 

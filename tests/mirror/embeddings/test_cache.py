@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def test_a_stored_vector_is_a_hit_and_any_other_key_a_miss(tmp_path: Path) -> No
         {"dimensions": 256},
         {"normalize": False},
         {"document_prefix": "query: "},
+        {"document_input_type": "document"},
     ],
 )
 def test_every_part_of_the_key_matters(tmp_path: Path, changed: dict[str, object]) -> None:
@@ -71,6 +73,53 @@ def test_the_text_and_the_role_prefix_are_part_of_the_key(tmp_path: Path) -> Non
         # the provider is not: the same model behind another endpoint gives the same vectors
         elsewhere = dataclasses.replace(MODEL, provider="openai")
         assert len(cache.get_many([elsewhere.key("hello", Role.DOCUMENT)])) == 1
+
+
+def test_the_input_type_of_each_role_is_part_of_the_key(tmp_path: Path) -> None:
+    typed = dataclasses.replace(
+        MODEL, query_prefix="", document_prefix="", query_input_type="query",
+        document_input_type="document",
+    )  # fmt: skip
+    assert typed.key("hello", Role.QUERY).input_type == "query"
+    with EmbeddingCache.open(tmp_path / "cache.sqlite3") as cache:
+        cache.put_many({typed.key("hello", Role.QUERY): vector(1)})
+        assert cache.get_many([typed.key("hello", Role.DOCUMENT)]) == {}
+        untyped = dataclasses.replace(typed, query_input_type="")
+        assert cache.get_many([untyped.key("hello", Role.QUERY)]) == {}
+        assert len(cache.get_many([typed.key("hello", Role.QUERY)])) == 1
+
+
+OLD_FILE = """
+CREATE TABLE vectors (
+    model TEXT NOT NULL, version TEXT NOT NULL, dimensions INTEGER NOT NULL,
+    normalize INTEGER NOT NULL, prefix TEXT NOT NULL, text_sha256 BLOB NOT NULL,
+    width INTEGER NOT NULL, vector BLOB NOT NULL, created_at REAL NOT NULL,
+    UNIQUE (model, version, dimensions, normalize, prefix, text_sha256)
+);
+CREATE INDEX vectors_created_at ON vectors (created_at);
+"""
+
+
+def test_a_file_from_before_input_types_keeps_its_vectors(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    clock = Clock()
+    key = MODEL.key("hello", Role.DOCUMENT)
+    with sqlite3.connect(path) as old:
+        old.executescript(OLD_FILE)
+        old.execute(
+            "INSERT INTO vectors VALUES (?, ?, 0, 1, ?, ?, 8, ?, ?)",
+            (key.model, key.version, key.prefix, key.text_sha256, vector(1).tobytes(), clock.now),
+        )
+    old.close()
+    with EmbeddingCache.open(path, clock=clock) as cache:
+        np.testing.assert_array_equal(cache.get_many([key])[key], vector(1))
+        typed = dataclasses.replace(MODEL, document_input_type="document")
+        cache.put_many({typed.key("hello", Role.DOCUMENT): vector(2)})
+        assert len(cache) == 2
+        clock.now += 31 * DAY  # the retention still reads the old rows' age
+        assert cache.prune() == 2
+    with EmbeddingCache.open(path) as reopened:  # rebuilt once: opening again changes nothing
+        assert len(reopened) == 0
 
 
 def test_vectors_survive_a_restart_in_an_owner_only_file(tmp_path: Path) -> None:

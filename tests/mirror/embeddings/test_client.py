@@ -104,6 +104,23 @@ async def test_e5_gets_its_prefix_per_role_and_is_refused_without_one(
     assert not refused.value.retriable
 
 
+async def test_an_input_type_per_role_goes_in_the_body_only_when_set(
+    fake: OpenAIFake, served: Served
+) -> None:
+    typed = EmbeddingModel(
+        provider="local", model="wordllama-l2", query_input_type="search_query",
+        document_input_type="search_document",
+    )  # fmt: skip
+    before = len(fake.requests)
+    async with EmbeddingClient(providers(served.url)) as client:
+        await client.embed(typed, ["a question"], Role.QUERY)
+        await client.embed(typed, ["a passage"], Role.DOCUMENT)
+        await client.embed(WORDLLAMA, ["a passage"], Role.DOCUMENT)
+    bodies = [r.json() for r in list(fake.requests)[before:] if r.path == "/v1/embeddings"]
+    assert [b.get("input_type") for b in bodies] == ["search_query", "search_document", None]
+    assert [b["input"] for b in bodies] == [["a question"], ["a passage"], ["a passage"]]
+
+
 async def test_transient_answers_are_retried_after_the_providers_wait(fake: OpenAIFake) -> None:
     """A 429 with `retry-after-ms`, then a 503: the third attempt answers."""
     failures = [429, 503]

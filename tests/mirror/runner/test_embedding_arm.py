@@ -498,6 +498,44 @@ async def test_reference_texts_past_the_size_budget_wait_for_a_later_call(
         await arms.close()
 
 
+async def test_input_types_go_to_each_side_as_it_is_called(
+    fake: OpenAIFake, served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The arm sends its own `input_type` per role; the primary's reference vectors are asked
+    with the app's own (the captured request's), so they are the vectors the app got."""
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+    migration = MigrationSettings.model_validate(
+        {
+            "name": "m",
+            "embeddings": {},
+            "arms": [
+                {"name": "typed", "provider": "local", "model": "wordllama-l2",
+                 "embedding": {"dimensions": 64, "query_input_type": "search_query",
+                               "document_input_type": "search_document"}},
+            ],
+        }
+    )  # fmt: skip
+    (arm,) = migration.arms
+    arms = arms_for(served.url, tmp_path, max_reference_bytes=None)
+    call = embedding_call(DOCUMENTS[:3], "acme")
+    assert call.request is not None
+    call = call.model_copy(update={"request": {**call.request, "input_type": "passage"}})
+    before = len(fake.requests)
+    try:
+        result, reference = await arms.run(call, migration, arm, SpendCap(None))
+        assert result.ok and len(reference) == 3
+        assert {r.role for r in reference} == {"document"}
+        bodies = [r.json() for r in list(fake.requests)[before:] if r.path == "/v1/embeddings"]
+        asked = {(b.get("dimensions"), b.get("input_type"), len(b["input"])) for b in bodies}
+        assert asked == {(None, "passage", 3), (64, "search_document", 3)} and len(bodies) == 2
+        # Again: every vector is cached under its input type, nothing is sent.
+        again = len(fake.requests)
+        result, _ = await arms.run(call, migration, arm, SpendCap(None))
+        assert result.ok and len(fake.requests) == again
+    finally:
+        await arms.close()
+
+
 def arms_metrics(arms: EmbeddingArms) -> Any:
     registry = arms._metrics.registry
 
