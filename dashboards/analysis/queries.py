@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from dashboards.analysis.window import Window
-from judge.store.schema import CAUSE_SQL, STATS_COLUMNS, stats_read
+from judge.store.schema import CAUSE_SQL, CROSSED_SQL, STATS_COLUMNS, stats_read
 
 #: Levels of the latency curves drawn on the migration page.
 CURVE_LEVELS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -67,10 +67,13 @@ def arm_stats(
     by_segment: bool = False,
 ) -> list[dict[str, Any]]:
     """Every stats column per (migration, arm, judge_version) — and per segment label when
-    `by_segment` (then `segment` is ignored and every labelled segment is read)."""
+    `by_segment` (then `segment` is ignored and every labelled segment is read, but not the
+    labels crossed with the `translation=` segment, which are read only when asked for)."""
     extra, params = _filters({"migration": migration})
     keys = "migration, arm, judge_version" + (", segment" if by_segment else "")
-    segment_clause = "segment != '*'" if by_segment else "segment = {segment:String}"
+    segment_clause = (
+        f"segment != '*' AND NOT {CROSSED_SQL}" if by_segment else "segment = {segment:String}"
+    )
     if not by_segment:
         params["segment"] = segment
     sql = f"""SELECT {keys}, any(arm_kind) AS arm_kind,

@@ -4,8 +4,8 @@
 --     shadowjudge migrate --cluster NAME        (reads ./deploy/clickhouse/cluster.sql)
 -- against a cluster NAME of the servers' `remote_servers`, with `{shard}`/`{replica}` macros and
 -- Keeper (deploy/clickhouse/config.d/cluster.xml). It runs these statements with '{cluster}'
--- replaced by NAME, then the migrations not recorded below in their cluster form (versions 2, 5
--- and 8 today: judge/store/cluster.py says how each statement is carried to every node).
+-- replaced by NAME, then the migrations not recorded below in their cluster form (versions 2, 5,
+-- 8 and 10 today: judge/store/cluster.py says how each statement is carried to every node).
 -- Replicated tables keep their data under /clickhouse/tables/{uuid}/{shard}: a table dropped and
 -- created again gets a new path, so a drop needs no SYNC to free the old one.
 -- tests/deploy/test_cluster_sql.py parses every statement here with chDB (EXPLAIN AST) and runs

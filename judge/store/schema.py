@@ -34,9 +34,10 @@ Tables
   hour, arm_kind) where `segment` is `*` (all traffic) or `label=value` (the MV ARRAY JOINs the
   call's labels, so "refusal rate for tenant=acme" is `WHERE segment = 'tenant=acme'`; every
   pair is also in `translation=faithful` or `translation=approximate`, after its candidate
-  request's translation, migration 8), `hour` is the capture hour. `judge_version` is part of
-  the key: a rejudge writes a second, complete set of rows beside the first, and a dashboard
-  picks the version it shows.
+  request's translation, migration 8, and in each of its labels crossed with that one,
+  `translation=faithful,tenant=acme`, migration 10), `hour` is the capture hour.
+  `judge_version` is part of the key: a rejudge writes a second, complete set of rows beside
+  the first, and a dashboard picks the version it shows.
 
 Review labels (`reviews.label`): `equivalent`, `candidate_better`, `candidate_worse`,
 `different` — the reviewer's own verdict, in the judge's vocabulary, so judge accuracy is a
@@ -107,10 +108,11 @@ at once, or a migration interrupted half-way, are harmless. To change the schema
 EXISTS ...`, or an Enum8 widened by `MODIFY COLUMN`, which is metadata-only) and the same change
 to `deploy/clickhouse/cluster.sql`; never edit an applied one. A new aggregate table is
 created empty and backfilled from `comparisons` with `Store.rebuild_stats`-style INSERT SELECT.
-A new stats column or segment (migrations 3 and 8) is a generated section: the view dropped, the
+A new stats column or segment (migrations 3, 8 and 10) is a generated section: the view dropped, the
 column added, the aggregates recomputed from `comparisons FINAL`, the view created again
 (`_recompute`); the SQL an earlier migration ran is kept as it was (`_STATS_COLUMNS_7`,
-`translation=False`), so a fresh database replays every step as an old one did.
+`translation=False`; `_STATS_COLUMNS_9`, `crossed=False`), so a fresh database replays every
+step as an old one did.
 The body TTL is not a migration: `apply_migrations` re-states it whenever `body_ttl_days`
 differs from the table's.
 """
@@ -232,18 +234,36 @@ STATS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # migration 8: pairs whose candidate request was translated approximately, and by note
     ("approximate_pairs", _COUNT, "countIf(notEmpty(candidate_approximations))"),
     ("approximation_counts", _LABELS, _labels("candidate_approximations")),
+    # migration 10: each side's refusal verdicts the LLM tier decided, and the refusals among them
+    ("refusal_llm_decided_primary", _COUNT, "countIf(refusal_primary_tier = 'llm')"),
+    ("refusal_llm_decided_candidate", _COUNT, "countIf(refusal_candidate_tier = 'llm')"),
+    (
+        "refusal_llm_found_primary",
+        _COUNT,
+        "countIf(refusal_primary_tier = 'llm' AND refusal_primary)",
+    ),
+    (
+        "refusal_llm_found_candidate",
+        _COUNT,
+        "countIf(refusal_candidate_tier = 'llm' AND refusal_candidate)",
+    ),
 )
+#: The columns migration 10 added to the stats table.
+STATS_COLUMNS_10 = STATS_COLUMNS[-4:]
+#: The stats columns before migration 10: what migration 8 created, as it was written.
+_STATS_COLUMNS_9 = STATS_COLUMNS[:-4]
 #: The columns migration 8 added to the stats table.
-STATS_COLUMNS_8 = STATS_COLUMNS[-2:]
+STATS_COLUMNS_8 = _STATS_COLUMNS_9[-2:]
 #: The stats columns before migration 8: what migrations 1, 3 and 5 create, as they did when
 #: they were written (their SQL must not change once applied).
-_STATS_COLUMNS_7 = STATS_COLUMNS[:-2]
+_STATS_COLUMNS_7 = _STATS_COLUMNS_9[:-2]
 #: The columns migration 3 added to the stats table (the rest came with migration 1).
 STATS_COLUMNS_3 = _STATS_COLUMNS_7[-6:]
 STATS_KEY = ("migration", "arm", "judge_version", "segment", "hour", "arm_kind")
 #: Every column of the stats table, in the order of `stats_select`.
 STATS_NAMES = STATS_KEY + tuple(name for name, _, _ in STATS_COLUMNS)
 _STATS_NAMES_7 = STATS_KEY + tuple(name for name, _, _ in _STATS_COLUMNS_7)
+_STATS_NAMES_9 = STATS_KEY + tuple(name for name, _, _ in _STATS_COLUMNS_9)
 #: The segment label the view gives every pair besides its own labels (migration 8):
 #: `translation=faithful` or `translation=approximate` (`ArmResult.approximations` not empty),
 #: so the figures without (or of only) approximately translated pairs are read like any
@@ -251,9 +271,47 @@ _STATS_NAMES_7 = STATS_KEY + tuple(name for name, _, _ in _STATS_COLUMNS_7)
 TRANSLATION_LABEL = "translation"  # in mirror.events.RESERVED_SEGMENT_LABELS
 FAITHFUL_SEGMENT = f"{TRANSLATION_LABEL}=faithful"
 APPROXIMATE_SEGMENT = f"{TRANSLATION_LABEL}=approximate"
-_TRANSLATION = (
-    f"[if(empty(candidate_approximations), '{FAITHFUL_SEGMENT}', '{APPROXIMATE_SEGMENT}')]"
+_TRANSLATION_OF = (
+    f"if(empty(candidate_approximations), '{FAITHFUL_SEGMENT}', '{APPROXIMATE_SEGMENT}')"
 )
+_TRANSLATION = f"[{_TRANSLATION_OF}]"
+#: Migration 10: every labelled segment is also crossed with the pair's translation segment,
+#: `translation=approximate,tenant=acme`, so "tenant acme without the approximate pairs" is read
+#: like any segment (the migration page's segment with `?approximate=`). The translation part
+#: comes first: no call's own label is named `translation`, so a segment that starts with
+#: `translation=faithful,` or `translation=approximate,` is always a crossed one, whatever the
+#: label's value holds (`crossed_segment`, `split_segment`, `CROSSED_SQL`). A pair with n labels
+#: adds n rows to its hour's aggregates (2n + 2 in all).
+CROSS = ","
+_CROSSED = (
+    f"arrayMap((k, v) -> concat({_TRANSLATION_OF}, '{CROSS}', k, '=', v),"
+    " mapKeys(segment), mapValues(segment))"
+)
+#: SQL over the stats table: true for a crossed segment (which the segment tables leave out).
+CROSSED_SQL = (
+    f"(startsWith(segment, '{FAITHFUL_SEGMENT}{CROSS}')"
+    f" OR startsWith(segment, '{APPROXIMATE_SEGMENT}{CROSS}'))"
+)
+
+
+def crossed_segment(segment: str, translation: str) -> str:
+    """The segment of the pairs in both `segment` (`label=value`) and `translation`
+    (`FAITHFUL_SEGMENT` or `APPROXIMATE_SEGMENT`)."""
+    if translation not in (FAITHFUL_SEGMENT, APPROXIMATE_SEGMENT):
+        raise ValueError(f"{translation!r} is not a translation segment")
+    return f"{translation}{CROSS}{segment}"
+
+
+def split_segment(segment: str) -> tuple[str | None, str]:
+    """A stats segment as (its translation segment or None, the rest: `*` or `label=value`):
+    `translation=faithful` is (`translation=faithful`, `*`), a crossed segment its two parts,
+    any other (None, `segment`)."""
+    for translation in (FAITHFUL_SEGMENT, APPROXIMATE_SEGMENT):
+        if segment == translation:
+            return translation, "*"
+        if segment.startswith(translation + CROSS):
+            return translation, segment[len(translation) + len(CROSS) :]
+    return None, segment
 
 
 def stats_read(name: str, type_: str) -> str:
@@ -270,14 +328,19 @@ def stats_select(
     columns: tuple[tuple[str, str, str], ...] = STATS_COLUMNS,
     *,
     translation: bool = True,
+    crossed: bool = True,
 ) -> str:
     """The view's SELECT over `source` (the `comparisons` table, or a subquery to rebuild).
-    `columns` and `translation` (the `translation=` segment) are a past migration's view when
-    given (`_STATS_COLUMNS_7`, False); the defaults are the current one."""
+    `columns`, `translation` (the `translation=` segment) and `crossed` (the labels crossed
+    with it) are a past migration's view when given (`_STATS_COLUMNS_7`, False, False for
+    migrations 1-7; `_STATS_COLUMNS_9`, True, False for migration 8); the defaults are the
+    current one."""
     values = ",\n    ".join(f"{expr} AS {name}" for name, _, expr in columns)
     labels = "['*'], arrayMap((k, v) -> concat(k, '=', v), mapKeys(segment), mapValues(segment))"
     if translation:
         labels += f",\n    {_TRANSLATION}"
+    if translation and crossed:
+        labels += f",\n    {_CROSSED}"
     return f"""SELECT
     migration, arm, judge_version, segment_label AS segment,
     toStartOfHour(toDateTime(captured_at, 'UTC')) AS hour, arm_kind,
@@ -306,6 +369,7 @@ _MV_HEAD = """CREATE MATERIALIZED VIEW IF NOT EXISTS comparison_stats_hourly_mv
 TO comparison_stats_hourly AS
 """
 _STATS_MV_7 = _MV_HEAD + stats_select("comparisons", _STATS_COLUMNS_7, translation=False)
+_STATS_MV_9 = _MV_HEAD + stats_select("comparisons", _STATS_COLUMNS_9, crossed=False)
 _STATS_MV = _MV_HEAD + stats_select("comparisons")
 
 
@@ -352,11 +416,25 @@ GROUP BY {", ".join(STATS_KEY)}"""
 #: sums the counts, and must not average the quantiles (merge the states of the table instead).
 STATS_VIEW = _stats_view(STATS_COLUMNS)
 _STATS_VIEW_7 = _stats_view(_STATS_COLUMNS_7)
+_STATS_VIEW_9 = _stats_view(_STATS_COLUMNS_9)
 #: Migration 8 after its `comparisons` column (schema.sql): the approximate-pair counts and
 #: the `translation=` segment, recomputed for the stored pairs (all faithful until then), and
 #: the plain view again with the new columns.
 _STATS_APPROXIMATE = (
-    *_recompute(STATS_COLUMNS_8, STATS_NAMES, stats_select(_FINAL), _STATS_MV),
+    *_recompute(
+        STATS_COLUMNS_8,
+        _STATS_NAMES_9,
+        stats_select(_FINAL, _STATS_COLUMNS_9, crossed=False),
+        _STATS_MV_9,
+    ),
+    "DROP VIEW IF EXISTS comparison_stats",
+    _STATS_VIEW_9,
+)
+#: Migration 10: the refusal verdicts the LLM tier decided (`STATS_COLUMNS_10`) and the labels
+#: crossed with the `translation=` segment (`CROSS`), recomputed for the stored pairs, and the
+#: plain view again with the new columns.
+_STATS_CROSSED = (
+    *_recompute(STATS_COLUMNS_10, STATS_NAMES, stats_select(_FINAL), _STATS_MV),
     "DROP VIEW IF EXISTS comparison_stats",
     STATS_VIEW,
 )
@@ -479,8 +557,9 @@ def _migrations() -> tuple[Migration, ...]:
     coverage = Migration(third.version, third.name, _STATS_COVERAGE)
     fifth = loaded[4]
     view = Migration(fifth.version, fifth.name, (_STATS_VIEW_7,))
+    generated_later = {8: _STATS_APPROXIMATE, 10: _STATS_CROSSED}
     later = tuple(
-        Migration(m.version, m.name, m.statements + _STATS_APPROXIMATE) if m.version == 8 else m
+        Migration(m.version, m.name, m.statements + generated_later.get(m.version, ()))
         for m in loaded[5:]
     )
     return (generated, loaded[1], coverage, loaded[3], view, *later)

@@ -236,3 +236,10 @@ CREATE TABLE IF NOT EXISTS embedding_reference (
 ) ENGINE = ReplacingMergeTree(inserted_at)
 ORDER BY (migration, arm, role, segment_key, text_hash)
 TTL toDateTime(seen_at) + toIntervalDay(retention_days);
+
+-- migration 10: refusal tier counts and crossed segments
+-- Generated in judge/store/schema.py (`STATS_COLUMNS_10`, `CROSS`): the stats table counts each
+-- side's refusal verdicts the LLM tier decided (`refusal_llm_decided_*`) and the refusals among
+-- them (`refusal_llm_found_*`), and every labelled segment is also crossed with the pair's
+-- `translation=` segment (`translation=approximate,tenant=acme`), so a segment can be read
+-- without (or with only) its approximate pairs; recomputed from `comparisons FINAL`.

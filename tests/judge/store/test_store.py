@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from judge.comparison import Comparison, RefusalFinding, Tier, Verdict
+from judge.comparison import Comparison, RefusalFinding, RefusalTier, Tier, Verdict
 from judge.config import StoreSettings
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError, store_error
 from judge.store.rows import COMPARISON_FIELDS, ReferenceRow, comparison_row, insert
@@ -34,7 +34,9 @@ from judge.store.schema import (
     MIGRATIONS,
     SCHEMA_VERSIONS,
     STATS_COLUMNS_3,
+    crossed_segment,
     reason_cause,
+    split_segment,
 )
 from judge.store.store import AsyncStore, Store
 from mirror.events import (
@@ -489,6 +491,99 @@ def test_migration_8_counts_the_stored_pairs_as_faithful(settings: StoreSettings
             " WHERE migration = 'm1' AND segment = '*'",
         )
         assert rows == [(15, 3)]
+
+
+def with_tiers_and_approximations(comparisons: list[Comparison]) -> list[Comparison]:
+    """Two pairs in five approximate (in every tenant and route of `make_pair`), odd pairs'
+    primary side and every third candidate side decided by the LLM tier (some of them
+    refusals, some not: see `make_comparison`)."""
+    llm, rules = RefusalTier.LLM, RefusalTier.RULES
+    return [
+        replace(
+            c,
+            candidate_approximations=NOTES[:1] if i % 5 < 2 else (),
+            refusal_primary_tier=llm if i % 2 == 1 else rules,
+            refusal_candidate_tier=llm if i % 3 == 2 else rules,
+        )
+        for i, c in enumerate(comparisons)
+    ]
+
+
+def check_crossed_and_tier_counts(store: Store, comparisons: list[Comparison]) -> None:
+    """Each label crossed with each translation segment holds the pairs in both, and the
+    refusal verdicts the LLM tier decided are counted per side with the refusals among them."""
+    for translation, approximate in ((FAITHFUL_SEGMENT, False), (APPROXIMATE_SEGMENT, True)):
+        for label in ("tenant=acme", "tenant=globex", "route=/a", "route=/b"):
+            key, _, value = label.partition("=")
+            rows = [
+                c
+                for c in comparisons
+                if bool(c.candidate_approximations) is approximate and c.segment[key] == value
+            ]
+            segment = crossed_segment(label, translation)
+            assert split_segment(segment) == (translation, label)
+            got = store.aggregate_counts("m1", segment=segment)
+            assert rows and got["pairs"] == len(rows), segment
+            assert got["verdict_equivalent"] == sum(c.verdict is Verdict.EQUIVALENT for c in rows)
+            assert got["approximate_pairs"] == (len(rows) if approximate else 0)
+    got = store.aggregate_counts("m1")
+    for side in ("primary", "candidate"):
+        decided = [c for c in comparisons if getattr(c, f"refusal_{side}_tier") is RefusalTier.LLM]
+        found = sum(getattr(c, f"refusal_{side}") for c in decided)
+        assert 0 < found < len(decided)
+        assert (got[f"refusal_llm_decided_{side}"], got[f"refusal_llm_found_{side}"]) == (
+            len(decided),
+            found,
+        )
+
+
+def test_labels_are_crossed_with_the_translation_and_tier_refusals_counted(store: Store) -> None:
+    pairs, plain = batch(60)
+    comparisons = with_tiers_and_approximations(plain)
+    store.insert_pairs(pairs, comparisons)
+    check_crossed_and_tier_counts(store, comparisons)
+    # The segments of the call's own labels, and `translation=` alone, are as before.
+    assert store.aggregate_counts("m1", segment="tenant=acme")["pairs"] == sum(
+        c.segment["tenant"] == "acme" for c in comparisons
+    )
+    assert store.aggregate_counts("m1", segment=FAITHFUL_SEGMENT)["pairs"] == 36
+    with pytest.raises(ValueError, match="not a translation segment"):
+        crossed_segment("tenant=acme", "tenant=globex")
+    assert split_segment("tenant=translation=faithful,x") == (None, "tenant=translation=faithful,x")
+
+
+def test_migration_10_counts_and_crosses_the_stored_pairs(settings: StoreSettings) -> None:
+    pairs, plain = batch(30)
+    comparisons = with_tiers_and_approximations(plain)
+    with Store.open(settings) as store:
+        with store._call("up to version 9") as ch:
+            ch.command(SCHEMA_VERSIONS)
+            for migration in MIGRATIONS:
+                if migration.version >= 10:
+                    continue
+                for statement in migration.statements:
+                    ch.command(statement.replace("{body_ttl_days}", "30"))
+                ch.insert(
+                    "schema_versions",
+                    [[migration.version, migration.name, datetime.now(UTC)]],
+                    column_names=["version", "name", "applied_at"],
+                )
+            rows = [comparison_row(c) for c in comparisons]
+            insert(ch, "comparisons", COMPARISON_FIELDS, rows, "t9")
+            crossed = "SELECT count() FROM comparison_stats_hourly WHERE segment LIKE '%,%'"
+            assert ch.query(crossed).result_rows == [(0,)]  # version 9's view crosses nothing
+        assert store.migrate() == [10]
+        check_crossed_and_tier_counts(store, comparisons)
+        more_pairs, more_plain = batch(30)
+        more = with_tiers_and_approximations(more_plain)
+        store.insert_pairs(more_pairs, more)  # the re-created view counts new pairs
+        check_crossed_and_tier_counts(store, comparisons + more)
+        rows = _sql(
+            store,
+            "SELECT sum(pairs), sum(refusal_llm_decided_candidate) FROM comparison_stats"
+            " WHERE migration = 'm1' AND segment = '*'",
+        )
+        assert rows == [(60, 20)]
 
 
 def test_the_plain_stats_view_needs_no_merge_functions(store: Store) -> None:
