@@ -21,6 +21,7 @@ from dashboards.analysis.figures import VERDICTS, AgreementFigure, Correction
 from dashboards.analysis.intervals import agreement, judge_only, ppi_proportion
 from dashboards.analysis.queries import Reader, span
 from dashboards.analysis.window import Window
+from judge.store.schema import APPROXIMATE_SEGMENT, FAITHFUL_SEGMENT, split_segment
 
 CALIBRATION = "calibration"
 DISAGREEMENTS = "disagreements"
@@ -42,11 +43,19 @@ class Labelled:
 
 
 def segment_filter(segment: str) -> tuple[str, dict[str, str]]:
-    """SQL over `comparisons` rows for a segment (`*` or `label=value`), bound."""
-    if segment == "*":
-        return "", {}
-    key, _, value = segment.partition("=")
-    return " AND segment[{seg_key:String}] = {seg_value:String}", {
+    """SQL over `comparisons` rows for a stats segment (`*`, `label=value`, a `translation=`
+    segment or a label crossed with one), bound. The `translation=` part is no label of the
+    call's: it is whether the candidate's request was translated approximately."""
+    translation, rest = split_segment(segment)
+    sql = {
+        None: "",
+        FAITHFUL_SEGMENT: " AND empty(candidate_approximations)",
+        APPROXIMATE_SEGMENT: " AND notEmpty(candidate_approximations)",
+    }[translation]
+    if rest == "*":
+        return sql, {}
+    key, _, value = rest.partition("=")
+    return sql + " AND segment[{seg_key:String}] = {seg_value:String}", {
         "seg_key": key,
         "seg_value": value,
     }

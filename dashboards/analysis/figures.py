@@ -77,6 +77,10 @@ class Side(_Model):
     cost_per_day_usd: float | None
     refusals: int
     refusal_rate: Interval | None
+    #: Refusal verdicts the LLM tier decided (the rules' score was in its band), and how many
+    #: of them it found to be refusals; the rules decided the rest.
+    refusal_llm_decided: int = 0
+    refusal_llm_found: int = 0
 
 
 class Cause(_Model):
@@ -200,6 +204,8 @@ def _side(row: Mapping[str, Any], side: str, model: str, calls_per_day: float | 
         else None,
         refusals=refusals,
         refusal_rate=proportion(refusals, pairs),
+        refusal_llm_decided=int(row.get(f"refusal_llm_decided_{side}", 0)),
+        refusal_llm_found=int(row.get(f"refusal_llm_found_{side}", 0)),
     )
 
 

@@ -5,7 +5,8 @@ Every page has a JSON twin under `/api/v1/` (datasette's habit): the overview is
 Rollouts' web metric provider and Flagger webhooks read), a pair is `/api/v1/pairs/...`, the
 review queue `/api/v1/review`. A migration's page and its twin take `?approximate=exclude`
 (only the pairs whose candidate request was translated faithfully) or `only` (only the
-approximate ones): the stats' `translation=` segment. Pages are Jinja2 templates with
+approximate ones): the stats' `translation=` segment, or with `?segment=tenant=acme` the
+segment crossed with it (`translation=faithful,tenant=acme`). Pages are Jinja2 templates with
 autoescaping; charts are SVG drawn on the server (`dashboards.web.charts`); the only script is
 `static/review.js`, the review queue's keyboard shortcuts, and every action also works as a
 plain form.
@@ -56,7 +57,12 @@ from dashboards.triggers.rules import Decision
 from dashboards.web import embedding_pages, views
 from dashboards.web.access import COOKIE, protect, token_matches
 from judge.errors import StoreError
-from judge.store.schema import APPROXIMATE_SEGMENT, FAITHFUL_SEGMENT
+from judge.store.schema import (
+    APPROXIMATE_SEGMENT,
+    FAITHFUL_SEGMENT,
+    crossed_segment,
+    split_segment,
+)
 from mirror.errors import ConfigError
 from mirror.rollout import WeightChange
 
@@ -167,8 +173,6 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         approximate: str = "include",
     ) -> tuple[Window, MigrationAnalysis]:
         found = window_of(window)
-        if segment != "*" and "=" not in segment:
-            raise HTTPException(400, f"segment {segment!r}: expected * or label=value")
         segment = translation_segment(segment, approximate)
         analysis = analyst().analysis(
             name, found, segment=segment, judge_version=judge_version or None
@@ -188,10 +192,12 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
     ) -> Response:
         found, analysis = one(name, window, segment, judge_version, approximate)
         reader = analyst()
+        chosen, approximate = chosen_filter(segment, approximate)
         context = {
             "window": found,
             "m": analysis,
             "embeddings": name in config.embeddings,
+            "segment": chosen,
             "approximate": approximate,
             "segments": reader.segments(name, found, analysis.judge_version),
             "charts": views.migration_charts(reader.reader, found, analysis, config.triggers.rules),
@@ -470,24 +476,41 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
 
 #: `?approximate=`: every pair, only the faithfully translated ones, or only the approximate.
 APPROXIMATE = {"include": None, "exclude": FAITHFUL_SEGMENT, "only": APPROXIMATE_SEGMENT}
+_FILTER_OF = {translation: name for name, translation in APPROXIMATE.items() if translation}
 
 
-def translation_segment(segment: str, approximate: str) -> str:
-    """The segment to read for `?segment=` and `?approximate=`. Leaving approximate pairs out
-    (or reading only them) is reading the stats' `translation=` segment, which covers all
-    traffic: it does not combine with another segment (400)."""
+def chosen_filter(segment: str, approximate: str) -> tuple[str, str]:
+    """`?segment=` and `?approximate=` as (a segment of the call's own labels, or `*`; the
+    filter): `?segment=translation=faithful` is the filter `exclude` on all traffic, and a
+    crossed segment its two parts, so the page's two menus show what is read. A segment and a
+    filter that contradict each other (`translation=faithful` with `only`) are a 400."""
     if approximate not in APPROXIMATE:
         raise HTTPException(
             400, f"approximate {approximate!r}: expected one of include, exclude, only"
         )
-    chosen = APPROXIMATE[approximate]
-    if chosen is None:
-        return segment
-    if segment not in ("*", chosen):
+    if segment != "*" and "=" not in segment:
+        raise HTTPException(400, f"segment {segment!r}: expected * or label=value")
+    translation, rest = split_segment(segment)
+    if translation is None:
+        return segment, approximate
+    if approximate != "include" and APPROXIMATE[approximate] != translation:
         raise HTTPException(
-            400, f"approximate={approximate} reads all traffic; it does not combine with a segment"
+            400, f"segment {segment!r} and approximate={approximate} select no pair together"
         )
-    return chosen
+    if rest != "*" and "=" not in rest:
+        raise HTTPException(400, f"segment {segment!r}: expected * or label=value after it")
+    return rest, _FILTER_OF[translation]
+
+
+def translation_segment(segment: str, approximate: str) -> str:
+    """The stats segment to read for `?segment=` and `?approximate=`: leaving approximate pairs
+    out (or reading only them) is the `translation=` segment, crossed with a chosen segment
+    (`translation=faithful,tenant=acme`; the stats table keeps every label crossed so)."""
+    segment, approximate = chosen_filter(segment, approximate)
+    translation = APPROXIMATE[approximate]
+    if translation is None:
+        return segment
+    return translation if segment == "*" else crossed_segment(segment, translation)
 
 
 def _local(path: str, fallback: str) -> str:

@@ -68,16 +68,70 @@ def test_the_analysis_counts_and_filters_approximate_pairs(store: Store, data: G
     assert arm_of(client.get(f"{url}&approximate=exclude").json(), noise)["pairs"] == noise_all
 
 
-def test_bad_or_combined_filters_are_refused(store: Store) -> None:
+def test_a_segment_and_the_filter_combine(store: Store, data: Generated) -> None:
+    """`?segment=tenant=acme&approximate=exclude` reads the segment's faithful pairs (the
+    stats' crossed segment), on the page and its JSON twin; each arm's counts are those of the
+    raw rows in both the segment and the filter."""
+    client = web(store)
+    base = f"/api/v1/migrations/{MIGRATION}/analysis?window=7d&segment=tenant=acme"
+    acme = [c for c in data.comparisons if c.segment.get("tenant") == "acme"]
+    arms = sorted({c.arm for c in acme})
+    for value, keep in (("exclude", False), ("only", True)):
+        response = client.get(f"{base}&approximate={value}")
+        assert response.status_code == 200, response.text
+        found = response.json()
+        rows = [c for c in acme if bool(c.candidate_approximations) is keep]
+        assert (
+            found["segment"] == f"translation={'approximate' if keep else 'faithful'},tenant=acme"
+        )
+        for arm in arms:
+            pairs, equivalent = expected(rows, arm)
+            if not pairs:
+                assert arm not in [a["arm"] for a in found["arms"]]
+                continue
+            shown = arm_of(found, arm)
+            assert (shown["pairs"], shown["verdicts"]["equivalent"]) == (pairs, equivalent)
+            assert shown["approximate_pairs"] == (pairs if keep else 0)
+        # the crossed segments are read when asked for, never listed as segments of their own
+        assert all("," not in name for name in found["segments"])
+        assert "tenant=acme" in found["segments"]
+    # both halves add up to the segment
+    whole = client.get(base).json()
+    halves = [client.get(f"{base}&approximate={v}").json() for v in ("exclude", "only")]
+    for arm in arms:
+        split = sum(a["pairs"] for h in halves for a in h["arms"] if a["arm"] == arm)
+        assert split == arm_of(whole, arm)["pairs"]
+
+
+def test_the_page_keeps_both_choices(store: Store) -> None:
+    client = web(store)
+    url = f"/migrations/{MIGRATION}?window=7d&segment=tenant=acme&approximate=only"
+    page = client.get(url)
+    assert page.status_code == 200, page.text
+    assert "<option selected>tenant=acme</option>" in page.text
+    assert '<option value="only" selected>' in page.text
+    assert "segment=tenant%3Dacme&amp;approximate=only" in page.text  # the JSON link
+    # the translation segment chosen as a segment is the filter on all traffic
+    plain = client.get(f"/migrations/{MIGRATION}?window=7d&segment=translation=faithful").text
+    assert '<option value="exclude" selected>' in plain
+    assert '<option value="*">all traffic</option>' in plain
+    assert "<option selected>translation=faithful</option>" not in plain
+
+
+def test_bad_or_contradicting_filters_are_refused(store: Store) -> None:
     client = web(store)
     base = f"/api/v1/migrations/{MIGRATION}/analysis?window=7d"
     assert client.get(f"{base}&approximate=some").status_code == 400
-    assert client.get(f"{base}&approximate=exclude&segment=tenant=acme").status_code == 400
-    page = client.get(f"/migrations/{MIGRATION}?window=7d&approximate=only&segment=tenant=acme")
-    assert page.status_code == 400
-    # The segment the filter stands for is accepted as itself.
+    assert client.get(f"{base}&segment=acme&approximate=exclude").status_code == 400
+    contradiction = f"{base}&approximate=only&segment=translation=faithful"
+    assert client.get(contradiction).status_code == 400
+    crossed = f"/migrations/{MIGRATION}?window=7d&approximate=exclude"
+    assert client.get(f"{crossed}&segment=translation=approximate,tenant=acme").status_code == 400
+    # The segment the filter stands for is accepted as itself, alone or crossed.
     same = f"{base}&approximate=exclude&segment=translation=faithful"
-    assert client.get(same).status_code == 200
+    assert client.get(same).json()["segment"] == "translation=faithful"
+    spelled = client.get(f"{base}&segment=translation=faithful,tenant=acme").json()
+    assert spelled["segment"] == "translation=faithful,tenant=acme"
 
 
 def test_the_pages_show_the_count_and_the_notes(store: Store, data: Generated) -> None:
