@@ -4,12 +4,17 @@ counted, shown, and left out (`?approximate=exclude`) or read alone (`only`)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from starlette.testclient import TestClient
 
+from dashboards.analysis.corrections import CALIBRATION, labelled_pairs
+from dashboards.analysis.window import parse_window
+from dashboards.review.queue import REVIEW_COLUMNS, review_row
 from dashboards.web.app import WebConfig, create_app
 from judge.comparison import Comparison, Verdict
+from judge.store.schema import APPROXIMATE_SEGMENT, FAITHFUL_SEGMENT, crossed_segment
 from judge.store.store import Store
 from tests.dashboards.generate import MIGRATION, Generated, generate
 
@@ -149,3 +154,39 @@ def test_the_pages_show_the_count_and_the_notes(store: Store, data: Generated) -
         'data-figure="approximations"'
         not in client.get(f"/pairs/{MIGRATION}/{plain.arm}/{plain.call_id}").text
     )
+
+
+def test_reviewers_labels_follow_the_segment_and_the_filter(store: Store, data: Generated) -> None:
+    """The labels that correct a rate are those of the pairs the figures are read over: a
+    `translation=` segment, alone or crossed with a label, selects by the candidate's
+    translation, not by a call label of that name (there is none)."""
+    labelled = [c for c in data.comparisons if c.arm_kind == "candidate"][:90]
+    rows = [
+        review_row(
+            call_id=c.call_id,
+            migration=MIGRATION,
+            arm=c.arm,
+            judge_version=c.judge_version,
+            reviewer="ana",
+            label="equivalent",
+            queue_name=CALIBRATION,
+            at=datetime.now(UTC),
+        )
+        for c in labelled
+    ]
+    store.write("reviews", REVIEW_COLUMNS, rows)
+    window = parse_window("7d")
+    cases = {
+        "*": lambda c: True,
+        "tenant=acme": lambda c: c.segment.get("tenant") == "acme",
+        FAITHFUL_SEGMENT: lambda c: not c.candidate_approximations,
+        APPROXIMATE_SEGMENT: lambda c: bool(c.candidate_approximations),
+        crossed_segment("tenant=acme", APPROXIMATE_SEGMENT): lambda c: (
+            bool(c.candidate_approximations) and c.segment.get("tenant") == "acme"
+        ),
+    }
+    for segment, keep in cases.items():
+        found = labelled_pairs(store, window, migration=MIGRATION, segment=segment)
+        got = sum(len(v) for v in found.values())
+        want = sum(keep(c) for c in labelled)
+        assert want and got == want, segment
