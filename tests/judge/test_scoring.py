@@ -275,6 +275,42 @@ async def test_exact_and_json_tiers_decide_without_the_judge() -> None:
     assert data.format_findings == ("fence_added",) and data.format_drift
 
 
+async def test_a_tool_call_after_a_preamble_is_decided_without_a_judge() -> None:
+    """The demo's case: Claude says a sentence before its call, GPT only calls. The calls are
+    compared (names, arguments as JSON), the preamble is a format difference, and the
+    deterministic tier decides: no LLM judge is needed, none is asked."""
+    gpt = (ToolCall(name="lookup_order", arguments='{"order_id": "NW-48213", "full": true}'),)
+    claude = (ToolCall(name="lookup_order", arguments='{"full": true, "order_id": "NW-48213"}'),)
+    pair = make_pair(
+        side(output(tool_calls=gpt, finish_reason=FinishReason.TOOL_CALLS)),
+        side(
+            output(
+                "I'll look that up for you.",
+                tool_calls=claude,
+                finish_reason=FinishReason.TOOL_CALLS,
+            ),
+            provider="anthropic",
+            model="claude-sonnet-4-5",
+        ),
+    )
+    rows = [await Scorer(JudgeSettings(), default_providers(), PriceTable(), None).score(pair)]
+    with judged_by(ProviderKind.OPENAI, lambda b, h: FakeReply(text=BIASED)) as (app, scorer):
+        async with scorer:
+            rows.append(await scorer.score(pair))
+    assert len(app.requests) == 0
+    for row in rows:
+        assert (row.verdict, row.tier) == (Verdict.EQUIVALENT, Tier.EXACT)
+        assert "preamble" in row.verdict_reason
+        assert row.format_findings == ("tool_preamble_added",) and row.format_drift
+        assert not row.refusal_candidate
+    other_city = (ToolCall(name="lookup_order", arguments='{"order_id": "NW-1", "full": true}'),)
+    different = make_pair(
+        side(output(tool_calls=gpt)), side(output("Let me check.", tool_calls=other_city))
+    )
+    row = await Scorer(JudgeSettings(), default_providers(), PriceTable(), None).score(different)
+    assert (row.verdict, row.verdict_reason) == (Verdict.NOT_JUDGED, NO_JUDGE_REASON)
+
+
 async def test_without_a_judge_the_rest_is_not_judged() -> None:
     scorer = Scorer(JudgeSettings(), default_providers(), PriceTable(), None)
     row = await scorer.score(make_pair())
