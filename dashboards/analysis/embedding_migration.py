@@ -9,15 +9,20 @@ than `MIN_QUERIES` queries (or a corpus of no more than k texts) there is no ver
 report says how many texts there are and what is needed (`insufficient`), and holds no figures.
 With a corpus under `SMALL_CORPUS` texts a note gives the overlap chance alone produces (k/N):
 the verdict's reference points were measured on 5,000 texts.
-The thresholds mapped are the migration's `embeddings.thresholds`; labelled pairs are not read
-from traffic (the judge's and reviewers' labels are about chat answers, not retrieval).
+The thresholds mapped are the migration's `embeddings.thresholds`. The judge's and reviewers'
+labels in the store are about chat answers, not retrieval, so no labelled (query, document)
+pair is read from traffic; a team's own relevance labels (`labels`: pairs of text hashes, the
+report's ids or full) give, per threshold, the cut-off keeping the old precision or recall,
+over the labelled pairs whose two texts are in the reference set read (`labels` in the report
+says how many were).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from dashboards.analysis import embedding_report
 from dashboards.analysis.embedding_reference import ReferenceSet, read_reference
@@ -31,6 +36,8 @@ MIN_QUERIES = 20
 SMALL_CORPUS = 1000
 """Below this many corpus texts the report says how much overlap chance alone gives."""
 NO_SEGMENT = "(no segment)"
+#: A text's id in the report: the first hex digits of its SHA-256.
+ID_DIGITS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +89,14 @@ def traffic_report(
     least: int = 10,
     adapter_out: Path | None = None,
     replays: dict[str, Any] | None = None,
+    labels: Sequence[tuple[str, str, bool]] | None = None,
+    keep: Literal["precision", "recall"] = "precision",
 ) -> tuple[dict[str, Any], Estimate | None]:
     """The report (with `verdict`, None when there is too little), and the overlap@10
     estimate unrounded (None without a verdict). `adapter_out`: where the adapter with the
     higher retention is written as `.npz`, when adapter retention is measured. `replays`:
-    `read_replays` of the arm, when the caller has read it already."""
+    `read_replays` of the arm, when the caller has read it already. `labels`: (query text
+    hash, document text hash, relevant), each hash in full or its first 12 hex digits."""
     found = read_reference(
         reader,
         migration.name,
@@ -126,7 +136,7 @@ def traffic_report(
     given = embedding_report.ReportInput(
         old_label=found.primary,
         new_label=found.candidate,
-        query_ids=[h[:12] for h in queries.hashes],
+        query_ids=[h[:ID_DIGITS] for h in queries.hashes],
         query_texts=queries.texts,
         segments=[s or NO_SEGMENT for s in queries.segments],
         old_queries=queries.primary,
@@ -135,17 +145,55 @@ def traffic_report(
     if len(documents):
         given = replace(
             given,
-            document_ids=[h[:12] for h in documents.hashes],
+            document_ids=[h[:ID_DIGITS] for h in documents.hashes],
             document_texts=documents.texts,
             old_documents=documents.primary,
             new_documents=documents.candidate,
         )
+    found_labels: list[tuple[int, int, bool]] | None = None
+    if labels is not None:
+        found_labels = labelled_pairs(
+            labels, queries.hashes, documents.hashes if len(documents) else queries.hashes
+        )
+        head["labels"] = {"given": len(labels), "in_reference_set": len(found_labels), "keep": keep}
+        if len(found_labels) < len(labels):
+            notes.append(
+                f"{len(labels) - len(found_labels):,} of the {len(labels):,} labelled pairs are"
+                " left out: their query or document is not in the reference set read"
+            )
     report, overlap = embedding_report.build(
-        given, cutoffs=migration.thresholds, least=least, adapter_out=adapter_out
+        given,
+        cutoffs=migration.thresholds,
+        labels=found_labels or None,
+        keep=keep,
+        least=least,
+        adapter_out=adapter_out,
     )
     report = {**head, "notes": notes, **report}
     report["verdict"] = embedding_report.verdict(overlap, None)
     return report, overlap
+
+
+def labelled_pairs(
+    labels: Sequence[tuple[str, str, bool]], queries: Sequence[str], corpus: Sequence[str]
+) -> list[tuple[int, int, bool]]:
+    """(query index, corpus index, relevant) of the labelled pairs whose two texts are there;
+    a hash matches in full or by the report's id (its first `ID_DIGITS` hex digits)."""
+    query_at = _positions(queries)
+    corpus_at = _positions(corpus)
+    found = []
+    for query, document, relevant in labels:
+        q, d = query_at.get(query.lower()), corpus_at.get(document.lower())
+        if q is not None and d is not None:
+            found.append((q, d, relevant))
+    return found
+
+
+def _positions(hashes: Sequence[str]) -> dict[str, int]:
+    at: dict[str, int] = {}
+    for i, full in enumerate(hashes):
+        at[full] = at[full[:ID_DIGITS]] = i
+    return at
 
 
 def read_replays(reader: Reader, migration: EmbeddingMigration, arm: str) -> dict[str, Any]:

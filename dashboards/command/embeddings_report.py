@@ -2,7 +2,7 @@
 reference set its traffic built (`dashboards.analysis.embedding_migration`).
 
     shadowjudge embeddings report --migration NAME [--arm A] [--judge] [--json] [--least N]
-        [--url http://HOST:PORT]
+        [--labels L.jsonl [--keep recall]] [--url http://HOST:PORT]
 
 Where the report comes from, as for `shadowjudge report`: `--url` (a dashboards address) when
 given; otherwise the local dashboards address from the settings when something answers there
@@ -16,6 +16,14 @@ anything else exits 2 naming the flag. `--judge` asks the settings' LLM judge ab
 least-agreeing queries here, in this process (`embeddings_judge`: both orders, only a
 preference surviving the swap counts), and redoes the verdict with its split: the dashboards
 never call a paid model on a page view.
+
+`--labels` is the team's own relevance labels (JSONL, one pair a line: `query` and `document`
+as texts, or `query_id` and `document_id` as the report's ids, and `relevant`): texts are
+hashed here as the runner keys them (the app's prefix stripped) and only the hashes are sent;
+the report then gives, per threshold, the cut-off keeping the old precision (`--keep recall`:
+recall) over the labelled pairs whose two texts are in the reference set, and says how many
+were. The store's own labels (the judge's, the reviewers') are about chat answers, not
+retrieval, so they are not used.
 """
 
 from __future__ import annotations
@@ -52,6 +60,11 @@ def add_parser(actions: Any) -> None:
         help="write the adapter with the higher retention (when it is measured)",
     )  # fmt: skip
     report.add_argument(
+        "--labels", type=Path, default=None, metavar="L.jsonl",
+        help="relevance labels: query, document (texts) or query_id, document_id; relevant",
+    )  # fmt: skip
+    report.add_argument("--keep", choices=("precision", "recall"), default="precision")
+    report.add_argument(
         "--url", default=None, help="dashboards address (default: the local one, if it answers)"
     )
 
@@ -84,7 +97,8 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     if args.least < 1:
         raise ConfigError("--least must be at least 1")
     judge = configured_judge(settings) if args.judge else None
-    report, source = fetch(settings, args, migration, arm)
+    labels = read_labels(args.labels) if args.labels is not None else None
+    report, source = fetch(settings, args, migration, arm, labels)
     if args.adapter_out is not None and "written" not in report.get("adapter", {}):
         why = report.get("insufficient") or report["adapter"]["reason"]
         raise ConfigError(f"--adapter-out {args.adapter_out}: not written: {why}")
@@ -102,19 +116,62 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def read_labels(path: Path) -> list[tuple[str, str, bool]]:
+    """(query hash, document hash, relevant) per line of `--labels`; errors name the line."""
+    from mirror.runner.embedding_arm import text_key
+
+    if not path.is_file():
+        raise ConfigError(f"--labels {path}: no such file")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"--labels {path}:{number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not JSON: {exc}") from exc
+        if not isinstance(item, dict) or not isinstance(item.get("relevant"), bool):
+            raise ConfigError(
+                f'{where}: expected {{"query" or "query_id", "document" or "document_id",'
+                ' "relevant": true|false}'
+            )
+        ends = []
+        for side in ("query", "document"):
+            text, id_ = item.get(side), item.get(f"{side}_id")
+            if isinstance(text, str) and text:
+                ends.append(text_key(text))
+            elif isinstance(id_, str) and id_:
+                ends.append(id_.lower())
+            else:
+                raise ConfigError(f"{where}: no {side} (a text) nor {side}_id (a report's id)")
+        pairs.append((ends[0], ends[1], bool(item["relevant"])))
+    if not pairs:
+        raise ConfigError(f"--labels {path}: no labelled pairs")
+    return pairs
+
+
 def fetch(
-    settings: Settings, args: argparse.Namespace, migration: EmbeddingMigration, arm: str
+    settings: Settings,
+    args: argparse.Namespace,
+    migration: EmbeddingMigration,
+    arm: str,
+    labels: list[tuple[str, str, bool]] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The report, and where it came from."""
     from dashboards.analysis.embedding_migration import traffic_report
     from dashboards.command.preflight import ask_dashboards, open_for_reading, safe_url
 
+    body = None
+    if labels is not None:  # the hashes only: the texts stay here
+        body = {"arm": arm, "least": args.least, "labels": labels, "keep": args.keep}
     answer, url, _ = ask_dashboards(
         settings,
         args.url,
         f"/api/v1/migrations/{migration.name}/embeddings",
         params={"arm": arm, "least": args.least},
         timeout=300,
+        body=body,
     )
     if answer is not None:
         if answer.status_code != 200:
@@ -125,7 +182,13 @@ def fetch(
         return found, url
     with open_for_reading(settings) as store:
         report, _ = traffic_report(
-            store, migration, arm, least=args.least, adapter_out=args.adapter_out
+            store,
+            migration,
+            arm,
+            least=args.least,
+            adapter_out=args.adapter_out,
+            labels=labels,
+            keep=args.keep,
         )
     return report, safe_url(settings.store.url)
 

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from judge.errors import StoreAccessError, StoreError, StoreLockedError, StoreMissingError
@@ -166,18 +166,25 @@ def ask_dashboards(
     path: str,
     params: Mapping[str, str | int] | None = None,
     timeout: float = 60,
+    body: Any = None,
 ) -> tuple[httpx.Response | None, str, dict[str, str]]:
     """GET `path` from the dashboards at `url` (`--url`), else at the local address of the
     settings: the answer (None when nothing answers locally: the caller reads the store
     itself), the address asked and the headers sent (the token of `dashboards.token_env`).
-    Nothing answering at a `--url` given is a ConfigError naming it."""
+    With a `body`, POST it as JSON instead. Nothing answering at a `--url` given is a
+    ConfigError naming it."""
     import httpx
 
     base = url or f"http://{settings.dashboards.listen}"
     token = settings.dashboards.token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        answer = httpx.get(f"{base}{path}", params=params, headers=headers, timeout=timeout)
+        if body is None:
+            answer = httpx.get(f"{base}{path}", params=params, headers=headers, timeout=timeout)
+        else:
+            answer = httpx.post(
+                f"{base}{path}", params=params, json=body, headers=headers, timeout=timeout
+            )
     except httpx.TransportError as exc:
         if url:
             raise ConfigError(f"--url {url}: {exc}") from exc

@@ -8,6 +8,11 @@ retention, and the reference set read. `GET /api/v1/migrations/{name}/embeddings
 same object `shadowjudge embeddings report --json` prints (that command reads it from here when
 a `run` holds the store), and `GET /api/v1/migrations/{name}/embeddings/adapter.npz` the fitted
 adapter with the higher retention (`--adapter-out`), 409 when none could be measured.
+`POST /api/v1/migrations/{name}/embeddings` with a JSON body (`arm`, `least`, `labels`: a
+team's relevance labels as `[query hash, document hash, relevant]`, `keep`) returns the report
+with, per threshold, the cut-off that keeps the old precision or recall on those pairs
+(`embeddings report --labels` sends it): a computation over what the store holds, which changes
+nothing, so it needs no more than a read; it is built each time (labels differ per call).
 
 The texts come from traffic: every one is escaped by the template's autoescaping, so a
 `<script>` in a query is shown as text. Vectors never leave the report builder: neither the
@@ -27,10 +32,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
 
 from dashboards.analysis.embedding_migration import (
     EmbeddingMigration,
@@ -44,11 +50,22 @@ from dashboards.analysis.queries import Reader
 from dashboards.web.charts.interval import Band, IntervalRow, interval_chart
 
 MAX_LEAST = 100
+#: Labelled pairs one POST may carry.
+MAX_LABELS = 100_000
 #: Reports kept for views that find nothing changed.
 KEPT = 16
 
 Page = Callable[[Request, str, dict[str, Any]], Response]
 Json = Callable[[Any], Response]
+
+
+class LabelledQuery(BaseModel):
+    """The body of `POST /api/v1/migrations/{name}/embeddings`."""
+
+    arm: str | None = None
+    least: int = 10
+    labels: list[tuple[str, str, bool]] = Field(max_length=MAX_LABELS)
+    keep: Literal["precision", "recall"] = "precision"
 
 
 def add_routes(
@@ -62,7 +79,11 @@ def add_routes(
     lock = threading.Lock()  # the handlers run in a thread pool
 
     def report(
-        name: str, arm: str | None, least: int, adapter_out: Path | None = None
+        name: str,
+        arm: str | None,
+        least: int,
+        adapter_out: Path | None = None,
+        labelled: LabelledQuery | None = None,
     ) -> dict[str, Any]:
         migration = migrations.get(name)
         if migration is None:
@@ -76,9 +97,15 @@ def add_routes(
         except UnknownArmError as exc:
             raise HTTPException(400, str(exc)) from exc
         reader = source()
-        if adapter_out is not None:  # the adapter is written by a build: never from memory
+        if adapter_out is not None or labelled is not None:  # built for this call alone
             built, _ = traffic_report(
-                reader, migration, chosen, least=least, adapter_out=adapter_out
+                reader,
+                migration,
+                chosen,
+                least=least,
+                adapter_out=adapter_out,
+                labels=None if labelled is None else labelled.labels,
+                keep="precision" if labelled is None else labelled.keep,
             )
             return built
         version = reference_version(
@@ -113,6 +140,10 @@ def add_routes(
     @app.get("/api/v1/migrations/{name}/embeddings")
     def api_embeddings(name: str, arm: str | None = None, least: int = 10) -> Response:
         return as_json(report(name, arm, least))
+
+    @app.post("/api/v1/migrations/{name}/embeddings")
+    def api_embeddings_labelled(name: str, body: LabelledQuery) -> Response:
+        return as_json(report(name, body.arm, body.least, labelled=body))
 
     @app.get("/api/v1/migrations/{name}/embeddings/adapter.npz")
     def api_adapter(name: str, arm: str | None = None) -> Response:

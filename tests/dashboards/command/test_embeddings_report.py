@@ -151,6 +151,64 @@ def test_through_a_running_app_and_with_the_judge(
     assert any("The judge found the new lists" in r for r in judged["verdict"]["reasons"])
 
 
+def labels_file(path: Path, least: list[dict[str, Any]]) -> tuple[Path, int]:
+    """Relevance labels on the least-agreeing queries: each old top result relevant, each new
+    last result not (by text for the query, by the report's id for the documents), and one pair
+    whose document is not in the reference set."""
+    lines = []
+    for item in least:
+        lines.append({"query": item["query"], "document_id": item["old"][0]["id"],
+                      "relevant": True})  # fmt: skip
+        lines.append({"query_id": item["query_id"], "document_id": item["new"][-1]["id"],
+                      "relevant": False})  # fmt: skip
+    lines.append({"query_id": least[0]["query_id"], "document_id": "0" * 12, "relevant": True})
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    return path, len(lines) - 1
+
+
+def test_labels_give_the_cut_off_keeping_precision_from_the_store_and_the_api(
+    config: Path, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    least = report(config, capsys, "--least", "10")["least_agreeing"]
+    path, in_set = labels_file(tmp_path / "labels.jsonl", least)
+    direct = report(config, capsys, "--labels", str(path))
+    assert direct["labels"] == {
+        "given": in_set + 1,
+        "in_reference_set": in_set,
+        "keep": "precision",
+    }
+    assert f"1 of the {in_set + 1:,} labelled pairs are left out" in " ".join(direct["notes"])
+    for row in direct["thresholds"]:
+        labelled = row["labelled"]
+        assert labelled["pairs"] == in_set and labelled["kept"] == "precision"
+        assert 0 <= labelled["old_precision"] <= 1 and 0 <= labelled["new_precision"] <= 1
+    recall = report(config, capsys, "--labels", str(path), "--keep", "recall")
+    assert {row["labelled"]["kept"] for row in recall["thresholds"]} == {"recall"}
+    migration = EmbeddingMigration("cross", ("e5", "other"), thresholds=(0.5, 0.75))
+    app = create_app(lambda: store, WebConfig(embeddings={"cross": migration}))  # type: ignore[arg-type, return-value]
+    with serve(app) as base:
+        via = report(config, capsys, "--url", base, "--labels", str(path))
+        plain = report(config, capsys, "--url", base)
+    assert via == direct  # the hashes went, the same report came back
+    assert "labelled" not in plain["thresholds"][0] and "labels" not in plain
+    assert main(["-c", str(config), "embeddings", "report", "--migration", "cross",
+                 "--labels", str(path)]) == 0  # fmt: skip
+    assert f"(labelled: {in_set} pairs from --labels)" in capsys.readouterr().out
+
+
+def test_labels_naming_no_text_are_refused_with_the_line(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "labels.jsonl"
+    path.write_text('{"query": "a", "document": "b", "relevant": true}\n{"query": "a"}\n')
+    argv = ["-c", str(config), "embeddings", "report", "--migration", "cross"]
+    assert main([*argv, "--labels", str(path)]) == 2
+    assert f"--labels {path}:2: expected" in capsys.readouterr().err
+    path.write_text('{"query": "a", "relevant": true}\n')
+    assert main([*argv, "--labels", str(path)]) == 2
+    assert f"--labels {path}:1: no document (a text) nor document_id" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
