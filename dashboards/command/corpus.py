@@ -177,7 +177,7 @@ def meta_file(path: Path) -> Path:
 
 
 def model_meta(model: EmbeddingModel) -> dict[str, Any]:
-    return {
+    meta: dict[str, Any] = {
         "provider": model.provider,
         "model": model.model,
         "version": model.version_label,
@@ -185,6 +185,9 @@ def model_meta(model: EmbeddingModel) -> dict[str, Any]:
         "normalize": model.normalize,
         "prefix": model.document_prefix,
     }
+    if model.document_input_type:  # only when set: outputs made before resume as they were
+        meta["input_type"] = model.document_input_type
+    return meta
 
 
 def _describe(meta: dict[str, Any]) -> str:

@@ -41,7 +41,13 @@ def check_provider(settings: Settings, name: str, flag: str = "--provider") -> N
 
 
 def model_spec(
-    spec: str, flag: str, *, query_prefix: str = "", document_prefix: str = ""
+    spec: str,
+    flag: str,
+    *,
+    query_prefix: str = "",
+    document_prefix: str = "",
+    query_input_type: str = "",
+    document_input_type: str = "",
 ) -> EmbeddingModel:
     """`PROVIDER:MODEL` as an embedding model; ConfigError naming `flag` when malformed."""
     from mirror.embeddings import EmbeddingModel
@@ -54,6 +60,8 @@ def model_spec(
         model=name,
         query_prefix=query_prefix,
         document_prefix=document_prefix,
+        query_input_type=query_input_type,
+        document_input_type=document_input_type,
     )
 
 

@@ -1,10 +1,10 @@
 """`shadowjudge embeddings reembed` and `shadowjudge embeddings thresholds --scan PATH`.
 
 **reembed** is the backfill half of a dual-write migration: it embeds every text of a corpus
-with the candidate model and writes the vectors the new index loads. A migration's embedding
-arm is not configurable yet, so the model is given on the command line (`--provider NAME
---model NAME [--version V] [--dimensions N] [--prefix 'passage: ']`, the provider from the
-settings' `providers`, within its `runner.limits`). Texts go through the embedding cache
+with the candidate model and writes the vectors the new index loads. A backfill is not a
+migration's arm, so the model is given on the command line (`--provider NAME --model NAME
+[--version V] [--dimensions N] [--prefix 'passage: '] [--input-type document]`, the provider
+from the settings' `providers`, within its `runner.limits`). Texts go through the embedding cache
 (`mirror.embeddings`), so a text is embedded once per model however often the run is
 restarted; the output is appended a batch at a time with an fsync (`dashboards.command.corpus`),
 so a run killed at any point (SIGKILL included) resumes where it stopped when started again
@@ -76,6 +76,9 @@ def add_parser(commands: Any) -> None:
     reembed.add_argument("--version", default="", help="version label (default: the model)")
     reembed.add_argument("--dimensions", type=int, default=None)
     reembed.add_argument("--prefix", default="", help="put before every text, e.g. 'passage: '")
+    reembed.add_argument(
+        "--input-type", default="", help="sent as the request's input_type, e.g. 'document'"
+    )
     reembed.add_argument("--no-normalize", action="store_true", help="keep the provider's rows")
     reembed.add_argument("--batch-size", type=int, default=128, help="texts per request")
     reembed.add_argument("--concurrency", type=int, default=4, help="requests in flight")
@@ -143,6 +146,8 @@ async def reembed(settings: Settings, args: argparse.Namespace, out: TextIO) -> 
             normalize=not args.no_normalize,
             query_prefix=args.prefix,
             document_prefix=args.prefix,
+            query_input_type=args.input_type,
+            document_input_type=args.input_type,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc

@@ -2,7 +2,8 @@
 
     shadowjudge embeddings compare --from P:OLD --to P:NEW --queries Q.jsonl --documents D.jsonl
         [--from-query-prefix S] [--from-document-prefix S] [--to-query-prefix S]
-        [--to-document-prefix S] [--thresholds 0.75,0.8] [--labels L.jsonl [--keep recall]]
+        [--to-document-prefix S] [--{from,to}-{query,document}-input-type T]
+        [--thresholds 0.75,0.8] [--labels L.jsonl [--keep recall]]
         [--least N] [--adapter-out map.npz] [--judge] [--json]
 
 **Input**: two files, the queries (what is searched for) and the documents (what is searched
@@ -83,6 +84,11 @@ def add_parser(actions: Any) -> None:
             compare.add_argument(
                 f"--{side}-{role}-prefix", default="", help=f"put before each {role} text"
             )
+            compare.add_argument(
+                f"--{side}-{role}-input-type",
+                default="",
+                help=f"sent as the request's input_type for {role} texts",
+            )
     compare.add_argument("--thresholds", default="", help="similarity cut-offs, e.g. 0.75,0.8")
     compare.add_argument(
         "--labels", type=Path, default=None, help="JSONL: query, document, relevant"
@@ -103,12 +109,16 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
         "--from",
         query_prefix=args.from_query_prefix,
         document_prefix=args.from_document_prefix,
+        query_input_type=args.from_query_input_type,
+        document_input_type=args.from_document_input_type,
     )
     new = model_spec(
         args.to_model,
         "--to",
         query_prefix=args.to_query_prefix,
         document_prefix=args.to_document_prefix,
+        query_input_type=args.to_query_input_type,
+        document_input_type=args.to_document_input_type,
     )
     check_provider(settings, old.provider, "--from")
     check_provider(settings, new.provider, "--to")

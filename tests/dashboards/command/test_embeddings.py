@@ -177,6 +177,27 @@ def test_resuming_with_another_model_spec_is_refused(
     assert "--provider nowhere: no provider of that name" in capsys.readouterr().err
 
 
+def test_reembed_sends_its_input_type_and_records_it_in_the_meta_file(
+    fake: OpenAIFake, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus.jsonl", sentences(5))
+    out, cache = tmp_path / "vectors.jsonl", tmp_path / "c.sqlite3"
+    before = len(fake.requests)
+    assert main(reembed_args(config, corpus, out, cache, "--input-type", "document")) == 0
+    bodies = [r.json() for r in list(fake.requests)[before:] if r.path == "/v1/embeddings"]
+    assert bodies and {b["input_type"] for b in bodies} == {"document"}
+    meta = json.loads((tmp_path / "vectors.jsonl.meta.json").read_text(encoding="utf-8"))
+    assert meta["input_type"] == "document"
+    # Resuming without it is another model spec; an output made without one has no such key.
+    assert main(reembed_args(config, corpus, out, cache)) == 2
+    assert "input_type='document'" in capsys.readouterr().err
+    plain = tmp_path / "plain.jsonl"
+    assert main(reembed_args(config, corpus, plain, cache)) == 0
+    assert "input_type" not in json.loads(
+        (tmp_path / "plain.jsonl.meta.json").read_text(encoding="utf-8")
+    )
+
+
 def test_reembed_killed_halfway_and_restarted_embeds_every_id_once(
     fake: OpenAIFake, config: Path, tmp_path: Path
 ) -> None:

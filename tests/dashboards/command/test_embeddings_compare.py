@@ -296,3 +296,29 @@ def test_judge_without_a_configured_judge_is_refused(
     config.write_text(f"providers:\n  local:\n    kind: openai\n    base_url: {served.url}\n")
     assert main(compare(config, data, "--judge")) == 2
     assert "--judge: no LLM judge configured" in capsys.readouterr().err
+
+
+def test_input_types_go_to_each_side_per_role(
+    fake: OpenAIFake, config: Path, data: dict[str, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The same model with and without input types: two cache keys, so both are asked, and
+    each request carries its role's input type (or none)."""
+    before = len(fake.requests)
+    argv = [
+        "-c", str(config), "embeddings", "compare", "--json",
+        "--from", "local:wordllama-l2", "--to", "local:wordllama-l2",
+        "--to-query-input-type", "search_query", "--to-document-input-type", "search_document",
+        "--queries", str(data["queries"]), "--documents", str(data["documents"]),
+        "--cache", str(tmp_path / "c.sqlite3"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["agreement"]["overlap"]["mean"] == 1.0  # the fake ignores the input type
+    sent: dict[str | None, int] = {}
+    for request in list(fake.requests)[before:]:
+        if request.path == "/v1/embeddings":
+            body = request.json()
+            sent[body.get("input_type")] = sent.get(body.get("input_type"), 0) + len(body["input"])
+    assert sent == {None: QUERIES + DOCUMENTS, "search_query": QUERIES,
+                    "search_document": DOCUMENTS}  # fmt: skip
