@@ -353,6 +353,32 @@ TTL toDateTime(seen_at) + toIntervalDay(retention_days);
 CREATE TABLE IF NOT EXISTS embedding_reference ON CLUSTER '{cluster}' AS embedding_reference_local
 ENGINE = Distributed('{cluster}', currentDatabase(), embedding_reference_local, cityHash64(text_hash));
 
+-- version 11 (embedding list verdicts): sharded by query_hash, so every copy of a key lands on
+-- one shard, where the ReplacingMergeTree collapses it; the TTL as for the reference set.
+CREATE TABLE IF NOT EXISTS embedding_list_verdicts_local ON CLUSTER '{cluster}' (
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    primary_model LowCardinality(String),
+    primary_version LowCardinality(String),
+    candidate_model LowCardinality(String),
+    candidate_version LowCardinality(String),
+    query_hash String,
+    lists_digest String,
+    judge LowCardinality(String),
+    prompt_version LowCardinality(String),
+    verdict Enum8('candidate_better' = 1, 'primary_better' = 2, 'same' = 3, 'error' = 4),
+    reason String,
+    judged_at DateTime64(6, 'UTC'),
+    retention_days UInt16 DEFAULT 30,
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', inserted_at)
+ORDER BY (migration, arm, primary_model, primary_version, candidate_model, candidate_version,
+    query_hash, lists_digest, judge, prompt_version)
+TTL toDateTime(judged_at) + toIntervalDay(retention_days);
+
+CREATE TABLE IF NOT EXISTS embedding_list_verdicts ON CLUSTER '{cluster}' AS embedding_list_verdicts_local
+ENGINE = Distributed('{cluster}', currentDatabase(), embedding_list_verdicts_local, cityHash64(query_hash));
+
 CREATE TABLE IF NOT EXISTS schema_versions_local ON CLUSTER '{cluster}' (
     version UInt32,
     name String,
@@ -364,11 +390,11 @@ CREATE TABLE IF NOT EXISTS schema_versions ON CLUSTER '{cluster}' AS schema_vers
 ENGINE = Distributed('{cluster}', currentDatabase(), schema_versions_local, version);
 
 -- Versions 3 (stats coverage), 4 (review queues), 6 (rollout previous weight), 7 (refusal
--- tier) and 9 (embedding reference set) are in the tables above already; their single-node
--- steps would change one node only.
+-- tier), 9 (embedding reference set) and 11 (embedding list verdicts) are in the tables above
+-- already; their single-node steps would change one node only.
 INSERT INTO schema_versions (version, name, applied_at) VALUES
     (1, 'initial', now64(3)), (3, 'stats coverage', now64(3)), (4, 'review queues', now64(3)),
     (6, 'rollout previous weight', now64(3)), (7, 'refusal tier', now64(3)),
-    (9, 'embedding reference set', now64(3));
+    (9, 'embedding reference set', now64(3)), (11, 'embedding list verdicts', now64(3));
 -- Version 5 (the plain `comparison_stats` view over the Distributed stats table) is created by
 -- `shadowjudge migrate --cluster` itself, ON CLUSTER: a view holds no data, one per node.

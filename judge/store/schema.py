@@ -27,6 +27,11 @@ Tables
   role, segment_key, text_hash): a text sent twice collapses, readers take one per key. Vectors
   are sensitive: each row carries its migration's `retention_days` and a row TTL deletes it that
   long after `seen_at` (per row, so there is nothing to re-state as for the body TTL).
+- `embedding_list_verdicts` (migration 11) — the LLM judge's "which neighbour list serves this
+  query better" on an embedding migration's least-agreeing queries (`judge.store.list_verdicts`):
+  hashes only (the query's SHA-256, a digest of both lists' ids) with the verdict and reason,
+  `ReplacingMergeTree(inserted_at)` on (migration, arm, model pair, query, lists, judge, prompt
+  version), each row under its migration's `retention_days` TTL like the reference rows.
 - `comparison_stats` — a plain view over `comparison_stats_hourly` with the merges done: the
   same key, numbers instead of states, for Grafana and ad-hoc SQL.
 - `comparison_stats_hourly` — `AggregatingMergeTree` filled by `comparison_stats_hourly_mv`

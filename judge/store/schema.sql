@@ -243,3 +243,33 @@ TTL toDateTime(seen_at) + toIntervalDay(retention_days);
 -- them (`refusal_llm_found_*`), and every labelled segment is also crossed with the pair's
 -- `translation=` segment (`translation=approximate,tenant=acme`), so a segment can be read
 -- without (or with only) its approximate pairs; recomputed from `comparisons FINAL`.
+
+-- migration 11: embedding list verdicts
+-- The LLM judge's answer to "which neighbour list serves this query better" for an embedding
+-- migration's least-agreeing queries (dashboards.analysis.list_judge): one row per (migration,
+-- arm, model pair, query, both lists, judge, prompt version). Only hashes: the query's SHA-256
+-- and a digest of both lists' ids, never a text. `verdict` is from the candidate's side
+-- (`candidate_better`: the new model's list serves the query better); `error` is a call that
+-- gave no verdict (asked again next time). Kept as long as the reference rows they judge: the
+-- migration's `retention_days` after `judged_at`, per row. A verdict asked again replaces the
+-- older one (ReplacingMergeTree on the key; readers take the latest, LIMIT 1 BY the key).
+CREATE TABLE IF NOT EXISTS embedding_list_verdicts (
+    migration LowCardinality(String),
+    arm LowCardinality(String),
+    primary_model LowCardinality(String),
+    primary_version LowCardinality(String),
+    candidate_model LowCardinality(String),
+    candidate_version LowCardinality(String),
+    query_hash String,
+    lists_digest String,
+    judge LowCardinality(String),
+    prompt_version LowCardinality(String),
+    verdict Enum8('candidate_better' = 1, 'primary_better' = 2, 'same' = 3, 'error' = 4),
+    reason String,
+    judged_at DateTime64(6, 'UTC'),
+    retention_days UInt16 DEFAULT 30,
+    inserted_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(inserted_at)
+ORDER BY (migration, arm, primary_model, primary_version, candidate_model, candidate_version,
+    query_hash, lists_digest, judge, prompt_version)
+TTL toDateTime(judged_at) + toIntervalDay(retention_days);

@@ -38,6 +38,12 @@ from judge.errors import (
 )
 from judge.store.claim import DirectoryClaim, chdb_directory, claim, status_held
 from judge.store.cluster import apply_cluster, cluster_behind
+from judge.store.list_verdicts import (
+    LIST_VERDICT_COLUMNS,
+    ListVerdictRow,
+    list_verdict_row,
+    read_list_verdicts,
+)
 from judge.store.rows import (
     CALL_COLUMNS,
     COMPARISON_FIELDS,
@@ -275,6 +281,44 @@ class Store:
                 uuid.uuid4().hex,
             )
         return len(rows)
+
+    def insert_list_verdicts(self, rows: Sequence[ListVerdictRow]) -> int:
+        """Write the LLM judge's list verdicts of an embedding migration
+        (`embedding_list_verdicts`); returns how many. A verdict asked again is a newer row of
+        the same key: the ReplacingMergeTree keeps it, readers take the latest."""
+        if not rows:
+            return 0
+        with self._call("insert embedding list verdicts") as ch:
+            insert(
+                ch,
+                "embedding_list_verdicts",
+                LIST_VERDICT_COLUMNS,
+                [list_verdict_row(row) for row in rows],
+                uuid.uuid4().hex,
+            )
+        return len(rows)
+
+    def list_verdicts(
+        self,
+        *,
+        migration: str,
+        arm: str,
+        models: tuple[str, str, str, str],
+        prompt_version: str,
+        query_hashes: Sequence[str],
+        days: int = 30,
+    ) -> list[ListVerdictRow]:
+        """The latest stored list verdict per (query, lists) of these queries
+        (`judge.store.list_verdicts.read_list_verdicts`)."""
+        return read_list_verdicts(
+            self,
+            migration=migration,
+            arm=arm,
+            models=models,
+            prompt_version=prompt_version,
+            query_hashes=query_hashes,
+            days=days,
+        )
 
     def recover(self) -> list[datetime]:
         """Repair what a writer killed mid-batch may have left: the aggregates of the hours an

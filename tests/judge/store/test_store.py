@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from judge.comparison import Comparison, RefusalFinding, RefusalTier, Tier, Verdict
 from judge.config import StoreSettings
 from judge.errors import StoreClosedError, StoreError, StoreUnavailableError, store_error
+from judge.store.list_verdicts import ListVerdictRow
 from judge.store.rows import COMPARISON_FIELDS, ReferenceRow, comparison_row, insert
 from judge.store.schema import (
     APPROXIMATE_SEGMENT,
@@ -247,6 +249,7 @@ def test_migrate_twice_is_a_no_op(settings: StoreSettings) -> None:
         "schema_versions": "ReplacingMergeTree",
         "write_journal": "ReplacingMergeTree",
         "embedding_reference": "ReplacingMergeTree",
+        "embedding_list_verdicts": "ReplacingMergeTree",
     }
 
 
@@ -299,7 +302,8 @@ def test_comparisons_has_a_column_per_field_and_enums_cover_the_contract(store: 
 def test_cluster_schema_matches_the_single_node_one() -> None:
     cluster = (Path(__file__).parents[3] / "deploy/clickhouse/cluster.sql").read_text()
     reference = next(m for m in MIGRATIONS if m.name == "embedding reference set")
-    for statement in MIGRATIONS[0].statements + reference.statements:
+    verdicts = next(m for m in MIGRATIONS if m.name == "embedding list verdicts")
+    for statement in MIGRATIONS[0].statements + reference.statements + verdicts.statements:
         statement = statement.replace("{body_ttl_days}", "30")
         if statement.startswith("CREATE TABLE"):
             columns = statement[statement.index("(\n") : statement.index("\n) ENGINE")]
@@ -572,7 +576,7 @@ def test_migration_10_counts_and_crosses_the_stored_pairs(settings: StoreSetting
             insert(ch, "comparisons", COMPARISON_FIELDS, rows, "t9")
             crossed = "SELECT count() FROM comparison_stats_hourly WHERE segment LIKE '%,%'"
             assert ch.query(crossed).result_rows == [(0,)]  # version 9's view crosses nothing
-        assert store.migrate() == [10]
+        assert store.migrate() == [m.version for m in MIGRATIONS if m.version >= 10]
         check_crossed_and_tier_counts(store, comparisons)
         more_pairs, more_plain = batch(30)
         more = with_tiers_and_approximations(more_plain)
@@ -1007,3 +1011,70 @@ def test_a_pair_brings_its_reference_rows_once_and_keeps_no_vector_in_its_json(
     assert all(row[6] == 256 and row[7] == -0.25 and row[8] == call.captured_at for row in rows)
     stored = _sql(store, f"SELECT pair_json FROM pairs WHERE call_id = '{call.call_id}'")
     assert b"vector" not in stored[0][0].encode() and b"reference" not in stored[0][0].encode()
+
+
+# -- embedding list verdicts -------------------------------------------------------------------
+
+MODELS = ("wordllama-l2", "wordllama-l2", "multilingual-e5-small", "v1")
+
+
+def list_verdict(
+    query_hash: str,
+    verdict: str,
+    *,
+    digest: str = "d1",
+    judge: str = "local/judge-model",
+    days_ago: float = 0,
+    retention_days: int = 30,
+    reason: str = "",
+) -> ListVerdictRow:
+    return ListVerdictRow(
+        "m", "e5", *MODELS, query_hash=query_hash, lists_digest=digest, judge=judge,
+        prompt_version="lists-v1", verdict=verdict, reason=reason or f"{verdict} {query_hash}",
+        judged_at=datetime.now(UTC) - timedelta(days=days_ago), retention_days=retention_days,
+    )  # fmt: skip
+
+
+def test_list_verdicts_round_trip_latest_per_key_and_a_verdict_before_an_error(
+    store: Store,
+) -> None:
+    read = partial(
+        store.list_verdicts, migration="m", arm="e5", models=MODELS, prompt_version="lists-v1"
+    )
+    assert read(query_hashes=["q1"]) == []
+    rows = [
+        list_verdict("q1", "same", days_ago=0.1),
+        list_verdict("q1", "candidate_better"),  # asked again: the newer one is read
+        list_verdict("q2", "primary_better", digest="d1"),
+        list_verdict("q2", "error", digest="d2"),  # other lists: another key
+        list_verdict("q3", "candidate_better", days_ago=0.1),
+        list_verdict("q3", "error", judge="other/judge"),  # a later error hides no verdict
+        list_verdict("old", "same", days_ago=40),  # past the retention
+        list_verdict("kept", "same", days_ago=40, retention_days=60),
+        list_verdict("long", "same", reason="x" * 5000),
+    ]
+    assert store.insert_list_verdicts(rows) == len(rows)
+    assert store.insert_list_verdicts([]) == 0
+    found = {
+        (r.query_hash, r.lists_digest): (r.verdict, r.judge, r.reason)
+        for r in read(query_hashes=["q1", "q2", "q3", "old", "long", "absent"])
+    }
+    assert found == {
+        ("q1", "d1"): ("candidate_better", "local/judge-model", "candidate_better q1"),
+        ("q2", "d1"): ("primary_better", "local/judge-model", "primary_better q2"),
+        ("q2", "d2"): ("error", "local/judge-model", "error q2"),
+        ("q3", "d1"): ("candidate_better", "local/judge-model", "candidate_better q3"),
+        ("long", "d1"): ("same", "local/judge-model", "x" * 1000),
+    }
+    assert [r.verdict for r in read(query_hashes=["kept"], days=60)] == ["same"]
+    assert read(query_hashes=["q1"], prompt_version="lists-v2") == []
+    assert read(query_hashes=["q1"], models=(*MODELS[:3], "v2")) == []  # another model pair
+    # hashes only: no text column
+    columns = [r[0] for r in _sql(store, "SELECT name FROM system.columns WHERE table ="
+                                         " 'embedding_list_verdicts'")]  # fmt: skip
+    assert "text" not in columns and "query" not in columns
+
+
+def test_a_list_verdict_refuses_an_unknown_verdict() -> None:
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        replace(list_verdict("q", "same"), verdict="better")
