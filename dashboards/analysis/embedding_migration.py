@@ -15,6 +15,10 @@ pair is read from traffic; a team's own relevance labels (`labels`: pairs of tex
 report's ids or full) give, per threshold, the cut-off keeping the old precision or recall,
 over the labelled pairs whose two texts are in the reference set read (`labels` in the report
 says how many were).
+The LLM judge's stored verdicts on the least-agreeing queries (`list_judge`, kept by
+`embeddings report --judge` and the page's judge button) are merged in where the query and
+both its lists are the ones judged, each item with its full `query_hash`; the report's `judge`
+is their split and the verdict card uses it, exactly as `--judge` does in the command.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dashboards.analysis import embedding_report
+from dashboards.analysis import embedding_report, list_judge
 from dashboards.analysis.embedding_reference import ReferenceSet, read_reference
 from dashboards.analysis.queries import Reader
+from judge.store.list_verdicts import read_list_verdicts
 
 if TYPE_CHECKING:
     from judge.embeddings import Estimate
@@ -170,7 +175,24 @@ def traffic_report(
         adapter_out=adapter_out,
     )
     report = {**head, "notes": notes, **report}
-    report["verdict"] = embedding_report.verdict(overlap, None)
+    full = {h[:ID_DIGITS]: h for h in queries.hashes}
+    least_rows = report["least_agreeing"]
+    for item in least_rows:
+        item["query_hash"] = full[item["query_id"]]
+    stored = read_list_verdicts(
+        reader,
+        migration=migration.name,
+        arm=arm,
+        models=found.models,
+        prompt_version=list_judge.PROMPT_VERSION,
+        query_hashes=[item["query_hash"] for item in least_rows],
+        days=migration.retention_days,
+    )
+    list_judge.merge_stored(least_rows, stored)
+    judged = list_judge.judge_section(least_rows)
+    if judged is not None:
+        report["judge"] = judged
+    report["verdict"] = embedding_report.verdict(overlap, judged)
     return report, overlap
 
 

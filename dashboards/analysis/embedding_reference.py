@@ -103,6 +103,8 @@ class ReferenceSet:
     documents: Texts = field(default_factory=Texts)
     other_models: list[str] = field(default_factory=list)
     """Older model pairs with rows in the retention window, left out (`old -> new: N texts`)."""
+    models: tuple[str, str, str, str] = ("", "", "", "")
+    """(primary model, its version, candidate model, its version) of the pair read."""
 
     @property
     def available(self) -> int:
@@ -128,28 +130,46 @@ WHERE {_WHERE}""",
     return (int(rows[0]["rows"]), str(rows[0]["latest"])) if rows else (0, "")
 
 
-def read_reference(
-    reader: Reader, migration: str, arm: str, *, size: int, retention_days: int
-) -> ReferenceSet:
-    """The migration's reference set for one arm (empty when nothing is stored)."""
-    params: dict[str, object] = {"migration": migration, "arm": arm, "days": retention_days}
-    pairs = reader.select(
-        f"""SELECT primary_model, primary_version, candidate_model, candidate_version,
+_PAIRS = f"""SELECT primary_model, primary_version, candidate_model, candidate_version,
     length(primary_vector) AS primary_width, length(candidate_vector) AS candidate_width,
     uniqExact(text_hash) AS texts, max(seen_at) AS last
 FROM embedding_reference
 WHERE {_WHERE}
 GROUP BY primary_model, primary_version, candidate_model, candidate_version,
     primary_width, candidate_width
-ORDER BY last DESC, texts DESC""",
-        params,
+ORDER BY last DESC, texts DESC"""
+_MODEL_NAMES = ("primary_model", "primary_version", "candidate_model", "candidate_version")
+
+
+def current_models(
+    reader: Reader, migration: str, arm: str, *, retention_days: int
+) -> tuple[str, str, str, str] | None:
+    """The model pair `read_reference` reads now (primary model, version, candidate model,
+    version), None when nothing is stored: what a verdict on the report's lists is about."""
+    pairs = reader.select(
+        _PAIRS + "\nLIMIT 1", {"migration": migration, "arm": arm, "days": retention_days}
     )
+    if not pairs:
+        return None
+    return _models(pairs[0])
+
+
+def _models(row: Mapping[str, object]) -> tuple[str, str, str, str]:
+    primary, primary_version, candidate, candidate_version = (str(row[n]) for n in _MODEL_NAMES)
+    return primary, primary_version, candidate, candidate_version
+
+
+def read_reference(
+    reader: Reader, migration: str, arm: str, *, size: int, retention_days: int
+) -> ReferenceSet:
+    """The migration's reference set for one arm (empty when nothing is stored)."""
+    params: dict[str, object] = {"migration": migration, "arm": arm, "days": retention_days}
+    pairs = reader.select(_PAIRS, params)
     empty = ReferenceSet(migration, arm, size, retention_days)
     if not pairs:
         return empty
     current = pairs[0]
-    names = ("primary_model", "primary_version", "candidate_model", "candidate_version")
-    params.update({name: str(current[name]) for name in names})
+    params.update({name: str(current[name]) for name in _MODEL_NAMES})
     params.update({name: int(current[name]) for name in ("primary_width", "candidate_width")})
     counts = reader.select(
         f"""SELECT toString(role) AS role, segment_key, uniqExact(text_hash) AS available
@@ -193,6 +213,7 @@ LIMIT {{k:UInt64}}""",
             f" {int(p['texts']):,} texts"
             for p in pairs[1:]
         ],
+        models=_models(current),
     )
 
 
