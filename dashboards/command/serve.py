@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -31,6 +32,9 @@ from dashboards.web.app import WebConfig, create_app
 from judge.errors import StoreUnavailableError
 from judge.store.store import Store
 from mirror.sidecar.server import bind
+
+if TYPE_CHECKING:
+    from judge.scorers.pairwise import PairwiseJudge
 
 log = logging.getLogger("shadowjudge.dashboards")
 
@@ -70,7 +74,22 @@ def web_config(settings: Settings) -> WebConfig:
         models=models,
         triggers=settings.triggers,
         embeddings=embeddings,
+        judge=judge_factory(settings),
     )
+
+
+def judge_factory(settings: Settings) -> Callable[[], PairwiseJudge] | None:
+    """Makes the settings' LLM judge for the embedding page (None when none is configured);
+    made at each question, so a key variable set late or missing is the answer's reason."""
+    if settings.judge.provider is None:
+        return None
+
+    def make() -> PairwiseJudge:
+        from dashboards.command.embeddings_judge import configured_judge
+
+        return configured_judge(settings)
+
+    return make
 
 
 def evaluator_for(

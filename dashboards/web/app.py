@@ -20,12 +20,12 @@ answer 503 with the reason.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import orjson
@@ -66,9 +66,15 @@ from judge.store.schema import (
 from mirror.errors import ConfigError
 from mirror.rollout import WeightChange
 
+if TYPE_CHECKING:
+    from judge.scorers.pairwise import PairwiseJudge
+    from judge.store.list_verdicts import ListVerdictRow
+
 
 class Writer(Reader, Protocol):
     def write(self, table: str, columns: Any, rows: Any) -> None: ...
+
+    def insert_list_verdicts(self, rows: Sequence[ListVerdictRow]) -> int: ...
 
 
 @dataclass
@@ -92,6 +98,9 @@ class WebConfig:
     loopback: bool = True
     #: The embedding migrations (`embeddings:` in their settings), for their page and API.
     embeddings: dict[str, EmbeddingMigration] = field(default_factory=dict)
+    #: Makes the configured LLM judge (None: none configured), asked by the embedding page's
+    #: judge button and API about the least-agreeing queries; it may raise `ConfigError`.
+    judge: Callable[[], PairwiseJudge] | None = None
 
 
 def _templates() -> Jinja2Templates:
@@ -249,7 +258,27 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
         body = b"".join(generate_latest(r) for r in config.registries)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    embedding_pages.add_routes(app, source, config.embeddings, page, _json)
+    def may_write(request: Request, what: str) -> None:
+        """An API write: with the token (the gate checked it), or from the command on a
+        loopback listener (`x-shadowjudge-client`, which a cross-origin page cannot send)."""
+        cli = request.headers.get("x-shadowjudge-client") is not None
+        if config.token is None and not (config.loopback and cli):
+            raise HTTPException(
+                403,
+                f"{what}: a write: set dashboards.token_env (or use the shadowjudge command on"
+                " this machine)",
+            )
+
+    embedding_pages.add_routes(
+        app,
+        source,
+        config.embeddings,
+        page,
+        _json,
+        judge=config.judge,
+        may_write=may_write,
+        form_writes=config.token is not None,
+    )
 
     # -- one pair --------------------------------------------------------------------------
 
