@@ -103,6 +103,8 @@ def _least(report: dict[str, Any], out: TextIO) -> None:
             f"\n{item['query_id']}  overlap {item['overlap']:.2f}  RBO {item['rbo']:.3f}{said}\n"
             f"  {' '.join(item['query'].split())[:100]}\n"
         )
+        if item.get("judge") not in (None, "error") and item.get("judge_reason"):
+            out.write(f"  judge's reason: {' '.join(item['judge_reason'].split())[:200]}\n")
         rows = [["rank", "old model", "new model"]]
         for rank, (old, new) in enumerate(zip(item["old"], item["new"], strict=True), start=1):
             rows.append([str(rank), f"{old['id']}  {old['text']}", f"{new['id']}  {new['text']}"])
@@ -116,6 +118,8 @@ def _least(report: dict[str, Any], out: TextIO) -> None:
             f" worse for {judged['worse']}, neither for {judged['same']}"
             f" (a preference counts only when it survives swapping the lists)\n"
         )
+        if "asked" in judged:
+            out.write(f"  asked now: {judged['asked']}; the others were stored verdicts\n")
         for error in judged["errors"]:
             out.write(f"  not judged: {error['query_id']}: {error['error']}\n")
 

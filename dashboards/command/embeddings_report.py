@@ -12,10 +12,14 @@ store itself, read-only. Either way it is the same object (`GET
 
 The migration must be in the settings with an `embeddings:` section (its thresholds, its
 reference size and retention are read there) and `--arm` one of its arms (default: its first);
-anything else exits 2 naming the flag. `--judge` asks the settings' LLM judge about the
-least-agreeing queries here, in this process (`embeddings_judge`: both orders, only a
-preference surviving the swap counts), and redoes the verdict with its split: the dashboards
-never call a paid model on a page view.
+anything else exits 2 naming the flag. The report carries the LLM judge's verdicts already
+stored for its least-agreeing queries (`dashboards.analysis.list_judge`). `--judge` asks the
+settings' LLM judge here, in this process (both orders, only a preference surviving the swap
+counts), about the least-agreeing queries it has given no verdict on for these lists, redoes
+the verdict card with the split, and keeps the verdicts it got: in the store when it read the
+store, else through the dashboards it read (`POST .../embeddings/verdicts`, with the token or,
+on a loopback listener, as this command), so the page and API show them. A page view never
+calls a paid model; the page's own judge button asks the dashboards' judge.
 
 `--labels` is the team's own relevance labels (JSONL, one pair a line: `query` and `document`
 as texts, or `query_id` and `document_id` as the report's ids, and `relevant`): texts are
@@ -31,10 +35,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dashboards.command.embeddings_judge import ask_judge, configured_judge
+from dashboards.analysis import list_judge
+from dashboards.command.embeddings_judge import configured_judge
 from mirror.errors import ConfigError
 
 if TYPE_CHECKING:  # the analysis (numpy, scipy) loads when a report is made
@@ -98,12 +104,17 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError("--least must be at least 1")
     judge = configured_judge(settings) if args.judge else None
     labels = read_labels(args.labels) if args.labels is not None else None
-    report, source = fetch(settings, args, migration, arm, labels)
+    report, source, via_api = fetch(settings, args, migration, arm, labels)
     if args.adapter_out is not None and "written" not in report.get("adapter", {}):
         why = report.get("insufficient") or report["adapter"]["reason"]
         raise ConfigError(f"--adapter-out {args.adapter_out}: not written: {why}")
     if judge is not None and report["verdict"] is not None:
-        report["judge"] = asyncio.run(ask_judge(judge, report["least_agreeing"]))
+        least = report["least_agreeing"]
+        todo = list_judge.unjudged(judge.identity, least)
+        asyncio.run(list_judge.ask(judge, todo))
+        if todo:
+            keep_verdicts(settings, args, migration, report, todo, via_api=via_api)
+        report["judge"] = {**(list_judge.judge_section(least) or {}), "asked": len(todo)}
         overlap = embedding_report.estimate_of(report["agreement"]["overlap"])
         report["verdict"] = embedding_report.verdict(overlap, report["judge"])
     if args.json:
@@ -114,6 +125,65 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     render(report, out)
     out.write(f"\n(read from {source})\n")
     return 0
+
+
+def keep_verdicts(
+    settings: Settings,
+    args: argparse.Namespace,
+    migration: EmbeddingMigration,
+    report: dict[str, Any],
+    items: list[dict[str, Any]],
+    *,
+    via_api: bool,
+) -> None:
+    """The verdicts just asked, into the store the report came from: directly, or through the
+    dashboards that answered (hashes, verdict and reason; never a text)."""
+    from dashboards.analysis.embedding_reference import current_models
+    from dashboards.command.preflight import ask_dashboards, open_for_reading
+
+    if via_api:
+        verdicts = [
+            {
+                "query_hash": item["query_hash"],
+                "lists_digest": list_judge.lists_digest(item),
+                "judge": item["judge_model"],
+                "verdict": item["judge"],
+                "reason": item.get("judge_reason", ""),
+            }
+            for item in items
+        ]
+        answer, url, _ = ask_dashboards(
+            settings,
+            args.url,
+            f"/api/v1/migrations/{migration.name}/embeddings/verdicts",
+            body={
+                "arm": report["arm"],
+                "prompt_version": list_judge.PROMPT_VERSION,
+                "verdicts": verdicts,
+            },
+            headers={"x-shadowjudge-client": "cli"},
+        )
+        if answer is None or answer.status_code != 200:
+            said = "no answer" if answer is None else f"HTTP {answer.status_code}: {answer.text}"
+            raise ConfigError(f"--judge: the verdicts were not kept: {url}: {said[:300]}")
+        return
+    with open_for_reading(settings) as store:
+        store.migrate()  # an older store gains the verdicts table (as `run` would at start)
+        models = current_models(
+            store, migration.name, report["arm"], retention_days=migration.retention_days
+        )
+        if models is None:
+            raise ConfigError("--judge: the reference set is gone: the verdicts were not kept")
+        store.insert_list_verdicts(
+            list_judge.verdict_rows(
+                items,
+                migration=migration.name,
+                arm=report["arm"],
+                models=models,
+                retention_days=migration.retention_days,
+                judged_at=datetime.now(UTC),
+            )
+        )
 
 
 def read_labels(path: Path) -> list[tuple[str, str, bool]]:
@@ -157,8 +227,8 @@ def fetch(
     migration: EmbeddingMigration,
     arm: str,
     labels: list[tuple[str, str, bool]] | None = None,
-) -> tuple[dict[str, Any], str]:
-    """The report, and where it came from."""
+) -> tuple[dict[str, Any], str, bool]:
+    """The report, where it came from, and whether that was the dashboards' API."""
     from dashboards.analysis.embedding_migration import traffic_report
     from dashboards.command.preflight import ask_dashboards, open_for_reading, safe_url
 
@@ -179,7 +249,7 @@ def fetch(
         found: dict[str, Any] = answer.json()
         if args.adapter_out is not None and found.get("adapter", {}).get("measured"):
             _download_adapter(settings, args, migration, arm, found)
-        return found, url
+        return found, url, True
     with open_for_reading(settings) as store:
         report, _ = traffic_report(
             store,
@@ -190,7 +260,7 @@ def fetch(
             labels=labels,
             keep=args.keep,
         )
-    return report, safe_url(settings.store.url)
+    return report, safe_url(settings.store.url), False
 
 
 def _download_adapter(

@@ -167,17 +167,19 @@ def ask_dashboards(
     params: Mapping[str, str | int] | None = None,
     timeout: float = 60,
     body: Any = None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[httpx.Response | None, str, dict[str, str]]:
     """GET `path` from the dashboards at `url` (`--url`), else at the local address of the
     settings: the answer (None when nothing answers locally: the caller reads the store
     itself), the address asked and the headers sent (the token of `dashboards.token_env`).
-    With a `body`, POST it as JSON instead. Nothing answering at a `--url` given is a
-    ConfigError naming it."""
+    With a `body`, POST it as JSON instead; `headers` are sent besides the token. Nothing
+    answering at a `--url` given is a ConfigError naming it."""
     import httpx
 
     base = url or f"http://{settings.dashboards.listen}"
     token = settings.dashboards.token()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    sent = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {**sent, **(headers or {})}
     try:
         if body is None:
             answer = httpx.get(f"{base}{path}", params=params, headers=headers, timeout=timeout)

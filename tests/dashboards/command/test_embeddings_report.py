@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from starlette.testclient import TestClient
 
 from dashboards.analysis.embedding_migration import EmbeddingMigration
 from dashboards.command.main import main
@@ -140,15 +141,65 @@ def test_through_a_running_app_and_with_the_judge(
         assert via == direct  # the API's object is what --json prints
 
         # a judge that always picks the first list: a position bias, which the swap cancels
-        fake.responder = lambda body, headers: FakeReply(text='{"verdict": "A", "reason": "x"}')
+        asked: list[int] = []
+        fake.responder = counting(asked, '{"verdict": "A", "reason": "x"}')
         try:
             judged = report(config, capsys, "--url", base, "--judge", "--least", "3")
+            # the verdicts went to the app's store: its API shows them, and asking again asks
+            # nothing
+            shown = report(config, capsys, "--url", base, "--least", "3")
+            again = report(config, capsys, "--url", base, "--judge", "--least", "3")
         finally:
             fake.responder = None
+            forget_verdicts(store)
     split = judged["judge"]
     assert split["better"] + split["worse"] + split["same"] + len(split["errors"]) == 3
     assert split["same"] == 3 and split["model"].endswith("judge-model")
+    assert split["asked"] == 3 and len(asked) == 6
     assert any("The judge found the new lists" in r for r in judged["verdict"]["reasons"])
+    assert shown["judge"]["same"] == 3 and shown["verdict"] == judged["verdict"]
+    assert [i["judge"] for i in shown["least_agreeing"]] == ["same"] * 3
+    assert again["judge"]["asked"] == 0 and len(asked) == 6
+
+
+def counting(asked: list[int], answer: str) -> Any:
+    """A judge that always gives `answer`, counting the questions in `asked`."""
+
+    def respond(body: dict[str, Any], headers: Any) -> FakeReply:
+        asked.append(1)
+        return FakeReply(text=answer)
+
+    return respond
+
+
+def forget_verdicts(store: Store) -> None:
+    """The module's store is shared: a test that stores list verdicts removes them."""
+    with store._call("test: forget list verdicts") as ch:  # noqa: SLF001
+        ch.command("TRUNCATE TABLE embedding_list_verdicts")
+
+
+def test_judge_from_the_store_keeps_its_verdicts_for_the_page_and_api(
+    config: Path, store: Store, fake: OpenAIFake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[int] = []
+    fake.responder = counting(asked, '{"verdict": "same", "reason": "both serve it"}')
+    migrations = {"rotated": EmbeddingMigration("rotated", ("b",))}
+    api = TestClient(create_app(lambda: store, WebConfig(embeddings=migrations)))
+    try:
+        assert "judge" not in api.get("/api/v1/migrations/rotated/embeddings?least=3").json()
+        first = report(config, capsys, "--judge", "--least", "3", migration="rotated")
+        again = report(config, capsys, "--judge", "--least", "3", migration="rotated")
+        shown = api.get("/api/v1/migrations/rotated/embeddings?least=3").json()
+        page = api.get("/migrations/rotated/embeddings?least=3").text
+    finally:
+        fake.responder = None
+        forget_verdicts(store)
+    assert first["judge"]["asked"] == 3 and first["judge"]["same"] == 3 and len(asked) == 6
+    assert again["judge"]["asked"] == 0 and again["judge"]["same"] == 3 and len(asked) == 6
+    assert shown["judge"] == {key: first["judge"][key] for key in shown["judge"]}
+    assert shown["verdict"] == first["verdict"]
+    assert [i["judge_reason"] for i in shown["least_agreeing"]] == ["both serve it"] * 3
+    assert "local/judge-model: both serve it" in page
 
 
 def labels_file(path: Path, least: list[dict[str, Any]]) -> tuple[Path, int]:
