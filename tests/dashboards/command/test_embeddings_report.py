@@ -199,7 +199,7 @@ def test_judge_from_the_store_keeps_its_verdicts_for_the_page_and_api(
     assert shown["judge"] == {key: first["judge"][key] for key in shown["judge"]}
     assert shown["verdict"] == first["verdict"]
     assert [i["judge_reason"] for i in shown["least_agreeing"]] == ["both serve it"] * 3
-    assert "local/judge-model: both serve it" in page
+    assert "judge's reason <small>(local/judge-model)</small>: both serve it" in page
 
 
 def labels_file(path: Path, least: list[dict[str, Any]]) -> tuple[Path, int]:

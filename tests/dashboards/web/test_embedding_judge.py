@@ -11,8 +11,12 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 from starlette.testclient import TestClient
 
 from dashboards.analysis import embedding_report
@@ -22,6 +26,7 @@ from judge.scorers.pairwise import PairwiseJudge
 from judge.store.store import Store
 from mirror.config import ProviderSettings
 from simulation.providers import FakeReply, OpenAIFake, Served
+from tests.browser import chrome, screenshot, serve
 from tests.dashboards.embedding_traffic import OfflineVectors, migration_rows, reference_store
 from tests.judge.embeddings.corpus import E5, WORDLLAMA
 
@@ -166,3 +171,40 @@ def test_the_page_button_asks_with_the_token(
         "a position bias, not a preference"
         in app.get(answer.headers["location"], headers=bearer).text
     )
+
+
+def test_the_button_in_a_browser_shows_the_judges_verdicts(
+    store: Store, fake: OpenAIFake, served: Served
+) -> None:
+    """Signed in through the login form, the button pressed (the form's CSRF token, the
+    cookie): the page comes back with the split in the card and each query's reason."""
+    web = WebConfig(embeddings={"cross": MIGRATION}, judge=judge_of(served), token="secret")
+    asked: list[str] = []
+    with serve(create_app(lambda: store, web)) as base, chrome() as driver:
+        target = "/migrations/cross/embeddings?least=2"
+        driver.get(f"{base}/login?next={quote(target, safe='')}")
+        driver.find_element(By.ID, "token").send_keys("secret")
+        driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+        found = (By.CSS_SELECTOR, "[data-figure=judge-split]")
+        card = WebDriverWait(driver, 60).until(ec.presence_of_element_located(found)).text
+        assert "has not been asked" in card
+        before = json.loads(
+            driver.execute_script(
+                f"return fetch('{API}?least=2').then(r => r.text())"  # the page's own cookie
+            )
+        )
+        fake.responder = prefers_new(before, asked)
+        try:
+            old = driver.find_element(*found)
+            driver.find_element(By.CSS_SELECTOR, "form.judge-ask button").click()
+            WebDriverWait(driver, 60).until(ec.staleness_of(old))
+            card = WebDriverWait(driver, 60).until(ec.presence_of_element_located(found)).text
+        finally:
+            fake.responder = None
+        assert len(asked) == 4 and urlsplit(driver.current_url).fragment == "judge"
+        assert "the new list serves better for 2, worse for 0, neither for 0" in card
+        reasons = driver.find_elements(By.CSS_SELECTOR, "[data-figure=judge-reason]")
+        said = "judge's reason (local/judge-model): closer to the topic"
+        assert [r.text for r in reasons] == [said] * 2
+        assert "judge: new list better" in driver.find_element(By.TAG_NAME, "main").text
+        screenshot(driver, "embeddings-judged", full_page=True)
