@@ -19,12 +19,13 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from starlette.testclient import TestClient
 
-from dashboards.analysis import embedding_report
+from dashboards.analysis import embedding_report, list_judge
 from dashboards.analysis.embedding_migration import EmbeddingMigration
 from dashboards.web.app import WebConfig, create_app
 from judge.scorers.pairwise import PairwiseJudge
 from judge.store.store import Store
 from mirror.config import ProviderSettings
+from mirror.errors import ConfigError
 from simulation.providers import FakeReply, OpenAIFake, Served
 from tests.browser import chrome, screenshot, serve
 from tests.dashboards.embedding_traffic import OfflineVectors, migration_rows, reference_store
@@ -208,3 +209,46 @@ def test_the_button_in_a_browser_shows_the_judges_verdicts(
         assert [r.text for r in reasons] == [said] * 2
         assert "judge: new list better" in driver.find_element(By.TAG_NAME, "main").text
         screenshot(driver, "embeddings-judged", full_page=True)
+
+
+def test_a_verdict_on_other_lists_is_not_shown_and_bad_verdicts_are_refused(
+    store: Store,
+) -> None:
+    app = client(store)
+    item = app.get(API, params={"least": 1}).json()["least_agreeing"][0]
+    given = {
+        "query_hash": item["query_hash"],
+        "lists_digest": list_judge.lists_digest(item),
+        "judge": "cli/judge",
+        "verdict": "worse",
+        "reason": "the old list had the answer",
+    }
+    other = {**item, "new": list(reversed(item["new"]))}  # the lists a verdict was given on
+    stale = {**given, "lists_digest": list_judge.lists_digest(other), "verdict": "better"}
+    body = {"arm": "e5", "prompt_version": list_judge.PROMPT_VERSION, "verdicts": [stale]}
+    assert post(app, f"{API}/verdicts", json=body, headers=CLI).json() == {"written": 1}
+    assert "judge" not in app.get(API, params={"least": 1}).json()  # not these lists
+    body["verdicts"] = [given]
+    assert post(app, f"{API}/verdicts", json=body, headers=CLI).json() == {"written": 1}
+    shown = app.get(API, params={"least": 1}).json()
+    assert (shown["judge"]["worse"], shown["judge"]["model"]) == (1, "cli/judge")
+    assert shown["least_agreeing"][0]["judge_reason"] == "the old list had the answer"
+    for change, status, said in [
+        ({"prompt_version": "lists-v0"}, 409, "this app asks 'lists-v1'"),
+        ({"arm": "b"}, 400, "has no arm 'b'"),
+        ({"verdicts": [{**given, "query_hash": "not-a-hash"}]}, 422, "query_hash"),
+        ({"verdicts": [{**given, "verdict": "candidate_better"}]}, 422, "verdict"),
+    ]:
+        refused = post(app, f"{API}/verdicts", json={**body, **change}, headers=CLI)
+        assert refused.status_code == status and said in refused.text, change
+
+
+def test_a_judge_that_cannot_be_made_is_409_with_its_reason(store: Store) -> None:
+    def missing_key() -> Any:
+        raise ConfigError("judge.provider: environment variable 'KEY' is not set")
+
+    refused = post(client(store, judge=missing_key), f"{API}/judge", json={}, headers=CLI)
+    assert refused.status_code == 409
+    assert refused.json()["error"] == (
+        "the LLM judge cannot be asked: judge.provider: environment variable 'KEY' is not set"
+    )
