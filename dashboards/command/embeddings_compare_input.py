@@ -6,8 +6,10 @@ id + text, an optional `segment`), the `--thresholds` list and the `--labels` fi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dashboards.command.corpus import CorpusError, Id, check_corpus, read_corpus
 from mirror.errors import ConfigError
@@ -49,13 +51,11 @@ def parse_thresholds(raw: str) -> list[float]:
     return values
 
 
-def read_labels(path: Path, queries: Texts, documents: Texts) -> list[tuple[int, int, bool]]:
-    """(query index, document index, relevant) for each labelled pair."""
+def labelled_lines(path: Path, expected: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, item) for each line of a `--labels` JSONL file: `where` names the line for an
+    error, `item` is an object with a boolean `relevant` (else an error saying `expected`)."""
     if not path.is_file():
         raise ConfigError(f"--labels {path}: no such file")
-    query_at = {id_: i for i, id_ in enumerate(queries.ids)}
-    document_at = {id_: i for i, id_ in enumerate(documents.ids)}
-    pairs = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -65,7 +65,16 @@ def read_labels(path: Path, queries: Texts, documents: Texts) -> list[tuple[int,
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not JSON: {exc}") from exc
         if not isinstance(item, dict) or not isinstance(item.get("relevant"), bool):
-            raise ConfigError(f'{where}: expected {{"query", "document", "relevant": true|false}}')
+            raise ConfigError(f"{where}: expected {expected}")
+        yield where, item
+
+
+def read_labels(path: Path, queries: Texts, documents: Texts) -> list[tuple[int, int, bool]]:
+    """(query index, document index, relevant) for each labelled pair."""
+    query_at = {id_: i for i, id_ in enumerate(queries.ids)}
+    document_at = {id_: i for i, id_ in enumerate(documents.ids)}
+    pairs = []
+    for where, item in labelled_lines(path, '{"query", "document", "relevant": true|false}'):
         if item.get("query") not in query_at:
             raise ConfigError(f"{where}: query id {item.get('query')!r} is not in --queries")
         if item.get("document") not in document_at:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dashboards.analysis import list_judge
+from dashboards.command.embeddings_compare_input import labelled_lines
 from dashboards.command.embeddings_judge import configured_judge
 from mirror.errors import ConfigError
 
@@ -190,22 +191,9 @@ def read_labels(path: Path) -> list[tuple[str, str, bool]]:
     """(query hash, document hash, relevant) per line of `--labels`; errors name the line."""
     from mirror.runner.embedding_arm import text_key
 
-    if not path.is_file():
-        raise ConfigError(f"--labels {path}: no such file")
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"--labels {path}:{number}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{where}: not JSON: {exc}") from exc
-        if not isinstance(item, dict) or not isinstance(item.get("relevant"), bool):
-            raise ConfigError(
-                f'{where}: expected {{"query" or "query_id", "document" or "document_id",'
-                ' "relevant": true|false}'
-            )
+    expected = '{"query" or "query_id", "document" or "document_id", "relevant": true|false}'
+    for where, item in labelled_lines(path, expected):
         ends = []
         for side in ("query", "document"):
             text, id_ = item.get(side), item.get(f"{side}_id")
