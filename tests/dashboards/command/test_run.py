@@ -244,7 +244,7 @@ migrations:
       - {{name: c, provider: openai, model: gpt-4.1}}
       - {{name: d, provider: openai, model: gpt-4.1-nano}}
 """
-BURST_CALLS = 1500  # five pairs each: 7,500 pairs for the judge
+BURST_CALLS = 2500  # five pairs each: 12,500 pairs for the judge
 
 
 async def test_the_sidecar_answers_quickly_while_the_judge_works_through_a_backlog(
@@ -277,9 +277,14 @@ async def test_the_sidecar_answers_quickly_while_the_judge_works_through_a_backl
                         assert answer.status_code == 200
 
                 await asyncio.gather(*(call() for _ in range(BURST_CALLS)))
-                judged_before = await asyncio.to_thread(
-                    metric, sidecar, "shadowjudge_judge_pairs_total"
-                )
+                judged_before = 0.0
+                deadline = time.monotonic() + 30
+                while not judged_before:  # the judge at work (its counter is relayed each second)
+                    assert time.monotonic() < deadline, "the judge read nothing in 30 s"
+                    await asyncio.sleep(0.1)
+                    judged_before = await asyncio.to_thread(
+                        metric, sidecar, "shadowjudge_judge_pairs_total"
+                    )
                 times: list[float] = []
                 for _ in range(50):
                     started = time.perf_counter()
@@ -294,8 +299,11 @@ async def test_the_sidecar_answers_quickly_while_the_judge_works_through_a_backl
                 f" {judged_before:.0f} → {judged_after:.0f} of {BURST_CALLS * 5} pairs meanwhile"
             )
             logging.getLogger(__name__).info(figures)
-            # The judge was at work for the whole probe: pairs read during it, pairs left after.
-            assert judged_before < judged_after < BURST_CALLS * 5, figures
+            # The judge was at work for the whole probe: reading before it, pairs left after
+            # (12,500: CI's machine once read the last 3,271 of 7,500 during the probe). Its
+            # counter moves once a batch and reaches the sidecar's /metrics once a second, so
+            # it may stand still over the probe's second.
+            assert 0 < judged_before <= judged_after < BURST_CALLS * 5, figures
             assert times[-2] < 100, figures  # p99 of 50 probes
             assert health.json()["roles"]["judge"]["status"] == "ok"  # relayed from the parent
         finally:
