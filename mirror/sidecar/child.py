@@ -177,7 +177,11 @@ class SidecarProcess:
             raise
         finally:
             writer.close()
-        if signalled and process.returncode != 0:
+        if signalled and process.returncode == -signal.SIGTERM:
+            # Our SIGTERM arrived before the child set its handler, which it does before it
+            # serves: stopped while starting, with no call taken.
+            log.info("the sidecar process was stopped while it started")
+        elif signalled and process.returncode != 0:
             log.warning("the sidecar process exited with status %d", process.returncode)
         elif not signalled:
             log.error("the sidecar process exited with status %d", process.returncode)

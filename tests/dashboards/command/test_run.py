@@ -379,6 +379,31 @@ async def test_the_sidecar_process_asks_for_a_short_cpu_slice(tmp_path: Path) ->
         assert await asyncio.wait_for(process.wait(), 60) == 0
 
 
+async def test_a_judge_without_its_key_stops_the_run_in_one_line(tmp_path: Path) -> None:
+    """A newcomer's first `run` after `init`, without the judge's key: one line naming the
+    setting and a non-zero exit. The sidecar's process, stopped then, may not have set its
+    SIGTERM handler yet (a newcomer's check saw "exited with status -15"): that is a child
+    stopped while it started, with no call taken, and not reported as a failure of its own.
+    Which of the two happens depends on timing; both must print no such line."""
+    port, pages = free_port(), free_port()
+    config = tmp_path / "shadowjudge.yaml"
+    config.write_text(
+        'providers:\n  openai: {kind: openai, base_url: "http://127.0.0.1:9",'
+        " api_key_env: SJ_T_UNSET_JUDGE_KEY}\n"
+        f'sidecar: {{listen: "127.0.0.1:{port}"}}\n'
+        f'dashboards: {{listen: "127.0.0.1:{pages}"}}\n'
+        f'store: {{url: "chdb://{tmp_path / "store"}"}}\n'
+        "judge: {provider: openai, model: gpt-4.1}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SJ_T_UNSET_JUDGE_KEY"}
+    process = await shadowjudge(config, "run", env=env, stderr=PIPE)
+    _, said = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode != 0
+    text = said.decode()
+    assert "judge.provider: environment variable 'SJ_T_UNSET_JUDGE_KEY'" in text, text[-2000:]
+    assert "exited with status" not in text, text[-2000:]
+
+
 async def test_a_sidecar_process_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
     """A child that exits while starting is not started again for ever: the run says so, the
     other roles stop, and the process exits non-zero."""
