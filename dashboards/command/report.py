@@ -32,6 +32,13 @@ def add_parser(commands: Any) -> None:
     report.add_argument("--migration", required=True)
     report.add_argument("--window", default="7d", help="1h, 24h, 7d, 30d, all, or a day")
     report.add_argument("--segment", default="*", help="* or label=value")
+    report.add_argument(
+        "--approximate",
+        choices=("include", "exclude", "only"),
+        default="include",
+        help="pairs whose candidate request was translated approximately: counted (include),"
+        " left out (exclude) or read alone (only); combines with --segment",
+    )
     report.add_argument("--judge-version", default=None)
     report.add_argument(
         "--url", default=None, help="dashboards address (default: the local one, if it answers)"
@@ -42,9 +49,14 @@ def add_parser(commands: Any) -> None:
 def fetch(settings: Settings, args: argparse.Namespace) -> tuple[MigrationAnalysis | None, str]:
     """The analysis, and where it came from."""
     from dashboards.analysis.service import Analyst, MigrationAnalysis
+    from dashboards.analysis.translation import translation_segment
     from dashboards.analysis.window import parse_window
 
-    params = {"window": args.window, "segment": args.segment}
+    try:  # the store reads this segment; the pages' API takes the two as they were given
+        segment = translation_segment(args.segment, args.approximate)
+    except ValueError as exc:
+        raise ConfigError(f"--segment and --approximate: {exc}") from exc
+    params = {"window": args.window, "segment": args.segment, "approximate": args.approximate}
     if args.judge_version:
         params["judge_version"] = args.judge_version
     answer, url, headers = ask_dashboards(
@@ -65,7 +77,7 @@ def fetch(settings: Settings, args: argparse.Namespace) -> tuple[MigrationAnalys
         config = web_config(settings)
         analyst = Analyst(store, sampling=config.sampling, models=config.models)
         found = analyst.analysis(
-            args.migration, window, segment=args.segment, judge_version=args.judge_version
+            args.migration, window, segment=segment, judge_version=args.judge_version
         )
     return found, safe_url(settings.store.url)
 

@@ -36,6 +36,7 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp
 
+from dashboards.analysis import translation
 from dashboards.analysis.corrections import CALIBRATION, DISAGREEMENTS
 from dashboards.analysis.embedding_migration import EmbeddingMigration
 from dashboards.analysis.figures import Sampling
@@ -57,12 +58,6 @@ from dashboards.triggers.rules import Decision
 from dashboards.web import embedding_pages, views
 from dashboards.web.access import COOKIE, protect, token_matches
 from judge.errors import StoreError
-from judge.store.schema import (
-    APPROXIMATE_SEGMENT,
-    FAITHFUL_SEGMENT,
-    crossed_segment,
-    split_segment,
-)
 from mirror.errors import ConfigError
 from mirror.rollout import WeightChange
 
@@ -503,43 +498,22 @@ def create_app(source: Callable[[], Writer], config: WebConfig | None = None) ->
     return protect(app, token=config.token, secret=config.secret)
 
 
-#: `?approximate=`: every pair, only the faithfully translated ones, or only the approximate.
-APPROXIMATE = {"include": None, "exclude": FAITHFUL_SEGMENT, "only": APPROXIMATE_SEGMENT}
-_FILTER_OF = {translation: name for name, translation in APPROXIMATE.items() if translation}
-
-
 def chosen_filter(segment: str, approximate: str) -> tuple[str, str]:
-    """`?segment=` and `?approximate=` as (a segment of the call's own labels, or `*`; the
-    filter): `?segment=translation=faithful` is the filter `exclude` on all traffic, and a
-    crossed segment its two parts, so the page's two menus show what is read. A segment and a
-    filter that contradict each other (`translation=faithful` with `only`) are a 400."""
-    if approximate not in APPROXIMATE:
-        raise HTTPException(
-            400, f"approximate {approximate!r}: expected one of include, exclude, only"
-        )
-    if segment != "*" and "=" not in segment:
-        raise HTTPException(400, f"segment {segment!r}: expected * or label=value")
-    translation, rest = split_segment(segment)
-    if translation is None:
-        return segment, approximate
-    if approximate != "include" and APPROXIMATE[approximate] != translation:
-        raise HTTPException(
-            400, f"segment {segment!r} and approximate={approximate} select no pair together"
-        )
-    if rest != "*" and "=" not in rest:
-        raise HTTPException(400, f"segment {segment!r}: expected * or label=value after it")
-    return rest, _FILTER_OF[translation]
+    """`?segment=` and `?approximate=` as `dashboards.analysis.translation.chosen_filter`
+    reads them; a contradiction is a 400."""
+    try:
+        return translation.chosen_filter(segment, approximate)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
 
 
 def translation_segment(segment: str, approximate: str) -> str:
-    """The stats segment to read for `?segment=` and `?approximate=`: leaving approximate pairs
-    out (or reading only them) is the `translation=` segment, crossed with a chosen segment
-    (`translation=faithful,tenant=acme`; the stats table keeps every label crossed so)."""
-    segment, approximate = chosen_filter(segment, approximate)
-    translation = APPROXIMATE[approximate]
-    if translation is None:
-        return segment
-    return translation if segment == "*" else crossed_segment(segment, translation)
+    """The stats segment to read for `?segment=` and `?approximate=`
+    (`dashboards.analysis.translation`); a contradiction is a 400."""
+    try:
+        return translation.translation_segment(segment, approximate)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
 
 
 def _local(path: str, fallback: str) -> str:

@@ -190,3 +190,51 @@ def test_reviewers_labels_follow_the_segment_and_the_filter(store: Store, data: 
         got = sum(len(v) for v in found.values())
         want = sum(keep(c) for c in labelled)
         assert want and got == want, segment
+
+
+def test_the_report_command_takes_the_filter_with_a_segment(store: Store, data: Generated) -> None:
+    """`shadowjudge report --segment tenant=acme --approximate exclude|only` shows the figures
+    the page shows for the same choices (through the dashboards' API, as with a running `run`);
+    a segment and a filter that select nothing together are a setting to fix, not a request."""
+    import argparse
+    import io
+    import json
+
+    from dashboards.command import report
+    from dashboards.settings import Settings
+    from mirror.errors import ConfigError
+    from simulation.providers import serve
+
+    client = web(store)
+    app = create_app(lambda: store, WebConfig(token=None))
+    with serve(app) as served:
+        for value in ("exclude", "only"):
+            args = argparse.Namespace(
+                migration=MIGRATION,
+                window="7d",
+                segment="tenant=acme",
+                approximate=value,
+                judge_version=None,
+                url=served.url,
+                json=True,
+            )
+            out = io.StringIO()
+            assert report.run(Settings(), args, out) == 0
+            printed = json.loads(out.getvalue())
+            page = client.get(
+                f"/api/v1/migrations/{MIGRATION}/analysis?window=7d&segment=tenant=acme"
+                f"&approximate={value}"
+            ).json()
+            assert (
+                printed["segment"]
+                == page["segment"]
+                == crossed_segment(
+                    "tenant=acme", FAITHFUL_SEGMENT if value == "exclude" else APPROXIMATE_SEGMENT
+                )
+            )
+            assert [(a["arm"], a["pairs"]) for a in printed["arms"]] == [
+                (a["arm"], a["pairs"]) for a in page["arms"]
+            ]
+        args.segment, args.approximate = FAITHFUL_SEGMENT, "only"
+        with pytest.raises(ConfigError, match="--segment and --approximate: .* select no pair"):
+            report.run(Settings(), args, io.StringIO())
