@@ -26,9 +26,11 @@ import asyncio
 import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from dashboards.analysis.embedding_reference import current_models
+from dashboards.analysis.queries import Reader
 from judge.store.list_verdicts import ListVerdictRow
 
 if TYPE_CHECKING:
@@ -235,3 +237,35 @@ def verdict_rows(
         for item in items
         if item.get("judge") in STORED and item.get("query_hash")
     ]
+
+
+class VerdictStore(Reader, Protocol):
+    """Where verdicts are kept: the store (or its holder), which reads as well."""
+
+    def insert_list_verdicts(self, rows: Sequence[ListVerdictRow]) -> int: ...
+
+
+def keep_verdicts(
+    store: VerdictStore,
+    items: Iterable[dict[str, Any]],
+    *,
+    migration: str,
+    arm: str,
+    retention_days: int,
+) -> bool:
+    """The verdicts just asked (`ask`) into `store`, about the model pair its reference set
+    holds now; False, keeping nothing, when no reference set is stored any more."""
+    models = current_models(store, migration, arm, retention_days=retention_days)
+    if models is None:
+        return False
+    store.insert_list_verdicts(
+        verdict_rows(
+            items,
+            migration=migration,
+            arm=arm,
+            models=models,
+            retention_days=retention_days,
+            judged_at=datetime.now(UTC),
+        )
+    )
+    return True

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -139,7 +138,6 @@ def keep_verdicts(
 ) -> None:
     """The verdicts just asked, into the store the report came from: directly, or through the
     dashboards that answered (hashes, verdict and reason; never a text)."""
-    from dashboards.analysis.embedding_reference import current_models
     from dashboards.command.preflight import ask_dashboards, open_for_reading
 
     if via_api:
@@ -170,21 +168,14 @@ def keep_verdicts(
         return
     with open_for_reading(settings) as store:
         store.migrate()  # an older store gains the verdicts table (as `run` would at start)
-        models = current_models(
-            store, migration.name, report["arm"], retention_days=migration.retention_days
-        )
-        if models is None:
+        if not list_judge.keep_verdicts(
+            store,
+            items,
+            migration=migration.name,
+            arm=report["arm"],
+            retention_days=migration.retention_days,
+        ):
             raise ConfigError("--judge: the reference set is gone: the verdicts were not kept")
-        store.insert_list_verdicts(
-            list_judge.verdict_rows(
-                items,
-                migration=migration.name,
-                arm=report["arm"],
-                models=models,
-                retention_days=migration.retention_days,
-                judged_at=datetime.now(UTC),
-            )
-        )
 
 
 def read_labels(path: Path) -> list[tuple[str, str, bool]]:

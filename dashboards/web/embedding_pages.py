@@ -47,10 +47,10 @@ import copy
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Form, HTTPException, Request
@@ -66,7 +66,6 @@ from dashboards.analysis.embedding_migration import (
     traffic_report,
 )
 from dashboards.analysis.embedding_reference import current_models, reference_version
-from dashboards.analysis.queries import Reader
 from dashboards.web.charts.interval import Band, IntervalRow, interval_chart
 from judge.store.list_verdicts import MAX_REASON, ListVerdictRow, verdicts_version
 from mirror.errors import ConfigError
@@ -90,10 +89,6 @@ NO_JUDGE = (
     " --migration NAME --judge` with settings that have one"
 )
 HEX64 = r"^[0-9a-f]{64}$"
-
-
-class VerdictStore(Reader, Protocol):
-    def insert_list_verdicts(self, rows: Sequence[ListVerdictRow]) -> int: ...
 
 
 class LabelledQuery(BaseModel):
@@ -130,7 +125,7 @@ class GivenVerdicts(BaseModel):
 
 def add_routes(
     app: FastAPI,
-    source: Callable[[], VerdictStore],
+    source: Callable[[], list_judge.VerdictStore],
     migrations: Mapping[str, EmbeddingMigration],
     page: Page,
     as_json: Json,
@@ -236,21 +231,16 @@ def add_routes(
             items = copy.deepcopy(found["least_agreeing"])  # the kept report stays as it is
             todo = list_judge.unjudged(asking.identity, items)
             if todo:
-                models = current_models(
-                    source(), name, found["arm"], retention_days=migration.retention_days
-                )
-                if models is None:
-                    raise HTTPException(409, "the reference set changed: nothing stored now")
                 asyncio.run(list_judge.ask(asking, todo))
-                rows = list_judge.verdict_rows(
+                kept_all = list_judge.keep_verdicts(
+                    source(),
                     todo,
                     migration=name,
                     arm=found["arm"],
-                    models=models,
                     retention_days=migration.retention_days,
-                    judged_at=datetime.now(UTC),
                 )
-                source().insert_list_verdicts(rows)
+                if not kept_all:
+                    raise HTTPException(409, "the reference set changed: nothing stored now")
             return {**report(name, arm, least), "asked": len(todo)}
 
     @app.post("/api/v1/migrations/{name}/embeddings/judge")
