@@ -15,7 +15,7 @@ join excluded), with the judge process's CPU over that span and per 1,000 pairs.
 
 `--in-process N` adds where the judge's CPU goes, without the broker: N deterministic pairs as
 the judge receives them (bytes), parsed, scored and written in `store.batch_rows` batches by the
-judge's own calls in this process (`parse_shadow_pair`, `Scorer.score_many`,
+judge's own calls in this process (`parse_shadow_pair_view`, `Scorer.score_many`,
 `Store.insert_pairs`), with the judge's collector threshold (`young_objects`); CPU per 1,000
 pairs of the whole process and of each phase in the calling thread, and the collector's time
 (`gc.callbacks`), the first batch left out. The phases run one after another here, while the
@@ -171,7 +171,7 @@ def in_process(pairs: int) -> dict[str, float]:
     from judge.config import JudgeSettings
     from judge.scoring import Scorer
     from judge.worker import young_objects
-    from mirror.events import parse_shadow_pair
+    from mirror.event_views import parse_shadow_pair_view as parse_shadow_pair
     from mirror.pricing import PriceTable
 
     raw = [dump_event(pair) for pair in deterministic_pairs(pairs)]
