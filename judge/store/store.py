@@ -38,6 +38,7 @@ from judge.errors import (
 )
 from judge.store.claim import DirectoryClaim, chdb_directory, claim, status_held
 from judge.store.cluster import apply_cluster, cluster_behind
+from judge.store.columns import call_row, insert_columns
 from judge.store.list_verdicts import (
     LIST_VERDICT_COLUMNS,
     ListVerdictRow,
@@ -51,7 +52,6 @@ from judge.store.rows import (
     PAIR_COLUMNS,
     REFERENCE_COLUMNS,
     ReferenceRow,
-    call_row,
     comparison_row,
     hour_span,
     insert,
@@ -250,10 +250,10 @@ class Store:
                 if rows:  # journalled: a crash inside the next inserts is found by `recover`
                     journal(ch, token, hours, "started")
                 # Comparisons last: a comparison row marks its call and pair as written.
-                insert(ch, "calls", CALL_COLUMNS, call_rows, token)
-                insert(ch, "pairs", PAIR_COLUMNS, pair_rows, token)
+                insert_columns(ch, "calls", CALL_COLUMNS, call_rows, token)
+                insert_columns(ch, "pairs", PAIR_COLUMNS, pair_rows, token)
                 insert(ch, "embedding_reference", REFERENCE_COLUMNS, reference, token)
-                insert(ch, "comparisons", COMPARISON_FIELDS, rows, token)
+                insert_columns(ch, "comparisons", COMPARISON_FIELDS, rows, token)
                 if rows:
                     journal(ch, token, hours, "done")
             if written is not None:
