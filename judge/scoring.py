@@ -277,53 +277,55 @@ class Scorer:
         candidate_kind = self._kinds.get(candidate.provider, primary_kind)
         p_usage, c_usage = primary.usage, candidate.usage
         refused = prepared.candidate if prepared.candidate.refused else prepared.primary
+        # Positional, in field order (each line names its field): a NamedTuple's keyword
+        # call matches 46 names, ~4 µs a row; mypy checks each value's type against its field.
         return Comparison(
-            call_id=call.call_id,
-            migration=pair.migration,
-            arm=pair.arm.name,
-            arm_kind=pair.arm.kind.value,
-            judge_version=self.version,
-            captured_at=call.captured_at,
-            judged_at=judged_at,
-            api=call.api.value,
-            segment=dict(call.segment),
-            primary_provider=primary.provider,
-            primary_model=primary.model or "",
-            candidate_provider=candidate.provider,
-            candidate_model=candidate.model or "",
-            stream=primary.stream,
-            primary_status=primary.status_code or 0,
-            candidate_status=candidate.status_code or 0,
-            primary_error=primary.error.kind.value if primary.error else "",
-            candidate_error=candidate.error.kind.value if candidate.error else "",
-            candidate_error_message=candidate.error.message if candidate.error else "",
-            verdict=equivalence.verdict,
-            tier=equivalence.tier,
-            verdict_reason=equivalence.reason,
-            judge_orders_agree=equivalence.orders_agree,
-            judge_cached=equivalence.cached,
-            refusal_primary=prepared.primary.refused,
-            refusal_candidate=prepared.candidate.refused,
-            refusal_primary_score=prepared.primary.score,
-            refusal_candidate_score=prepared.candidate.score,
-            refusal_finding=prepared.finding,
-            refusal_evidence=refused.evidence,
-            format_drift=prepared.drift.drift,
-            format_findings=prepared.drift.findings,
-            length_ratio=prepared.drift.length_ratio,
-            primary_latency_ms=primary.latency_ms,
-            candidate_latency_ms=candidate.latency_ms,
-            primary_ttft_ms=primary.ttft_ms,
-            candidate_ttft_ms=candidate.ttft_ms,
-            primary_input_tokens=p_usage.input_tokens if p_usage else None,
-            primary_output_tokens=p_usage.output_tokens if p_usage else None,
-            candidate_input_tokens=c_usage.input_tokens if c_usage else None,
-            candidate_output_tokens=c_usage.output_tokens if c_usage else None,
-            primary_cost_usd=self._prices.cost(primary.model, p_usage, primary_kind),
-            candidate_cost_usd=self._prices.cost(candidate.model, c_usage, candidate_kind),
-            refusal_primary_tier=prepared.primary.tier,
-            refusal_candidate_tier=prepared.candidate.tier,
-            candidate_approximations=candidate.approximations,
+            call.call_id,  # call_id
+            pair.migration,  # migration
+            pair.arm.name,  # arm
+            pair.arm.kind.value,  # arm_kind
+            self.version,  # judge_version
+            call.captured_at,  # captured_at
+            judged_at,  # judged_at
+            call.api.value,  # api
+            dict(call.segment),  # segment
+            primary.provider,  # primary_provider
+            primary.model or "",  # primary_model
+            candidate.provider,  # candidate_provider
+            candidate.model or "",  # candidate_model
+            primary.stream,  # stream
+            primary.status_code or 0,  # primary_status
+            candidate.status_code or 0,  # candidate_status
+            primary.error.kind.value if primary.error else "",  # primary_error
+            candidate.error.kind.value if candidate.error else "",  # candidate_error
+            candidate.error.message if candidate.error else "",  # candidate_error_message
+            equivalence.verdict,  # verdict
+            equivalence.tier,  # tier
+            equivalence.reason,  # verdict_reason
+            equivalence.orders_agree,  # judge_orders_agree
+            equivalence.cached,  # judge_cached
+            prepared.primary.refused,  # refusal_primary
+            prepared.candidate.refused,  # refusal_candidate
+            prepared.primary.score,  # refusal_primary_score
+            prepared.candidate.score,  # refusal_candidate_score
+            prepared.finding,  # refusal_finding
+            refused.evidence,  # refusal_evidence
+            prepared.drift.drift,  # format_drift
+            prepared.drift.findings,  # format_findings
+            prepared.drift.length_ratio,  # length_ratio
+            primary.latency_ms,  # primary_latency_ms
+            candidate.latency_ms,  # candidate_latency_ms
+            primary.ttft_ms,  # primary_ttft_ms
+            candidate.ttft_ms,  # candidate_ttft_ms
+            p_usage.input_tokens if p_usage else None,  # primary_input_tokens
+            p_usage.output_tokens if p_usage else None,  # primary_output_tokens
+            c_usage.input_tokens if c_usage else None,  # candidate_input_tokens
+            c_usage.output_tokens if c_usage else None,  # candidate_output_tokens
+            self._prices.cost(primary.model, p_usage, primary_kind),  # primary_cost_usd
+            self._prices.cost(candidate.model, c_usage, candidate_kind),  # candidate_cost_usd
+            prepared.primary.tier,  # refusal_primary_tier
+            prepared.candidate.tier,  # refusal_candidate_tier
+            candidate.approximations,  # candidate_approximations
         )
 
     async def aclose(self) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import operator
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,8 +17,14 @@ import orjson
 from judge.comparison import Comparison
 from mirror.events import CapturedCall, ShadowPair, decode_vector
 
-COMPARISON_FIELDS = tuple(field.name for field in dataclasses.fields(Comparison))
-comparison_row = operator.attrgetter(*COMPARISON_FIELDS)
+COMPARISON_FIELDS: tuple[str, ...] = Comparison._fields
+
+
+def comparison_row(comparison: Comparison) -> tuple[Any, ...]:
+    """The row in `COMPARISON_FIELDS` order: a `Comparison` is a NamedTuple of its columns."""
+    return comparison
+
+
 CALL_COLUMNS = (
     "call_id", "captured_at", "api", "segment", "primary_provider", "primary_model", "stream",
     "primary_status", "primary_error", "primary_error_message", "primary_finish_reason",

@@ -468,6 +468,72 @@ async def test_every_field_is_filled() -> None:
     )
 
 
+async def test_each_value_lands_in_its_own_field() -> None:
+    """The row is built positionally (`Scorer._build`): here every value that another field of
+    the same type could take is distinct, so a value in a neighbour's place fails."""
+    primary = side(
+        status_code=502,
+        error=ErrorInfo(kind=ErrorKind.STREAM, message="primary stream broke"),
+        provider="azure",
+        model="gpt-4o-mini",
+        latency_ms=11.5,
+        ttft_ms=12.5,
+        usage=Usage(input_tokens=1, output_tokens=2),
+    )
+    candidate = side(
+        status_code=529,
+        error=ErrorInfo(kind=ErrorKind.TIMEOUT, message="candidate timed out"),
+        provider="anthropic",
+        model="claude-haiku-4-5",
+        latency_ms=13.5,
+        ttft_ms=14.5,
+        usage=Usage(input_tokens=3, output_tokens=4),
+        approximations=("top_p not sent",),
+    )
+    pair = make_pair(primary, candidate, arm=Arm(name="haiku"))
+    row = await Scorer(JudgeSettings(), default_providers(), PriceTable(), None).score(pair)
+    values = row._asdict()
+    assert {name: values[name] for name in EXPECTED_FAILED_PAIR} == EXPECTED_FAILED_PAIR
+    assert values["call_id"] == pair.call.call_id and values["segment"] == {"route": "/ask"}
+    assert values["primary_cost_usd"] == pytest.approx((1 * 0.15 + 2 * 0.60) / 1e6)
+    assert values["candidate_cost_usd"] == pytest.approx((3 * 1.0 + 4 * 5.0) / 1e6)
+
+
+EXPECTED_FAILED_PAIR: dict[str, Any] = {
+    "migration": "to-sonnet",
+    "arm": "haiku",
+    "arm_kind": "candidate",
+    "api": "openai.chat_completions",
+    "primary_provider": "azure",
+    "primary_model": "gpt-4o-mini",
+    "candidate_provider": "anthropic",
+    "candidate_model": "claude-haiku-4-5",
+    "stream": False,
+    "primary_status": 502,
+    "candidate_status": 529,
+    "primary_error": "stream",
+    "candidate_error": "timeout",
+    "candidate_error_message": "candidate timed out",
+    "verdict": Verdict.NOT_JUDGED,
+    "tier": Tier.NONE,
+    "verdict_reason": "primary failed (stream): primary stream broke",
+    "judge_orders_agree": None,
+    "refusal_finding": RefusalFinding.NONE,
+    "refusal_evidence": "",
+    "format_findings": (),
+    "length_ratio": None,
+    "primary_latency_ms": 11.5,
+    "candidate_latency_ms": 13.5,
+    "primary_ttft_ms": 12.5,
+    "candidate_ttft_ms": 14.5,
+    "primary_input_tokens": 1,
+    "primary_output_tokens": 2,
+    "candidate_input_tokens": 3,
+    "candidate_output_tokens": 4,
+    "candidate_approximations": ("top_p not sent",),
+}
+
+
 async def test_cost_uses_the_api_dialect_for_an_unknown_provider_and_none_without_a_price() -> None:
     usage = Usage(input_tokens=1100, output_tokens=90, cached_tokens=1000)
     vllm = side(output("Paris."), provider="local-vllm", model="claude-haiku-4-5", usage=usage)

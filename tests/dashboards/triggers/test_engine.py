@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,7 +39,7 @@ def data() -> Generated:
             (False, True): RefusalFinding.CANDIDATE_ONLY,
             (True, True): RefusalFinding.BOTH,
         }[(c.refusal_primary, candidate)]
-        comparisons.append(replace(c, refusal_candidate=candidate, refusal_finding=finding))
+        comparisons.append(c._replace(refusal_candidate=candidate, refusal_finding=finding))
     return Generated(found.pairs, comparisons)
 
 

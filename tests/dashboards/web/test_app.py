@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 import pytest
 from starlette.testclient import TestClient
@@ -23,8 +22,7 @@ def data() -> Generated:
     found = generate(600, seed=2)
     # a hostile segment value and verdict reason: shown, never run
     first = found.comparisons[0]
-    found.comparisons[0] = replace(
-        first,
+    found.comparisons[0] = first._replace(
         segment={**first.segment, "tenant": HOSTILE},
         verdict_reason=f"judge: {HOSTILE}",
     )

@@ -3,7 +3,6 @@ counted, shown, and left out (`?approximate=exclude`) or read alone (`only`)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -25,7 +24,7 @@ NOTES = ("json_object as forced tool use", "top_p not sent")
 def data() -> Generated:
     found = generate(400, seed=9)
     found.comparisons[:] = [
-        replace(c, candidate_approximations=NOTES[: 1 + i % 2])
+        c._replace(candidate_approximations=NOTES[: 1 + i % 2])
         if c.arm_kind == "candidate" and i % 3 == 0
         else c
         for i, c in enumerate(found.comparisons)

@@ -3,8 +3,6 @@ page per side, the migration page and its JSON twin as counts per side from the 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from starlette.testclient import TestClient
 
@@ -22,8 +20,7 @@ TIERED = 12
 def data() -> Generated:
     found = generate(60, seed=5)
     found.comparisons[:TIERED] = [
-        replace(
-            c,
+        c._replace(
             refusal_candidate_tier=RefusalTier.LLM,
             refusal_candidate=c.refusal_candidate or i % 3 == 0,
             refusal_primary_tier=RefusalTier.LLM if i % 2 == 0 else RefusalTier.RULES,

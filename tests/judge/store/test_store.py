@@ -15,7 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -289,7 +289,7 @@ def test_comparisons_has_a_column_per_field_and_enums_cover_the_contract(store: 
             " WHERE database = currentDatabase() AND table = 'comparisons'",
         )
     )
-    assert {f.name for f in fields(Comparison)} <= set(types)
+    assert set(Comparison._fields) <= set(types)
     for column, enum in [("verdict", Verdict), ("tier", Tier), ("refusal_finding", RefusalFinding)]:
         for member in enum:
             assert f"'{member.value}'" in types[column], (
@@ -384,10 +384,10 @@ def test_reason_causes_in_sql_equal_the_python_ones(store: Store, reason: str) -
 
 def test_aggregates_count_coverage_and_causes(store: Store) -> None:
     pairs, comparisons = batch(30)
-    comparisons[2] = replace(
-        comparisons[2], verdict=Verdict.NOT_JUDGED, verdict_reason="no LLM judge configured"
+    comparisons[2] = comparisons[2]._replace(
+        verdict=Verdict.NOT_JUDGED, verdict_reason="no LLM judge configured"
     )
-    comparisons[3] = replace(comparisons[3], verdict=Verdict.ERROR, verdict_reason="judge failed")
+    comparisons[3] = comparisons[3]._replace(verdict=Verdict.ERROR, verdict_reason="judge failed")
     store.insert_pairs(pairs, comparisons)
     got = store.aggregate_counts("m1")
     causes: dict[str, int] = {}
@@ -432,7 +432,7 @@ NOTES = ("json_object as forced tool use", "temperature not sent")
 def with_approximations(comparisons: list[Comparison]) -> list[Comparison]:
     """Every third pair approximate: one note, or both on every other one of those."""
     return [
-        replace(c, candidate_approximations=NOTES[: 1 + i % 2]) if i % 3 == 0 else c
+        c._replace(candidate_approximations=NOTES[: 1 + i % 2]) if i % 3 == 0 else c
         for i, c in enumerate(comparisons)
     ]
 
@@ -486,7 +486,7 @@ def test_migration_8_counts_the_stored_pairs_as_faithful(settings: StoreSettings
         assert (got["pairs"], got["approximate_pairs"], got["approximation_counts"]) == (12, 0, {})
         assert store.aggregate_counts("m1", segment=FAITHFUL_SEGMENT)["pairs"] == 12
         more_pairs, more = batch(3)
-        store.insert_pairs(more_pairs, [replace(c, candidate_approximations=NOTES) for c in more])
+        store.insert_pairs(more_pairs, [c._replace(candidate_approximations=NOTES) for c in more])
         # The re-created views count new pairs with the new column.
         assert store.aggregate_counts("m1", segment=APPROXIMATE_SEGMENT)["pairs"] == 3
         rows = _sql(
@@ -503,8 +503,7 @@ def with_tiers_and_approximations(comparisons: list[Comparison]) -> list[Compari
     refusals, some not: see `make_comparison`)."""
     llm, rules = RefusalTier.LLM, RefusalTier.RULES
     return [
-        replace(
-            c,
+        c._replace(
             candidate_approximations=NOTES[:1] if i % 5 < 2 else (),
             refusal_primary_tier=llm if i % 2 == 1 else rules,
             refusal_candidate_tier=llm if i % 3 == 2 else rules,
@@ -631,7 +630,7 @@ def test_existing_keys(store: Store) -> None:
     keys = [c.key for c in comparisons]
     assert store.existing_keys(keys + [("nope", "m1", "cand", "v1")]) == set(keys[:3])
     assert store.existing_keys([]) == set()
-    odd = replace(comparisons[3], call_id="a'b\\c\0d")
+    odd = comparisons[3]._replace(call_id="a'b\\c\0d")
     store.insert_pairs([], [odd])
     assert store.existing_keys([odd.key, keys[4]]) == {odd.key}
 
