@@ -53,7 +53,7 @@ from judge.scorers.equivalence import (
     unusable_reason,
 )
 from judge.scorers.format_drift import FORMAT_DRIFT_VERSION, NO_DRIFT, FormatDrift, format_drift
-from judge.scorers.pairwise import extract_question
+from judge.scorers.pairwise import extract_user
 from judge.scorers.refusal import DETECTOR_VERSION, RefusalKind, RefusalVerdict, detect_refusal
 from judge.scorers.refusal_memo import RefusalMemo
 from judge.scorers.refusal_tier import PROMPT_VERSION, LlmRefusalTier, tier_text
@@ -199,8 +199,7 @@ class Scorer:
 
     def _prepare(self, pair: ShadowPair) -> _Prepared:
         call, result = pair.call, pair.result
-        question = extract_question(call.api, call.request)
-        request = question.user if question is not None else None
+        request = extract_user(call.api, call.request)
         primary = self._primary_refusal(pair, request)
         candidate = side_refusal(result, request, self._refusals.detect)
         comparable = (

@@ -83,14 +83,18 @@ class OrderVerdict:
 # --- the question and the answers, as the judge reads them -------------------------------
 
 
+#: Bound once: an enum member read from its class costs ~0.1 µs on Python 3.11.
+_ANTHROPIC_MESSAGES, _OPENAI_RESPONSES = Api.ANTHROPIC_MESSAGES, Api.OPENAI_RESPONSES
+
+
 def extract_question(api: Api, request: Mapping[str, Any] | None) -> Question | None:
     """System prompt and last user message of a captured request; None without a request."""
     if request is None:
         return None
-    if api is Api.ANTHROPIC_MESSAGES:
+    if api is _ANTHROPIC_MESSAGES:
         system = _text(request.get("system"))
         user = _last_user(request.get("messages"))
-    elif api is Api.OPENAI_RESPONSES:
+    elif api is _OPENAI_RESPONSES:
         items = request.get("input")
         instructions = request.get("instructions")
         parts = [instructions] if isinstance(instructions, str) else []
@@ -100,6 +104,20 @@ def extract_question(api: Api, request: Mapping[str, Any] | None) -> Question | 
         messages = request.get("messages")
         system, user = "\n".join(_system_texts(messages)), _last_user(messages)
     return Question(_cap(system), _cap(user))
+
+
+def extract_user(api: Api, request: Mapping[str, Any] | None) -> str | None:
+    """`extract_question(api, request).user`, None without a request: the scorer reads only
+    the user's message for every pair (the refusal rules), so the system prompt is not
+    gathered and no `Question` is made (~0.4 against ~2.7 µs)."""
+    if request is None:
+        return None
+    if api is _OPENAI_RESPONSES:
+        items = request.get("input")
+        user = items if isinstance(items, str) else _last_user(items)
+    else:
+        user = _last_user(request.get("messages"))
+    return _cap(user)
 
 
 def render_answer(output: Output) -> str:
@@ -151,6 +169,8 @@ def _last_user(messages: Any) -> str:
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
+            if isinstance(content, str):  # the usual case, as `_text` would answer it
+                return content
             if not _is_tool_result(content):
                 return _text(content)
     return ""

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from judge.comparison import Tier, Verdict
 from judge.config import JudgeSettings
@@ -26,11 +28,13 @@ from judge.scorers.equivalence import (
     unusable_reason,
 )
 from judge.scorers.pairwise import (
+    MAX_PROMPT_CHARS,
     JudgeCallError,
     OrderVerdict,
     PairwiseJudge,
     Question,
     extract_question,
+    extract_user,
     parse_judge_answer,
     render_answer,
 )
@@ -272,6 +276,65 @@ def test_question_from_anthropic_messages_skips_tool_results() -> None:
         "You are terse.", "Weather in Paris?"
     )
     assert extract_question(Api.ANTHROPIC_MESSAGES, None) is None
+
+
+_CONTENT = st.one_of(
+    st.none(),
+    st.integers(),
+    st.sampled_from(["", "Capital?", "x" * (MAX_PROMPT_CHARS + 5)]),
+    st.lists(
+        st.one_of(
+            st.text(max_size=5),
+            st.fixed_dictionaries(
+                {"type": st.sampled_from(["text", "input_text", "tool_result", "image", "file"])},
+                optional={"text": st.one_of(st.text(max_size=5), st.integers())},
+            ),
+        ),
+        max_size=3,
+    ),
+)
+_MESSAGE = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "role": st.sampled_from(["user", "system", "developer", "assistant", "tool", 3]),
+            "content": _CONTENT,
+        },
+    ),
+    st.text(max_size=3),
+    st.none(),
+)
+_MESSAGES = st.one_of(st.lists(_MESSAGE, max_size=5), _CONTENT)
+_REQUEST = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "messages": _MESSAGES,
+            "input": _MESSAGES,
+            "system": _CONTENT,
+            "instructions": _CONTENT,
+        },
+    ),
+)
+
+
+@given(api=st.sampled_from(Api), request=_REQUEST)
+@example(Api.OPENAI_CHAT, {"messages": [{"role": "user", "content": "x" * (MAX_PROMPT_CHARS + 1)}]})
+@example(Api.OPENAI_RESPONSES, {"input": "y" * (MAX_PROMPT_CHARS + 1)})
+@example(
+    Api.ANTHROPIC_MESSAGES,
+    {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
+        ]
+    },
+)
+def test_the_user_message_alone_is_the_questions(api: Api, request: dict[str, Any] | None) -> None:
+    """`extract_user` (what the scorer reads for every pair) is `extract_question`'s user."""
+    question = extract_question(api, request)
+    assert extract_user(api, request) == (question.user if question is not None else None)
 
 
 def test_answers_render_tool_calls_and_refusals_as_text() -> None:
