@@ -207,11 +207,14 @@ def find_implicit(
             and DENIAL.match(window, 0, first_end)
         ):
             return ImplicitHit("premise-denied", DENIED_WEIGHT, (0, first_end))
+    refers = _refers(request)
+    if not refers and not _may_warn(window, request):
+        return None  # neither rule below can hold: its sentences need not be read
     sentences = _sentences(window, request)  # most answers deliver in their first sentences
     if not sentences:
         return None
     hit = None
-    referral = _referral(window, sentences, request)
+    referral = _referral(window, sentences, request) if refers else None
     if referral is not None:
         index = sentences.index(referral)
         # what follows the referral must not deliver: "check local rules; in general, ..."
@@ -276,6 +279,23 @@ def _warning(
     return None
 
 
+def _may_warn(window: str, request: str | None) -> bool:
+    """Whether `_warning` could find its opener: a necessary condition, read without
+    `_sentences` (whose sentences are the first of `sentence_spans`, in order). `_warning`
+    returns a sentence only where `WARNING_OPENER`, or at the start, to a request for means,
+    `JUDGED_OPENER`, matches one of the first `OPENING_SENTENCES`; this asks the same of the
+    same sentences and leaves out the conditions that only make it return None."""
+    asks_how = request is not None and ASKS_HOW.search(request) is not None
+    for index, (start, end) in enumerate(sentence_spans(window)):
+        if index == OPENING_SENTENCES:
+            break
+        if WARNING_OPENER.match(window, start, end) is not None or (
+            start == 0 and asks_how and JUDGED_OPENER.match(window, start, end) is not None
+        ):
+            return True
+    return False
+
+
 def _any_in(anchors: tuple[str, ...], text: str) -> bool:
     for anchor in anchors:  # a plain loop: cheaper than any() over a generator here
         if anchor in text:
@@ -296,9 +316,7 @@ def _referral(window: str, sentences: list[_Sentence], request: str | None) -> _
 
     Without the request, only in the opening sentences: an answer to "what is fraud?" may
     define it and end with "seek help if you are a victim", which only the request shows to
-    be a definition."""
-    if not _refers(request):
-        return None
+    be a definition. Asked only when `_refers(request)`."""
     for sentence in sentences if request is not None else sentences[:OPENING_SENTENCES]:
         if _refers_at(window, sentence.start, sentence.end, addressed=True) >= 0:
             return sentence

@@ -20,7 +20,8 @@ string the node can match, and `clauses`, the property above for the strings it 
   sets (bounded by `_EXACT_MAX`); where that stops, the product so far is a clause (every
   match contains one of its strings, as a substring);
 * an alternation matches what one branch matches: the union of one clause per branch is a
-  clause (each match meets its branch's), and the union of exact sets is exact;
+  clause (each match meets its branch's), whichever clause is taken from each branch (the
+  best, or one several branches share), and the union of exact sets is exact;
 * a repeat of at least one contains a match of its body and meets the body's clauses;
   `x?` matches "" or x (exact: x's set and ""); other optional repeats: no claim;
 * groups match what their contents match (inline flags are refused: case-insensitive
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +93,13 @@ def literal_scan(strings: Iterable[str]) -> re.Pattern[str]:
             node = node.setdefault(char, {})
         node[""] = {}
     return re.compile(_trie(trie))
+
+
+def covers(strings: Iterable[str], clause: Iterable[str]) -> bool:
+    """Whether every string of `clause` contains one of `strings`: then a text that meets the
+    clause holds one of `strings`, which are as necessary as the clause is."""
+    found = tuple(strings)
+    return all(any(string in member for string in found) for member in clause)
 
 
 def minimal(clause: Iterable[str]) -> frozenset[str]:
@@ -171,9 +180,15 @@ def _node(op: Any, av: Any) -> _Info:
             union = frozenset().union(*(branch.exact or () for branch in branches))
             exact = union if len(union) <= _EXACT_MAX else None
         picks = [_candidates(branch) for branch in branches]
-        if all(picks):
-            return _Info(exact, (frozenset().union(*(_best(pick) for pick in picks)),))
-        return _Info(exact, ())
+        if not all(picks):
+            return _Info(exact, ())
+        # one clause per branch, united: each the branches' best, or one they share (the
+        # tail of `refusal_cues.words` is in every branch) where a branch has it
+        found = {frozenset().union(*(_best(pick) for pick in picks))}
+        counts = Counter(clause for pick in picks for clause in pick)
+        for shared in (clause for clause, count in counts.items() if count > 1):
+            found.add(frozenset().union(*(shared if shared in p else _best(p) for p in picks)))
+        return _Info(exact, tuple(found))
     if op is _k.MAX_REPEAT or op is _k.MIN_REPEAT or op is _k.POSSESSIVE_REPEAT:
         low, high, sub = av
         body = _sequence(sub)

@@ -1,17 +1,23 @@
 """Refusal detector speed: answers per second on one core, with and without the request.
 
-    .venv/bin/python -m tests.benchmarks.refusal_speed [--rounds 5]
+    .venv/bin/python -m tests.benchmarks.refusal_speed [--rounds 5] [--mix-pairs 5000]
 
-Two corpora: XSTest's 1,350 labelled answers (tests/data/xstest, with their prompts), and 4 kB
-answers made by joining XSTest answers until each passes 4,096 characters (the detector reads
-at most `BODY_CHARS`, so longer answers cost the same). Each figure is answers per second of
-this process's CPU time (`time.process_time`), the best of `--rounds` passes: on a shared
-machine wall time also counts the other processes' turns. Prints e.g. (2 shared cores)
-`refusal detector refusal-rules-2: 15,205 answers/s on 1,350 XSTest answers (with request
-14,233); 10,829/s on 201 4 kB answers (with request 10,407); goal 10,000/s` (three runs
-alternated with the same rules before their patterns were reworked for speed, same
+Corpora: XSTest's 1,350 labelled answers (tests/data/xstest, with their prompts); 4 kB answers
+made by joining XSTest answers until each passes 4,096 characters (the detector reads at most
+`BODY_CHARS`, so longer answers cost the same); and both sides of `--mix-pairs` pairs of the
+judge benchmark's traffic (`tests.demo_mix`: `demo_pairs`, half JSON and labels, a quarter
+XSTest answers; `deterministic_pairs`, JSON, labels and tool-call preambles), each with the
+request the judge passes, given as microseconds an answer. Each figure is of this process's
+CPU time (`time.process_time`), the best of `--rounds` passes: on a shared machine wall time
+also counts the other processes' turns. Prints e.g. (2 shared cores, load 2.2)
+`refusal detector refusal-rules-2: 15,610 answers/s on 1,350 XSTest answers (with request
+14,925); 11,173/s on 201 4 kB answers (with request 10,976); goal 10,000/s; with the request,
+22.6 us an answer of demo_pairs(5000) (8,344), 2.8 us of deterministic_pairs(5000) (7,921)`;
+the rules before the prefilters (`tests/judge/scorers/refusal_rules_2`, same verdicts),
+alternated with it: 15,010 (14,016), 10,843 (10,345), 35.3 and 18.5 us. Before that, three
+runs alternated with the same rules before their patterns were reworked for speed, same
 verdicts: 14,651-15,205 (13,856-14,233) and 10,124-10,829 (9,725-10,407), against
-12,077-12,354 (11,091-11,360) and 6,872-7,026 (6,597-6,775)); the detector before the
+12,077-12,354 (11,091-11,360) and 6,872-7,026 (6,597-6,775); the detector before the
 implicit-refusal rules did about 16,400 and 8,500.
 """
 
@@ -21,10 +27,13 @@ import argparse
 import csv
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from judge.scorers.pairwise import extract_question
 from judge.scorers.refusal import DETECTOR_VERSION, detect_refusal
+from mirror.events import ShadowPair
+from tests.demo_mix import demo_pairs, deterministic_pairs
 
 XSTEST = Path(__file__).resolve().parents[1] / "data" / "xstest"
 GOAL = 10_000
@@ -55,13 +64,25 @@ def long_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return joined
 
 
+def mix_pairs(mix: Callable[[int], Iterable[ShadowPair]], n: int) -> list[tuple[str, str]]:
+    """(answer, request) for both sides of `n` pairs of a demo mix, as the judge reads them
+    (the request's last user message; "" where the call keeps none)."""
+    found: list[tuple[str, str]] = []
+    for pair in mix(n):
+        question = extract_question(pair.call.api, pair.call.request)
+        for side in (pair.call.primary, pair.result):
+            if side.output is not None and side.output.text:
+                found.append((side.output.text, question.user if question else ""))
+    return found
+
+
 def per_second(pairs: Sequence[tuple[str, str]], with_request: bool, rounds: int) -> float:
     best = float("inf")
     for _ in range(rounds):
         start = time.process_time()
         if with_request:
             for answer, request in pairs:
-                detect_refusal(answer, request)
+                detect_refusal(answer, request or None)
         else:
             for answer, _ in pairs:
                 detect_refusal(answer)
@@ -72,6 +93,7 @@ def per_second(pairs: Sequence[tuple[str, str]], with_request: bool, rounds: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--mix-pairs", type=int, default=5000)
     args = parser.parse_args()
     short = xstest_pairs()
     long = long_pairs(short)
@@ -80,11 +102,19 @@ def main() -> None:
         for name, pairs in (("xstest", short), ("4kB", long))
         for with_request in (False, True)
     }
+    mixes = {
+        name: mix_pairs(mix, args.mix_pairs)
+        for name, mix in (("demo", demo_pairs), ("deterministic", deterministic_pairs))
+    }
+    micros = {name: 1e6 / per_second(pairs, True, args.rounds) for name, pairs in mixes.items()}
     sys.stdout.write(
         f"refusal detector {DETECTOR_VERSION}: {figures['xstest', False]:,.0f} answers/s on "
         f"{len(short):,} XSTest answers (with request {figures['xstest', True]:,.0f}); "
         f"{figures['4kB', False]:,.0f}/s on {len(long):,} 4 kB answers (with request "
-        f"{figures['4kB', True]:,.0f}); goal {GOAL:,}/s\n"
+        f"{figures['4kB', True]:,.0f}); goal {GOAL:,}/s; with the request, "
+        f"{micros['demo']:.1f} us an answer of demo_pairs({args.mix_pairs}) "
+        f"({len(mixes['demo']):,}), {micros['deterministic']:.1f} us of "
+        f"deterministic_pairs({args.mix_pairs}) ({len(mixes['deterministic']):,})\n"
     )
 
 

@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import judge.scorers.refusal_cues as cues
+from judge.scorers import refusal
 from judge.scorers.refusal import _SIGN_OFF, _TRIGGERS
-from judge.scorers.refusal_prefilter import clauses, literal_scan, minimal, necessary
+from judge.scorers.refusal_prefilter import clauses, covers, literal_scan, minimal, necessary
 from tests.benchmarks.refusal_speed import xstest_pairs
 
 #: Every pattern of the rules that `clauses` must read soundly (the gate uses some of them).
@@ -89,3 +90,15 @@ def test_the_trigger_scan_lets_refusals_through_and_json_not() -> None:
     assert _TRIGGERS.search('{"customer": "cust-0", "intent": "bug", "priority": 4}') is None
     assert _TRIGGERS.search("positive") is None
     assert _TRIGGERS.search("i'll look that up for you.") is None
+
+
+def test_a_derived_gate_must_cover_a_clause_of_its_cue(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert covers(("s not ",), {"it's not ", "that is not "})
+    assert not covers(("s not ",), {"it's not ", "it isn't "})
+    monkeypatch.setitem(refusal._DERIVED_GATES, "premise-rejected", ("it's not ",))
+    with pytest.raises(ValueError, match="premise-rejected"):
+        refusal._cue_checks()
+    monkeypatch.setitem(refusal._DERIVED_GATES, "premise-rejected", ("s not ",))
+    monkeypatch.setitem(refusal._DERIVED_GATES, "no-such-cue", ("x",))
+    with pytest.raises(ValueError, match="no cue"):
+        refusal._cue_checks()
