@@ -284,9 +284,10 @@ def _detect(text: str, request: str | None, scoped: bool) -> tuple[RefusalVerdic
     starts = _head_sentence_starts(window)
     head_end = starts[-1] if len(starts) > HEAD_SENTENCES else min(len(window), HEAD_CHARS)
     hits = _find_cues(window, starts, head_end)
-    signed_off = len(raw) <= _SIGN_OFF_MAX_LEN and bool(
-        _SIGN_OFF.search(_normalise(raw[-TAIL_CHARS:]))
-    )
+    signed_off = False
+    if len(raw) <= _SIGN_OFF_MAX_LEN:
+        tail = window if len(raw) <= TAIL_CHARS else _normalise(raw[-TAIL_CHARS:])
+        signed_off = _any_in(_SIGN_OFF_NEEDS, tail) and _SIGN_OFF.search(tail) is not None
     implicit = None
     reads = False  # the request is read by the implicit rules only
     if not any(hit.weight >= _DECIDED for hit in hits):  # else the implicit rules add nothing
@@ -329,6 +330,17 @@ def _detect(text: str, request: str | None, scoped: bool) -> tuple[RefusalVerdic
 
 
 _TRIGGERS = _triggers()
+
+
+def _needs(pattern: re.Pattern[str], strings: tuple[str, ...]) -> tuple[str, ...]:
+    """`strings`, checked to cover a clause of `pattern` (`refusal_prefilter`): a text that
+    holds none of them holds no match of it, so a search there can be skipped."""
+    if not any(covers(strings, clause) for clause in clauses(pattern)):
+        raise ValueError(f"{strings} are not needed by every match of {pattern.pattern!r}")
+    return strings
+
+
+_SIGN_OFF_NEEDS = _needs(_SIGN_OFF, ("else",))
 
 
 def _normalise(text: str) -> str:
@@ -444,6 +456,13 @@ def _find_cues(window: str, starts: list[int], head_end: int) -> list[_Hit]:
             hits.append(_Hit(weight, (sentence, found.end()), in_head, strong, cue.name))
             break  # one hit per cue: repeating a phrase proves nothing new
     return hits
+
+
+def _any_in(strings: tuple[str, ...], text: str) -> bool:
+    for string in strings:  # a plain loop: cheaper than any() over a generator here
+        if string in text:
+            return True
+    return False
 
 
 def _is_speech(window: str, start: int, end: int, sentence: int) -> bool:

@@ -102,3 +102,9 @@ def test_a_derived_gate_must_cover_a_clause_of_its_cue(monkeypatch: pytest.Monke
     monkeypatch.setitem(refusal._DERIVED_GATES, "no-such-cue", ("x",))
     with pytest.raises(ValueError, match="no cue"):
         refusal._cue_checks()
+
+
+def test_a_search_is_skipped_only_for_strings_every_match_needs() -> None:
+    assert refusal._needs(_SIGN_OFF, ("else",)) == ("else",)
+    with pytest.raises(ValueError, match="not needed"):
+        refusal._needs(_SIGN_OFF, ("anything",))  # "... with something else" has none
