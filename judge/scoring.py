@@ -38,10 +38,11 @@ the tier's prompt version and band join the refusal part of the judge version
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import NamedTuple
 
 from judge.comparison import Comparison, RefusalFinding, RefusalTier
 from judge.config import JudgeSettings
@@ -54,14 +55,25 @@ from judge.scorers.equivalence import (
 )
 from judge.scorers.format_drift import FORMAT_DRIFT_VERSION, NO_DRIFT, FormatDrift, format_drift
 from judge.scorers.pairwise import extract_user
-from judge.scorers.refusal import DETECTOR_VERSION, RefusalKind, RefusalVerdict, detect_refusal
+from judge.scorers.refusal import (
+    DETECTOR_VERSION,
+    RefusalKind,
+    RefusalVerdict,
+    detect_refusal,
+)
+from judge.scorers.refusal import NOT_REFUSED as _NOT_REFUSED_VERDICT
 from judge.scorers.refusal_memo import RefusalMemo
 from judge.scorers.refusal_tier import PROMPT_VERSION, LlmRefusalTier, tier_text
 from mirror.config import ProviderSettings
-from mirror.events import ArmResult, FinishReason, ShadowPair
+from mirror.events import Api, ArmResult, FinishReason, ShadowPair
 from mirror.pricing import PriceTable
 
 _EVIDENCE_CHARS = 160
+# Enum members bound once: read from their class they cost ~0.1 µs each on Python 3.11.
+_NO_FINDING = RefusalFinding.NONE
+_CONTENT_FILTER = FinishReason.CONTENT_FILTER
+#: `Api.provider_kind` by API, read from a dict rather than through the property.
+_PROVIDER_KINDS = {api: api.provider_kind for api in Api}
 #: Primary-side refusal verdicts remembered by call_id: every arm of a call (candidates and the
 #: noise arm) shares the primary's answer, so the detector runs on it once, not once per arm.
 _PRIMARY_MEMO = 4096
@@ -88,8 +100,7 @@ def judge_version(settings: JudgeSettings, judge: PairwiseJudge | None) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SideRefusal:
+class SideRefusal(NamedTuple):
     refused: bool
     score: float
     evidence: str
@@ -114,11 +125,13 @@ def side_refusal(
         return NOT_REFUSED
     if output.refusal:
         return SideRefusal(True, 1.0, output.refusal[:_EVIDENCE_CHARS])
-    if output.finish_reason is FinishReason.CONTENT_FILTER:
+    if output.finish_reason is _CONTENT_FILTER:
         return SideRefusal(True, 1.0, f"finish reason {output.raw_finish_reason or 'filter'}")
     if not output.text:
         return NOT_REFUSED
     verdict = detect(output.text, request)
+    if verdict is _NOT_REFUSED_VERDICT:  # most answers: the same row as below, made once
+        return NOT_REFUSED
     evidence = (verdict.evidence or "") if verdict.refused else ""
     return SideRefusal(verdict.refused, verdict.score, evidence)
 
@@ -129,8 +142,7 @@ def refusal_finding(primary: SideRefusal, candidate: SideRefusal) -> RefusalFind
     return RefusalFinding.CANDIDATE_ONLY if candidate.refused else RefusalFinding.NONE
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
+class _Prepared(NamedTuple):
     """The deterministic part of a pair's score; `equivalence` is None until the LLM decides."""
 
     pair: ShadowPair
@@ -166,7 +178,9 @@ class Scorer:
         self._kinds = {name: provider.kind for name, provider in providers.items()}
         self._prices = prices
         self._bounds = settings.length_ratio_bounds
-        self._primary_refusals: dict[str, SideRefusal] = {}
+        #: oldest first: `popitem(last=False)` is O(1), where a dict's first key is found past
+        #: the slots its earlier deletions left (~1.5 µs a pair at 4,096 entries)
+        self._primary_refusals: OrderedDict[str, SideRefusal] = OrderedDict()
         self._refusals = RefusalMemo()
         self.refusal_tier = LlmRefusalTier(
             judge, settings.refusal_tier, cache_size=settings.cache_size
@@ -199,21 +213,25 @@ class Scorer:
 
     def _prepare(self, pair: ShadowPair) -> _Prepared:
         call, result = pair.call, pair.result
+        primary_result = call.primary
         request = extract_user(call.api, call.request)
         primary = self._primary_refusal(pair, request)
         candidate = side_refusal(result, request, self._refusals.detect)
-        comparable = (
-            unusable_reason(call.primary, "primary") is None
+        if (
+            unusable_reason(primary_result, "primary") is None
             and unusable_reason(result, "candidate") is None
-        )
-        drift = NO_DRIFT
-        finding = RefusalFinding.NONE
-        if comparable:
-            assert call.primary.output is not None and result.output is not None
-            drift = format_drift(call.primary.output, result.output, length_bounds=self._bounds)
-        if _answered(call.primary) and _answered(result):
+        ):
+            primary_out, candidate_out = primary_result.output, result.output
+            assert primary_out is not None and candidate_out is not None
+            drift = format_drift(primary_out, candidate_out, length_bounds=self._bounds)
+            # the cascade's tiers, its own usability check just passed here
+            equivalence = self.cascade.decide_usable(primary_out, candidate_out)
+        else:
+            drift = NO_DRIFT
+            equivalence = self.cascade.decide_cheap(call, result)  # says which side, and why
+        finding = _NO_FINDING
+        if _answered(primary_result) and _answered(result):
             finding = refusal_finding(primary, candidate)
-        equivalence = self.cascade.decide_cheap(call, result)
         return _Prepared(pair, primary, candidate, finding, drift, equivalence, request)
 
     async def _refusal_tier(self, prepared: list[_Prepared]) -> list[_Prepared]:
@@ -242,7 +260,7 @@ class Scorer:
         finding = RefusalFinding.NONE
         if _answered(call.primary) and _answered(result):
             finding = refusal_finding(primary, candidate)
-        return replace(prepared, primary=primary, candidate=candidate, finding=finding)
+        return prepared._replace(primary=primary, candidate=candidate, finding=finding)
 
     async def _tiered(self, request: str, result: ArmResult, side: SideRefusal) -> SideRefusal:
         text = tier_text(result)
@@ -264,7 +282,7 @@ class Scorer:
             found = side_refusal(pair.call.primary, request, self._refusals.detect)
             memo[pair.call.call_id] = found
             if len(memo) > _PRIMARY_MEMO:
-                del memo[next(iter(memo))]  # the oldest: dicts keep insertion order
+                memo.popitem(last=False)  # the oldest
         return found
 
     def _build(
@@ -272,21 +290,22 @@ class Scorer:
     ) -> Comparison:
         pair = prepared.pair
         call, primary, candidate = pair.call, pair.call.primary, pair.result
-        primary_kind = call.api.provider_kind
+        primary_kind = _PROVIDER_KINDS[call.api]
         candidate_kind = self._kinds.get(candidate.provider, primary_kind)
         p_usage, c_usage = primary.usage, candidate.usage
         refused = prepared.candidate if prepared.candidate.refused else prepared.primary
         # Positional, in field order (each line names its field): a NamedTuple's keyword
         # call matches 46 names, ~4 µs a row; mypy checks each value's type against its field.
+        # `_value_`: an enum's `value` is a property, a Python call per read.
         return Comparison(
             call.call_id,  # call_id
             pair.migration,  # migration
             pair.arm.name,  # arm
-            pair.arm.kind.value,  # arm_kind
+            pair.arm.kind._value_,  # arm_kind
             self.version,  # judge_version
             call.captured_at,  # captured_at
             judged_at,  # judged_at
-            call.api.value,  # api
+            call.api._value_,  # api
             dict(call.segment),  # segment
             primary.provider,  # primary_provider
             primary.model or "",  # primary_model
@@ -295,8 +314,8 @@ class Scorer:
             primary.stream,  # stream
             primary.status_code or 0,  # primary_status
             candidate.status_code or 0,  # candidate_status
-            primary.error.kind.value if primary.error else "",  # primary_error
-            candidate.error.kind.value if candidate.error else "",  # candidate_error
+            primary.error.kind._value_ if primary.error else "",  # primary_error
+            candidate.error.kind._value_ if candidate.error else "",  # candidate_error
             candidate.error.message if candidate.error else "",  # candidate_error_message
             equivalence.verdict,  # verdict
             equivalence.tier,  # tier

@@ -86,6 +86,15 @@ def not_judged(reason: str) -> Equivalence:
     return Equivalence(Verdict.NOT_JUDGED, Tier.NONE, reason)
 
 
+# The cheap tiers' outcomes, made once (immutable): a pair's costs no construction.
+_EXACT = Equivalence(Verdict.EQUIVALENT, Tier.EXACT, "normalised answers are equal")
+_JSON = Equivalence(Verdict.EQUIVALENT, Tier.JSON, "JSON answers are equal")
+_TOOLS = Equivalence(
+    Verdict.EQUIVALENT, Tier.EXACT, "the same tool calls; the text beside them is only a preamble"
+)
+_NO_JUDGE = not_judged(NO_JUDGE_REASON)
+
+
 def unusable_reason(result: ArmResult, side: str, *, bus_cut: bool = False) -> str | None:
     """Why one side's answer cannot be compared, or None when it can. `bus_cut`: the pair was
     cut to fit the bus's message limit (`CapturedCall.truncated.bus`), which then says why an
@@ -123,7 +132,8 @@ def _spoken(output: Output) -> str:
 def exact_match(primary: Output, candidate: Output) -> bool:
     if not tool_calls_equal(primary.tool_calls, candidate.tool_calls):
         return False
-    a, b = _spoken(primary), _spoken(candidate)
+    a = _spoken(primary) if primary.refusal else primary.text  # `_spoken`, without the call
+    b = _spoken(candidate) if candidate.refusal else candidate.text
     return a == b or normalise_text(a) == normalise_text(b)
 
 
@@ -258,18 +268,19 @@ class EquivalenceCascade:
             return not_judged(reason)
         primary_out, candidate_out = call.primary.output, candidate.output
         assert primary_out is not None and candidate_out is not None
-        if exact_match(primary_out, candidate_out):
-            return Equivalence(Verdict.EQUIVALENT, Tier.EXACT, "normalised answers are equal")
-        if json_match(primary_out, candidate_out):
-            return Equivalence(Verdict.EQUIVALENT, Tier.JSON, "JSON answers are equal")
-        if tool_match(primary_out, candidate_out):
-            return Equivalence(
-                Verdict.EQUIVALENT,
-                Tier.EXACT,
-                "the same tool calls; the text beside them is only a preamble",
-            )
+        return self.decide_usable(primary_out, candidate_out)
+
+    def decide_usable(self, primary: Output, candidate: Output) -> Equivalence | None:
+        """`decide_cheap` for two answers `unusable_reason` has nothing against (the scorer
+        has asked it already)."""
+        if exact_match(primary, candidate):
+            return _EXACT
+        if json_match(primary, candidate):
+            return _JSON
+        if tool_match(primary, candidate):
+            return _TOOLS
         if self.judge is None:
-            return not_judged(NO_JUDGE_REASON)
+            return _NO_JUDGE
         return None
 
     async def decide(self, call: CapturedCall, candidate: ArmResult) -> Equivalence:

@@ -54,10 +54,9 @@ microseconds for typical answers.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -94,8 +93,7 @@ class Finding(StrEnum):
 LENGTH_FINDINGS = frozenset({Finding.LENGTH_RATIO_HIGH.value, Finding.LENGTH_RATIO_LOW.value})
 
 
-@dataclass(frozen=True, slots=True)
-class FormatDrift:
+class FormatDrift(NamedTuple):
     """The findings in declaration order of `Finding`, as plain strings."""
 
     drift: bool
@@ -112,7 +110,8 @@ _KIND: dict[type, int] = {dict: 0, list: 1, str: 2, int: 3, float: 3, bool: 4, t
 _OBJECT, _ARRAY = 0, 1
 _JSON_FINDINGS = 3  # keys_added, keys_removed, type_changed: the walk stops once all are known
 _INVALID = object()
-_ORDER = tuple(f.value for f in Finding)
+_PLAIN = {f.value: f.value for f in Finding}  # a member (or its value) -> its plain value
+_RANK = {f.value: rank for rank, f in enumerate(Finding)}
 
 
 def format_drift(
@@ -161,10 +160,10 @@ def format_drift(
         elif ratio < low:
             found.add(Finding.LENGTH_RATIO_LOW)
     if not found:
-        return FormatDrift(drift=False, findings=(), length_ratio=ratio)
-    findings = tuple(f for f in _ORDER if f in found)
-    drift = any(f not in LENGTH_FINDINGS for f in findings)
-    return FormatDrift(drift=drift, findings=findings, length_ratio=ratio)
+        return FormatDrift(False, (), ratio)
+    # plain strings in declaration order: a pair has a finding or two, not all seventeen
+    findings = tuple(sorted([_PLAIN[f] for f in found], key=_RANK.__getitem__))
+    return FormatDrift(not found <= LENGTH_FINDINGS, findings, ratio)
 
 
 def answer_length(output: Output) -> int:
@@ -236,12 +235,21 @@ def _walk(a: Any, b: Any, found: set[str], depth: int) -> None:
                 return
             other = b.get(key, _INVALID)
             if other is not _INVALID:
-                _walk(value, other, found, depth + 1)
+                _step(value, other, found, depth + 1)
     elif kind == _ARRAY:
         for x, y in zip(a, b, strict=False):
             if len(found) >= _JSON_FINDINGS:
                 return
-            _walk(x, y, found, depth + 1)
+            _step(x, y, found, depth + 1)
+
+
+def _step(a: Any, b: Any, found: set[str], depth: int) -> None:
+    """`_walk(a, b, found, depth)`, a pair of scalars decided without the call (most values)."""
+    kind = _KIND.get(type(a), -1)
+    if kind != _KIND.get(type(b), -2):
+        found.add(Finding.TYPE_CHANGED)
+    elif kind == _OBJECT or kind == _ARRAY:
+        _walk(a, b, found, depth)
 
 
 def _same_booleans(a: Any, b: Any, depth: int) -> bool:
@@ -252,9 +260,19 @@ def _same_booleans(a: Any, b: Any, depth: int) -> bool:
     if depth >= _MAX_DEPTH:
         return True
     if ta is dict:
-        return all(_same_booleans(value, b[key], depth + 1) for key, value in a.items())
-    if ta is list:
-        return all(_same_booleans(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+        pairs: Iterable[tuple[Any, Any]] = ((value, b[key]) for key, value in a.items())
+    elif ta is list:
+        pairs = zip(a, b, strict=True)
+    else:
+        return True
+    # each pair as the call on it would decide it, scalars (most values) without the call
+    for x, y in pairs:
+        tx, ty = type(x), type(y)
+        if tx is bool or ty is bool:
+            if tx is not ty:
+                return False
+        elif (tx is dict or tx is list) and not _same_booleans(x, y, depth + 1):
+            return False
     return True
 
 

@@ -55,6 +55,7 @@ from mirror.events import (
 )
 from simulation.demo.models import section
 from simulation.providers import FakeReply, Served, anthropic_app, openai_app, serve
+from tests.demo_mix import demo_pairs
 
 QUESTION = Question(system="Answer briefly.", user="What is the capital of France?")
 
@@ -469,3 +470,19 @@ def test_judge_from_settings_checks_the_provider_and_its_key(
     monkeypatch.delenv("K", raising=False)
     with pytest.raises(ConfigError, match="'K'"):
         PairwiseJudge.from_settings(JudgeSettings(provider="oa", model="m"), {"oa": oa})
+
+
+def test_the_scorers_shortcut_decides_as_the_cascade() -> None:
+    """The scorer, having found both answers usable, asks `decide_usable`: on the demo traffic
+    (every tier, errors, the noise arm) it decides as `decide_cheap`, with and without a judge."""
+    for judge in (None, object()):
+        cascade = EquivalenceCascade(judge, version="v", cache_size=0)  # type: ignore[arg-type]
+        usable = 0
+        for pair in demo_pairs(400):
+            call, result = pair.call, pair.result
+            expected = cascade.decide_cheap(call, result)
+            if unusable_reason(call.primary, "p") is None and unusable_reason(result, "c") is None:
+                assert call.primary.output is not None and result.output is not None
+                assert cascade.decide_usable(call.primary.output, result.output) == expected
+                usable += 1
+        assert 300 < usable < 400

@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from judge.scorers.format_drift import (
     LENGTH_FINDINGS,
@@ -220,3 +222,70 @@ def test_deeply_nested_json_does_not_blow_the_stack() -> None:
     text = '{"k": ' * 200 + "1" + "}" * 200
     other = '{"k": ' * 200 + '"1"' + "}" * 200  # the change lies past the walk's depth bound
     assert format_drift(out(text), out(other)).findings == ()
+
+
+# --- the walks, against their definitions ------------------------------------------------
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.sampled_from([0, 1, 1.0, 2, 2.5]), st.just("a"))
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from("abc"), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_OBJECTS = st.dictionaries(st.sampled_from("abc"), _JSON)
+_KINDS = {dict: "object", list: "array", str: "string", int: "number", float: "number"}
+
+
+def json_same(a: Any, b: Any) -> bool:
+    """JSON equality by definition: key order irrelevant, 1 == 1.0, a boolean only a boolean."""
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) or isinstance(b, dict):
+        return (
+            isinstance(a, dict)
+            and isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(json_same(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, list) or isinstance(b, list):
+        return (
+            isinstance(a, list)
+            and isinstance(b, list)
+            and len(a) == len(b)
+            and all(json_same(x, y) for x, y in zip(a, b, strict=True))
+        )
+    return bool(a == b)
+
+
+def shape_findings(a: Any, b: Any, found: set[str]) -> set[str]:
+    """The three JSON findings by definition: every path walked, arrays by index."""
+    kind_a = _KINDS.get(type(a), type(a).__name__)
+    if kind_a != _KINDS.get(type(b), type(b).__name__):
+        found.add("type_changed")
+    elif isinstance(a, dict):
+        if b.keys() - a.keys():
+            found.add("keys_added")
+        if a.keys() - b.keys():
+            found.add("keys_removed")
+        for key in a.keys() & b.keys():
+            shape_findings(a[key], b[key], found)
+    elif isinstance(a, list):
+        for x, y in zip(a, b, strict=False):
+            shape_findings(x, y, found)
+    return found
+
+
+@given(_JSON, _JSON)
+def test_json_equal_is_its_definition(a: Any, b: Any) -> None:
+    assert json_equal(a, b) is json_same(a, b)
+    assert json_equal(a, a) and json_equal(b, b)
+
+
+@given(
+    st.dictionaries(st.sampled_from("abc"), _JSON), st.dictionaries(st.sampled_from("abc"), _JSON)
+)
+def test_the_json_findings_are_their_definition(a: Any, b: Any) -> None:
+    shape = {"keys_added", "keys_removed", "type_changed"}
+    assert set(findings(out(j(a)), out(j(b)))) & shape == shape_findings(a, b, set())
