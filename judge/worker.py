@@ -10,7 +10,12 @@ works without the interpreter lock for most of the insert) the next one is fetch
 on the event loop. Writes and commits stay one at a time and in the order of the batches — a
 batch's write starts once the one before it is written and committed — so the store's
 existence check sees every earlier batch, and no commit passes a batch not written. Scoring and
-writing one after the other left the loop idle for the whole write (issue 17's profile).
+writing one after the other left the loop idle for the whole write (issue 17's profile). The
+write's own Python (the rows and their JSON documents, `Store.prepare`) is done in the scoring
+stage: once scoring cost less than the write, the write stage bounded the judge, and what is
+left in it is the store's work, outside the interpreter lock. The existence check stays in the
+write, after the batch before it, and a batch the store already holds some of has its rows
+built again there (`Store.insert_prepared`).
 
 An embedding pair's reference-set texts (`ShadowPair.reference`) are written by the same
 `insert_pairs` call as the pair, to `embedding_reference`, so a replayed pair adds no row; the
@@ -54,7 +59,7 @@ from judge.errors import StoreClosedError, StoreError, StoreUnavailableError
 from judge.scoring import Scorer
 from judge.store.rows import ReferenceRow
 from judge.store.schema import reason_cause
-from judge.store.store import AsyncStore
+from judge.store.store import AsyncStore, PreparedBatch, Store
 from mirror.bus.base import Bus, BusConsumer, Record, TopicPartition
 from mirror.bus.dlq import DeadLetterKind, dead_letter
 from mirror.bus.retry import deliver
@@ -226,6 +231,8 @@ class _Scored:
     comparisons: list[Comparison]
     records: list[Record]
     seconds: float
+    #: The store's rows and documents of the batch, built with its scoring (`Store.prepare`).
+    prepared: PreparedBatch | None = None
 
 
 class JudgeWorker:
@@ -339,18 +346,24 @@ class JudgeWorker:
                 if not await self._dead_letter([record], str(exc), DeadLetterKind.POISON):
                     return None
         comparisons: list[Comparison] = []
+        prepared = None
         if pairs:
             comparisons = await self._scorer.score_many(pairs)
             failures = self._scorer.refusal_tier.failures
             self.metrics.refusal_tier_failures.inc(failures - self._tier_failures)
             self._tier_failures = failures
-        return _Scored(pairs, comparisons, records, time.perf_counter() - started)
+            # the write's Python, done here: the write stage keeps only the store's own work
+            raw = [record.value for record in records]
+            prepared = Store.prepare(pairs, comparisons, raw_pairs=raw)
+        return _Scored(pairs, comparisons, records, time.perf_counter() - started, prepared)
 
     async def _store_batch(self, scored: _Scored, stop: asyncio.Event) -> bool:
         """Write a scored batch; True when written (or it had nothing to write)."""
         started = time.perf_counter()
         if scored.pairs:
-            written = await self._write(scored.pairs, scored.comparisons, scored.records, stop)
+            written = await self._write(
+                scored.pairs, scored.comparisons, scored.records, stop, scored.prepared
+            )
             if written is None:
                 return False
             self.metrics.written.inc(written)
@@ -376,11 +389,13 @@ class JudgeWorker:
         comparisons: list[Comparison],
         records: list[Record],
         stop: asyncio.Event,
+        prepared: PreparedBatch | None = None,
     ) -> int | None:
-        """Write the pairs; the number of new rows, or None when stopped first. Rows the store
-        refuses are found by halving the batch and sent to the DLQ alone."""
+        """Write the pairs (`prepared`: as `Store.prepare` made them); the number of new rows,
+        or None when stopped first. Rows the store refuses are found by halving the batch and
+        sent to the DLQ alone."""
         try:
-            return await self._insert(pairs, comparisons, records, stop)
+            return await self._insert(pairs, comparisons, records, stop, prepared)
         except StoreError as exc:
             if len(pairs) == 1:
                 log.error("store refused a pair (%s); sending it to the DLQ", exc)
@@ -404,6 +419,7 @@ class JudgeWorker:
         comparisons: list[Comparison],
         records: list[Record],
         stop: asyncio.Event,
+        prepared: PreparedBatch | None = None,
     ) -> int | None:
         """One write, waited out while the store cannot take it; None when stopped first.
         Raises the `StoreError` of rows the store refuses."""
@@ -414,7 +430,12 @@ class JudgeWorker:
             references: list[ReferenceRow] = []
             try:
                 written = await self._store.insert_pairs(
-                    pairs, comparisons, raw_pairs=raw, written=new, written_references=references
+                    pairs,
+                    comparisons,
+                    raw_pairs=raw,
+                    written=new,
+                    written_references=references,
+                    prepared=prepared,
                 )
             except StoreClosedError:
                 return None  # shutting down: commit nothing, the batch is redone

@@ -72,16 +72,35 @@ def insert_columns(
 ) -> None:
     """Insert `rows` (in `columns` order) into `table` as one block deduplicated by `token`,
     as `rows.insert` does (the module docstring says how, and when it falls back to it)."""
+    send(ch, table, columns, rows, document(columns, rows), token)
+
+
+def document(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes | None:
+    """The rows' JSON document, or None when it takes the Native way (or there are none). Pure
+    Python: the judge builds it before its turn at the store (`Store.prepare`)."""
+    if not rows:
+        return None
+    return _document(columns, list(zip(*rows, strict=True)))
+
+
+def send(
+    ch: Any,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    body: bytes | None,
+    token: str,
+) -> None:
+    """Insert `rows` as `body` (`document(columns, rows)`), or the Native way if None."""
     if not rows:
         return
-    document = _document(columns, list(zip(*rows, strict=True)))
-    if document is None:
+    if body is None:
         insert_native(ch, table, columns, _native(columns, rows), token)
         return
     ch.raw_insert(
         table,
         list(columns),
-        document,
+        body,
         settings={**SETTINGS, "insert_deduplication_token": f"{token}-{table}"},
         fmt="JSONCompactColumns",
     )

@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -38,7 +39,7 @@ from judge.errors import (
 )
 from judge.store.claim import DirectoryClaim, chdb_directory, claim, status_held
 from judge.store.cluster import apply_cluster, cluster_behind
-from judge.store.columns import call_row, insert_columns
+from judge.store.columns import call_row, document, send
 from judge.store.list_verdicts import (
     LIST_VERDICT_COLUMNS,
     ListVerdictRow,
@@ -52,7 +53,6 @@ from judge.store.rows import (
     PAIR_COLUMNS,
     REFERENCE_COLUMNS,
     ReferenceRow,
-    comparison_row,
     hour_span,
     insert,
     journal,
@@ -77,6 +77,71 @@ from mirror.events import CapturedCall, ShadowPair, dump_event, parse_shadow_pai
 Key = tuple[str, str, str, str]  # (call_id, migration, arm, judge_version)
 T = TypeVar("T")
 P = ParamSpec("P")
+
+
+@dataclass(slots=True)
+class BatchRows:
+    """What `insert_pairs` writes of a batch: rows of calls and pairs (in their columns'
+    order), embedding reference rows, and the comparisons (each its own row)."""
+
+    calls: list[tuple[Any, ...]]
+    pairs: list[tuple[Any, ...]]
+    references: list[ReferenceRow]
+    comparisons: list[Comparison]
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch made ready for `Store.insert_prepared` by `Store.prepare`."""
+
+    pairs: Sequence[ShadowPair]
+    raw_pairs: Sequence[bytes] | None
+    #: The batch's comparisons, one per key (the first of a key wins).
+    unique: dict[Key, Comparison]
+    call_ids: set[str]
+    #: The rows and their JSON documents (`judge.store.columns`) for a store that has none of
+    #: the batch.
+    rows: BatchRows | None = None
+    documents: dict[str, bytes | None] | None = None
+
+
+def _batch_rows(batch: PreparedBatch, existing: set[Key]) -> BatchRows:
+    """The rows of `batch` the store lacks, given the keys it has (`existing`)."""
+    done_pairs = {key[:3] for key in existing}
+    done_calls = {key[0] for key in existing}
+    calls: dict[str, CapturedCall] = {}
+    pair_rows: list[tuple[Any, ...]] = []
+    references: list[ReferenceRow] = []
+    raw_pairs = batch.raw_pairs
+    for i, pair in enumerate(batch.pairs):
+        call = pair.call
+        pair_key = (call.call_id, pair.migration, pair.arm.name)
+        if pair_key in done_pairs:
+            continue
+        done_pairs.add(pair_key)
+        if call.call_id not in done_calls:
+            calls.setdefault(call.call_id, call)
+        if pair.reference:  # vectors go to embedding_reference only (its own TTL)
+            references.extend(reference_rows(pair))
+            raw = dump_event(pair.model_copy(update={"reference": ()}))
+        else:
+            raw = raw_pairs[i] if raw_pairs is not None else dump_event(pair)
+        pair_rows.append((*pair_key, pair.arm.kind, call.captured_at, pair.schema_version, raw))
+    return BatchRows(
+        [call_row(c) for c in calls.values()],
+        pair_rows,
+        references,
+        [c for key, c in batch.unique.items() if key not in existing],
+    )
+
+
+def _documents(rows: BatchRows) -> dict[str, bytes | None]:
+    return {
+        "calls": document(CALL_COLUMNS, rows.calls),
+        "pairs": document(PAIR_COLUMNS, rows.pairs),
+        "comparisons": document(COMPARISON_FIELDS, rows.comparisons),
+    }
+
 
 #: The existence check sends the batch's call_ids in one literal; allow big batches.
 _CLIENT_SETTINGS = {"max_query_size": 64 * 1024 * 1024}
@@ -191,6 +256,7 @@ class Store:
         raw_pairs: Sequence[bytes] | None = None,
         written: list[Comparison] | None = None,
         written_references: list[ReferenceRow] | None = None,
+        prepared: PreparedBatch | None = None,
     ) -> int:
         """Write a batch's calls, pairs and comparisons, skipping what the store already has.
 
@@ -206,61 +272,86 @@ class Store:
         ReplacingMergeTree and its readers absorb. `written_references`, when given, is
         extended with the rows written.
         Safe to call again with any overlap of earlier batches: see `judge.store.schema`,
-        "Exactly once".
+        "Exactly once". `prepared`, when given, is `prepare(pairs, comparisons, raw_pairs)`
+        done beforehand (the judge builds it while the batch before is written).
         """
+        if prepared is None:
+            prepared = self.prepare(pairs, comparisons, raw_pairs=raw_pairs)
+        return self.insert_prepared(
+            prepared,
+            written=written,
+            written_references=written_references,
+        )
+
+    @staticmethod
+    def prepare(
+        pairs: Sequence[ShadowPair],
+        comparisons: Sequence[Comparison],
+        *,
+        raw_pairs: Sequence[bytes] | None = None,
+    ) -> PreparedBatch:
+        """`insert_pairs`' rows and documents for a store that has none of the batch yet: pure
+        Python, no call to the store, so the judge builds them while the batch before is
+        written (`judge.worker`). `insert_prepared` uses them as they are when the store has
+        none of the batch (the rule), and builds what is left otherwise (a replay)."""
         if raw_pairs is not None and len(raw_pairs) != len(pairs):
             raise ValueError("raw_pairs must match pairs one to one")
         unique: dict[Key, Comparison] = {}
         for comparison in comparisons:
             unique.setdefault(comparison.key, comparison)  # the first of a key wins
         call_ids = {p.call.call_id for p in pairs} | {key[0] for key in unique}
-        if not call_ids:
+        batch = PreparedBatch(pairs, raw_pairs, unique, call_ids)
+        batch.rows = _batch_rows(batch, set())
+        batch.documents = _documents(batch.rows)
+        return batch
+
+    def insert_prepared(
+        self,
+        batch: PreparedBatch,
+        *,
+        written: list[Comparison] | None = None,
+        written_references: list[ReferenceRow] | None = None,
+    ) -> int:
+        """Write a `prepare`d batch: `insert_pairs` after its first step."""
+        if not batch.call_ids:
             return 0
         with self._lock:  # the check and the inserts are one step for this process
             with self._call("look up batch keys") as ch:
-                existing = self._existing(ch, call_ids)
-            new = [c for key, c in unique.items() if key not in existing]
-            done_pairs = {key[:3] for key in existing}
-            done_calls = {key[0] for key in existing}
-            calls: dict[str, CapturedCall] = {}
-            pair_rows: list[tuple[Any, ...]] = []
-            references: list[ReferenceRow] = []
-            for i, pair in enumerate(pairs):
-                call = pair.call
-                pair_key = (call.call_id, pair.migration, pair.arm.name)
-                if pair_key in done_pairs:
-                    continue
-                done_pairs.add(pair_key)
-                if call.call_id not in done_calls:
-                    calls.setdefault(call.call_id, call)
-                if pair.reference:  # vectors go to embedding_reference only (its own TTL)
-                    references.extend(reference_rows(pair))
-                    raw = dump_event(pair.model_copy(update={"reference": ()}))
-                else:
-                    raw = raw_pairs[i] if raw_pairs is not None else dump_event(pair)
-                pair_rows.append(
-                    (*pair_key, pair.arm.kind, call.captured_at, pair.schema_version, raw)
-                )
-            call_rows = [call_row(c) for c in calls.values()]
-            reference = [reference_row(r) for r in references]
-            rows = [comparison_row(c) for c in new]
+                existing = self._existing(ch, batch.call_ids)
+            rows, documents = batch.rows, batch.documents
+            if existing or rows is None or documents is None:  # a replay: what is left
+                rows = _batch_rows(batch, existing)
+                documents = _documents(rows)
             token = uuid.uuid4().hex
-            hours = sorted({micros(c.captured_at) // HOUR * HOUR for c in new})
+            hours = sorted({micros(c.captured_at) // HOUR * HOUR for c in rows.comparisons})
             with self._call("insert batch") as ch:
-                if rows:  # journalled: a crash inside the next inserts is found by `recover`
+                if rows.comparisons:  # journalled: a crash inside the inserts is found by `recover`
                     journal(ch, token, hours, "started")
                 # Comparisons last: a comparison row marks its call and pair as written.
-                insert_columns(ch, "calls", CALL_COLUMNS, call_rows, token)
-                insert_columns(ch, "pairs", PAIR_COLUMNS, pair_rows, token)
-                insert(ch, "embedding_reference", REFERENCE_COLUMNS, reference, token)
-                insert_columns(ch, "comparisons", COMPARISON_FIELDS, rows, token)
-                if rows:
+                send(ch, "calls", CALL_COLUMNS, rows.calls, documents["calls"], token)
+                send(ch, "pairs", PAIR_COLUMNS, rows.pairs, documents["pairs"], token)
+                insert(
+                    ch,
+                    "embedding_reference",
+                    REFERENCE_COLUMNS,
+                    [reference_row(r) for r in rows.references],
+                    token,
+                )
+                send(
+                    ch,
+                    "comparisons",
+                    COMPARISON_FIELDS,
+                    rows.comparisons,
+                    documents["comparisons"],
+                    token,
+                )
+                if rows.comparisons:
                     journal(ch, token, hours, "done")
             if written is not None:
-                written.extend(new)
+                written.extend(rows.comparisons)
             if written_references is not None:
-                written_references.extend(references)
-            return len(new)
+                written_references.extend(rows.references)
+            return len(rows.comparisons)
 
     def insert_references(self, rows: Sequence[ReferenceRow]) -> int:
         """Write embedding reference-set rows (`embedding_reference`); returns how many.
@@ -540,6 +631,7 @@ class AsyncStore:
         raw_pairs: Sequence[bytes] | None = None,
         written: list[Comparison] | None = None,
         written_references: list[ReferenceRow] | None = None,
+        prepared: PreparedBatch | None = None,
     ) -> int:
         return await self.run(
             self.store.insert_pairs,
@@ -548,6 +640,7 @@ class AsyncStore:
             raw_pairs=raw_pairs,
             written=written,
             written_references=written_references,
+            prepared=prepared,
         )
 
     async def read_pairs(

@@ -299,6 +299,29 @@ def test_comparisons_has_a_column_per_field_and_enums_cover_the_contract(store: 
     assert types["length_ratio"] == "Nullable(Float64)"
 
 
+def test_a_batch_prepared_before_an_overlapping_write_writes_only_what_is_left(
+    store: Store,
+) -> None:
+    """The judge prepares a batch while the one before is written (`judge.worker`): rows the
+    store took meanwhile (a replay across the two) are left out when it is written."""
+    pairs, comparisons = batch(20)
+    raw = [dump_event(pair) for pair in pairs]
+    prepared = Store.prepare(pairs, comparisons, raw_pairs=raw)
+    assert store.insert_pairs(pairs[:6], comparisons[:6]) == 6
+    written: list[Comparison] = []
+    kwargs: dict[str, Any] = {"raw_pairs": raw, "written": written, "prepared": prepared}
+    assert store.insert_pairs(pairs, comparisons, **kwargs) == 14
+    assert {c.call_id for c in written} == {p.call.call_id for p in pairs[6:]}
+    assert _sql(store, "SELECT count(), uniqExact(call_id) FROM calls") == [(20, 20)]
+    assert _sql(store, "SELECT count() FROM pairs") == [(20,)]
+    assert _sql(store, "SELECT count() FROM comparisons") == [(20,)]
+    stored = dict(_sql(store, "SELECT call_id, pair_json FROM pairs"))
+    assert {stored[p.call.call_id].encode() for p in pairs} == set(raw)
+    # nothing left: the prepared rows are not written again
+    assert store.insert_pairs(pairs, comparisons, prepared=prepared) == 0
+    assert _sql(store, "SELECT count() FROM comparisons") == [(20,)]
+
+
 def test_cluster_schema_matches_the_single_node_one() -> None:
     cluster = (Path(__file__).parents[3] / "deploy/clickhouse/cluster.sql").read_text()
     reference = next(m for m in MIGRATIONS if m.name == "embedding reference set")
