@@ -316,7 +316,11 @@ def _detect(text: str, request: str | None, scoped: bool) -> tuple[RefusalVerdic
     not_refused = 1.0 - _SIGN_OFF_WEIGHT if signed_off else 1.0
     for hit in hits:
         not_refused *= 1.0 - hit.weight
-    if len(raw) < SUBSTANTIAL_CHARS and _CLARIFY.search(window, 0, head_end):
+    if (
+        len(raw) < SUBSTANTIAL_CHARS
+        and _any_in(_CLARIFY_NEEDS, window)
+        and _CLARIFY.search(window, 0, head_end)
+    ):
         not_refused = 1.0 - (1.0 - not_refused) * _COMPLIANT_DISCOUNT
     score = round(1.0 - not_refused, 4)
     top = max(hits, key=lambda hit: hit.weight, default=None)
@@ -341,6 +345,10 @@ def _needs(pattern: re.Pattern[str], strings: tuple[str, ...]) -> tuple[str, ...
 
 
 _SIGN_OFF_NEEDS = _needs(_SIGN_OFF, ("else",))
+_CLARIFY_NEEDS = _needs(
+    _CLARIFY, ("understand", "unclear", "clarify", "more context", "rephrase", "provide more")
+)
+_PROCEEDS_NEEDS = _needs(_PROCEEDS, ("however", "that said", "that being said", "with that in"))
 
 
 def _normalise(text: str) -> str:
@@ -433,9 +441,9 @@ def _find_cues(window: str, starts: list[int], head_end: int) -> list[_Hit]:
         if absent:
             continue
         if cue.opening:
-            if cue.name == "apology-but" and _SYMPATHY.match(window) is not None:
-                continue
             found = cue.pattern.match(window)
+            if found is not None and cue.name == "apology-but" and _SYMPATHY.match(window):
+                continue  # sympathy, not an apology: only where the cue matched
         else:
             # search, then search on from the match's end: what finditer yields (no cue
             # matches the empty string), without building an iterator for most cues
@@ -477,6 +485,8 @@ def _is_speech(window: str, start: int, end: int, sentence: int) -> bool:
 
 def _structured(window: str) -> bool:
     """Three list items (the first may open the window), or code."""
+    if "\n" not in window:  # no list of three (lines) and no indented line: both need one
+        return _FENCE.search(window) is not None
     items = 0 if _LIST_ITEM.match(window) is None else 1
     for _ in _LIST_LINE.finditer(window):
         items += 1
@@ -487,12 +497,14 @@ def _structured(window: str) -> bool:
 
 def _compliant_shape(window: str, head_end: int) -> bool:
     """An answer that goes on to help: compliant opening, "however, I'll answer", long lists."""
-    for match in _INSTEAD.finditer(window, 0, head_end):
-        if window[: match.start()].rstrip().endswith((".", "!", "?", ":")) or not match.start():
-            return False
+    if window.find("instead", 0, head_end) >= 0:  # what `_INSTEAD` matches starts with it
+        for match in _INSTEAD.finditer(window, 0, head_end):
+            start = match.start()
+            if window[:start].rstrip().endswith((".", "!", "?", ":")) or not start:
+                return False
     return (
         _COMPLIANT_OPENER.match(window) is not None
-        or _PROCEEDS.search(window, 0, head_end) is not None
+        or (_any_in(_PROCEEDS_NEEDS, window) and _PROCEEDS.search(window, 0, head_end) is not None)
         or (len(window) > SUBSTANTIAL_CHARS and _structured(window))
     )
 
