@@ -289,3 +289,17 @@ def test_json_equal_is_its_definition(a: Any, b: Any) -> None:
 def test_the_json_findings_are_their_definition(a: Any, b: Any) -> None:
     shape = {"keys_added", "keys_removed", "type_changed"}
     assert set(findings(out(j(a)), out(j(b)))) & shape == shape_findings(a, b, set())
+
+
+def test_what_orjson_writes_alike_or_cannot_write_goes_to_the_walks() -> None:
+    """The equal-text shortcut must not equate a NaN or an infinity (written `null`) with a
+    null, and must not refuse what orjson cannot write (an integer past 64 bits)."""
+    nan, inf = float("nan"), float("inf")
+    assert not json_equal([nan], [None]) and not json_equal({"a": inf}, {"a": None})
+    same = [nan]
+    assert json_equal(same, same)  # Python's `==` on the same list, as before
+    assert json_equal({"n": 2**70}, {"n": 2**70}) and not json_equal([2**70], [2**70 + 1])
+    for value in (nan, inf, 2**70):
+        primary = Output(text="{}", parsed_json={"a": value, "b": [1]})
+        candidate = Output(text="{}", parsed_json={"a": None, "b": [1]})
+        assert format_drift(primary, candidate).findings == ("type_changed",)
