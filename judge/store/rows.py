@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from judge.comparison import Comparison
-from mirror.events import CapturedCall, ShadowPair, decode_vector
+from mirror.events import ShadowPair, decode_vector
 
 COMPARISON_FIELDS: tuple[str, ...] = Comparison._fields
 
@@ -178,21 +178,3 @@ def json_bytes(value: Any) -> bytes:
         return orjson.dumps(value)
     except TypeError:  # orjson refuses integers past 64 bits; JSON does not
         return json.dumps(value, separators=(",", ":")).encode()
-
-
-def call_row(call: CapturedCall) -> tuple[Any, ...]:
-    # Enum members go in as they are (StrEnum: already str); `.value` costs a call per row.
-    primary = call.primary
-    output, usage, error = primary.output, primary.usage, primary.error
-    body = (
-        json_bytes(call.request) if call.request is not None else (call.request_text or "").encode()
-    )
-    return (
-        call.call_id, call.captured_at, call.api, call.segment, primary.provider,
-        primary.model or "", primary.stream, primary.status_code or 0,
-        error.kind if error else "", error.message if error else "",
-        output.finish_reason or "" if output else "", primary.latency_ms, primary.ttft_ms,
-        usage.input_tokens if usage else None, usage.output_tokens if usage else None,
-        usage.cached_tokens if usage else None, call.truncated.request, call.truncated.response,
-        body, (output.text if output else "").encode(),
-    )  # fmt: skip

@@ -16,7 +16,7 @@ import pytest
 
 from judge.config import JudgeSettings
 from judge.scoring import Scorer
-from judge.store.rows import call_row
+from judge.store.columns import call_row
 from mirror.bus.memory import MemoryBus
 from mirror.config import ProviderKind, ProviderSettings, TopicSettings
 from mirror.events import (
