@@ -141,7 +141,8 @@ def format_drift(
             _walk(primary.parsed_json, candidate.parsed_json, shape, 0)
             found |= shape
     if primary.tool_calls or candidate.tool_calls:
-        _compare_tools(primary.tool_calls, candidate.tool_calls, found)
+        if primary.tool_calls != candidate.tool_calls:  # equal calls (ids too): no finding
+            _compare_tools(primary.tool_calls, candidate.tool_calls, found)
         if primary.tool_calls and candidate.tool_calls:
             p_said, c_said = bool(primary.text.strip()), bool(candidate.text.strip())
             if c_said and not p_said:
@@ -222,7 +223,7 @@ def tool_calls_equal(primary: Sequence[ToolCall], candidate: Sequence[ToolCall])
     """Same tool names (in any order) with structurally equal arguments."""
     if len(primary) != len(candidate):
         return False
-    if not primary:
+    if not primary or primary == candidate:  # the same calls in the same order (ids too)
         return True
     found: set[str] = set()
     _compare_tools(primary, candidate, found)
