@@ -134,7 +134,19 @@ def exact_match(primary: Output, candidate: Output) -> bool:
         return False
     a = _spoken(primary) if primary.refusal else primary.text  # `_spoken`, without the call
     b = _spoken(candidate) if candidate.refusal else candidate.text
-    return a == b or normalise_text(a) == normalise_text(b)
+    if a == b:
+        return True
+    if a.isascii() and b.isascii() and _first_word(a) != _first_word(b):
+        return False  # the normalised texts begin with these words: they differ
+    return normalise_text(a) == normalise_text(b)
+
+
+def _first_word(text: str) -> str:
+    """The first word of an ASCII text as `normalise_text` begins with it (its first word,
+    or all of it with the trailing punctuation dropped): two texts whose first words differ
+    normalise differently, which the whole text's normalisation (~1 µs a kB) need not show."""
+    words = text.split(None, 1)
+    return words[0].lower().rstrip(_TRAILING) if words else ""
 
 
 #: A text beside tool calls at most this long, in at most two sentences, is a preamble ("I'll

@@ -486,3 +486,16 @@ def test_the_scorers_shortcut_decides_as_the_cascade() -> None:
                 assert cascade.decide_usable(call.primary.output, result.output) == expected
                 usable += 1
         assert 300 < usable < 400
+
+
+@given(
+    st.text(alphabet="aAbB .,!?\t\n\x1c", max_size=12),
+    st.text(alphabet="aAbB .,!?\t\n\x1c", max_size=12),
+    st.sampled_from(["", " …", "ß", "ǅ"]),
+)
+def test_the_exact_tier_is_equality_of_the_normalised_texts(a: str, b: str, tail: str) -> None:
+    """Whatever shortcut it takes (the first words of ASCII texts), the exact tier says what
+    comparing the two whole normalised texts says."""
+    primary, candidate = Output(text=a + tail), Output(text=b)
+    expected = primary.text == b or normalise_text(primary.text) == normalise_text(b)
+    assert exact_match(primary, candidate) is expected
