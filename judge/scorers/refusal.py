@@ -69,10 +69,12 @@ Design
   in `_triggers`): an answer without any, such as a JSON object, a label or "I'll look that up
   for you.", is `NOT_REFUSED` at once (about 2 us against 20; only up to `_TRIGGER_CHARS`, as
   longer answers nearly all hold one). On one core (2 shared cores,
-  `tests.benchmarks.refusal_speed`): about 15,500 XSTest answers/s and 11,000-11,300 4 kB
-  answers/s (the frozen rules: 15,000 and 10,800); 22.6 us an answer of the demo mix and
-  2.8 us of the structured mix, against 35.3 and 18.6. The regex scans and the anchors'
-  substring tests over the opening sentences are now most of the time.
+  `tests.benchmarks.refusal_speed`, three runs alternated with the frozen rules of
+  tests/judge/scorers/refusal_rules_2): 16,500-16,850 XSTest answers/s (with the request
+  16,250-16,450) against 15,000-15,150 (13,850-14,150); 11,050-11,250 4 kB answers/s (with the
+  request 11,200-11,350) against 10,800-10,900 (10,250-10,450); 20.7-22.3 us an answer of the
+  demo mix against 35.1-35.4, 2.9 against 18.5-18.6 of the structured mix. The regex scans
+  and the anchors' substring tests over the opening sentences are now most of the time.
 
 Bump `DETECTOR_VERSION` whenever a rule or weight changes: verdicts are cached by it
 (`refusal-rules-2`: the implicit-refusal rules and the request).
