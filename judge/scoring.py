@@ -226,12 +226,13 @@ class Scorer:
             drift = format_drift(primary_out, candidate_out, length_bounds=self._bounds)
             # the cascade's tiers, its own usability check just passed here
             equivalence = self.cascade.decide_usable(primary_out, candidate_out)
+            finding = refusal_finding(primary, candidate)  # usable answers are `_answered`
         else:
             drift = NO_DRIFT
             equivalence = self.cascade.decide_cheap(call, result)  # says which side, and why
-        finding = _NO_FINDING
-        if _answered(primary_result) and _answered(result):
-            finding = refusal_finding(primary, candidate)
+            finding = _NO_FINDING
+            if _answered(primary_result) and _answered(result):
+                finding = refusal_finding(primary, candidate)
         return _Prepared(pair, primary, candidate, finding, drift, equivalence, request)
 
     async def _refusal_tier(self, prepared: list[_Prepared]) -> list[_Prepared]:
