@@ -72,12 +72,16 @@ log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 10.0
-#: Objects the cyclic collector tracks per pair in flight: a parsed pair ~36 (10 models, each
-#: with its `__dict__` and fields-set, the request's dicts and lists), its comparison and rows
-#: a few more.
+#: Objects the cyclic collector tracks per pair in flight, with room: a pair parsed by pydantic
+#: ~36 (10 models, each with its `__dict__` and fields-set, the request's dicts and lists),
+#: by `mirror.event_views` ~6 (its structs are untracked: the request's dicts and lists, the
+#: segment), its comparison and rows a few more.
 _TRACKED_PER_PAIR = 50
 #: Batches in flight at once: one collected, one scored, one written.
 _IN_FLIGHT = 3
+#: Records scored at a time: a batch larger than this (`store.batch_rows`, written as one
+#: block per table) is fetched and scored in chunks of it.
+SCORE_ROWS = 5_000
 
 
 def young_objects(batch_rows: int) -> int:
@@ -295,15 +299,15 @@ class JudgeWorker:
         try:
             self.metrics.lag.set(-1)
             while not stop.is_set():
-                batch = await self._collect(consumer, stop)
+                collected = await self._collect_scored(consumer, stop)
+                if collected is None:
+                    break  # stopped while dead-lettering: nothing more is committed
+                batch, scored = collected
                 if not batch:
                     if writing is None or writing.done():
                         lag = await consumer.lag()
                         self.metrics.lag.set(-1 if lag is None else lag)
                     continue
-                scored = await self._score(batch)
-                if scored is None:
-                    break  # stopped while dead-lettering: nothing more is committed
                 if writing is not None and not await writing:
                     break  # the batch before was not written (stopped): commit nothing after it
                 writing = asyncio.create_task(self._write_and_commit(consumer, batch, scored, stop))
@@ -316,21 +320,66 @@ class JudgeWorker:
             self._consumer = None
             await consumer.stop()
 
-    async def _collect(self, consumer: BusConsumer, stop: asyncio.Event) -> list[Record]:
+    async def _collect_scored(
+        self, consumer: BusConsumer, stop: asyncio.Event
+    ) -> tuple[list[Record], _Scored] | None:
+        """The next batch (up to `batch_rows` records, cut `batch_seconds` after the first
+        came) and its scores, scored in chunks of at most `SCORE_ROWS` as they come: the time
+        between two fetches stays one chunk's scoring (the consumer's poll interval), however
+        large the batch written. None if stopped while dead-lettering."""
         batch: list[Record] = []
+        parts: list[_Scored] = []
         deadline = time.monotonic() + self._batch_seconds
         while len(batch) < self._batch_rows and not stop.is_set():
+            rows = min(SCORE_ROWS, self._batch_rows - len(batch))
+            chunk, deadline = await self._collect(consumer, stop, rows, deadline, bool(batch))
+            if not chunk:
+                break
+            scored = await self._score(chunk)
+            if scored is None:
+                return None
+            batch.extend(chunk)
+            parts.append(scored)
+            if time.monotonic() >= deadline:
+                break
+        if len(parts) == 1:
+            pairs, comparisons, records = parts[0].pairs, parts[0].comparisons, parts[0].records
+        else:
+            pairs = [pair for part in parts for pair in part.pairs]
+            comparisons = [comparison for part in parts for comparison in part.comparisons]
+            records = [record for part in parts for record in part.records]
+        prepared = None
+        if pairs:
+            # the write's Python, done here: the write stage keeps only the store's own work
+            raw = [record.value for record in records]
+            prepared = Store.prepare(pairs, comparisons, raw_pairs=raw)
+        seconds = sum(part.seconds for part in parts)
+        return batch, _Scored(pairs, comparisons, records, seconds, prepared)
+
+    async def _collect(
+        self,
+        consumer: BusConsumer,
+        stop: asyncio.Event,
+        rows: int,
+        deadline: float,
+        more: bool,
+    ) -> tuple[list[Record], float]:
+        """Up to `rows` records, and the batch's deadline. The first chunk of a batch (`more`
+        false) waits for a record as long as it takes, the deadline moving on while none comes;
+        a later one takes what comes until the deadline."""
+        batch: list[Record] = []
+        while len(batch) < rows and not stop.is_set():
             left_ms = int((deadline - time.monotonic()) * 1000)
-            if left_ms <= 0 and batch:
+            if left_ms <= 0 and (batch or more):
                 break
             records = await consumer.getmany(
-                timeout_ms=max(left_ms, 1) if batch else 500,
-                max_records=self._batch_rows - len(batch),
+                timeout_ms=max(left_ms, 1) if batch or more else 500,
+                max_records=rows - len(batch),
             )
             batch.extend(records)
-            if not batch and left_ms <= 0:
+            if not batch and not more and left_ms <= 0:
                 deadline = time.monotonic() + self._batch_seconds
-        return batch
+        return batch, deadline
 
     async def _score(self, batch: Sequence[Record]) -> _Scored | None:
         """Parse and score a batch, poison to the DLQ; None if stopped while dead-lettering."""
@@ -346,16 +395,12 @@ class JudgeWorker:
                 if not await self._dead_letter([record], str(exc), DeadLetterKind.POISON):
                     return None
         comparisons: list[Comparison] = []
-        prepared = None
         if pairs:
             comparisons = await self._scorer.score_many(pairs)
             failures = self._scorer.refusal_tier.failures
             self.metrics.refusal_tier_failures.inc(failures - self._tier_failures)
             self._tier_failures = failures
-            # the write's Python, done here: the write stage keeps only the store's own work
-            raw = [record.value for record in records]
-            prepared = Store.prepare(pairs, comparisons, raw_pairs=raw)
-        return _Scored(pairs, comparisons, records, time.perf_counter() - started, prepared)
+        return _Scored(pairs, comparisons, records, time.perf_counter() - started)
 
     async def _store_batch(self, scored: _Scored, stop: asyncio.Event) -> bool:
         """Write a scored batch; True when written (or it had nothing to write)."""

@@ -63,7 +63,7 @@ judge:
   max_concurrency: 64
   metrics_listen: "127.0.0.1:{port}"
 """
-BATCH_ROWS = 5000
+BATCH_ROWS = StoreSettings().batch_rows  # the default, as a judge runs
 TABLES = ("calls", "pairs", "comparisons")
 
 

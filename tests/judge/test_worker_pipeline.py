@@ -130,3 +130,54 @@ async def test_stopped_during_a_held_write_commits_nothing_after_it(
     assert bus.topic(TOPICS.pairs).committed.get(GROUP, 0) == 0
     assert await store.run(store.store.count_comparisons, "m1") == 0
     assert not stop.is_set()
+
+
+class SizedScorer(CountingScorer):
+    """Counts the pairs of each batch it scored."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    async def score_many(self, pairs: Sequence[ShadowPair]) -> list[Comparison]:
+        self.sizes.append(len(pairs))
+        return await super().score_many(pairs)
+
+
+async def test_a_batch_larger_than_a_scoring_chunk_is_scored_in_chunks_and_written_whole(
+    store: AsyncStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`store.batch_rows` is the block written; records are fetched and scored `SCORE_ROWS`
+    at a time, so the time between two fetches stays one chunk's scoring. A poison record
+    in a chunk still goes to the DLQ, and the rest of the batch is written once."""
+    monkeypatch.setattr("judge.worker.SCORE_ROWS", 10)
+    bus = MemoryBus()
+    for i in range(70):
+        await bus.send(TOPICS.pairs, dump_event(make_pair(i)))
+        if i == 14:
+            await bus.send(TOPICS.pairs, b"not a pair")
+    real = store.insert_pairs
+    writes: list[int] = []
+
+    async def counted(*args: Any, **kwargs: Any) -> int:
+        writes.append(len(args[0]))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "insert_pairs", counted)
+    scorer = SizedScorer()
+    worker = JudgeWorker(
+        bus=bus, topics=TOPICS, scorer=scorer, store=store, batch_rows=35, batch_seconds=0.5
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    log = bus.topic(TOPICS.pairs)
+    try:
+        await wait_for(lambda: log.committed.get(GROUP, 0) == 71, "the commits")
+    finally:
+        stop.set()
+        await task
+    assert max(scorer.sizes) <= 10 and sum(scorer.sizes) == 70
+    assert writes == [34, 35, 1]  # 35 records a batch, the poison one in the first
+    assert await store.run(store.store.count_comparisons, "m1") == 70
+    (dead,) = bus.topic(TOPICS.dlq).log
+    assert dead.value == b"not a pair"
