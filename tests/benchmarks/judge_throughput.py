@@ -261,6 +261,13 @@ def main() -> None:
                     Path(tmp),
                 )
             )
+            demo = None
+            if args.demo > 0:  # before chdb_alone: one chDB engine per process, on one directory
+                asked_before = len(llm_app.requests)
+                demo = asyncio.run(
+                    run(broker, llm.url, demo_pairs(args.demo), args.demo, "demo", Path(tmp))
+                )
+                llm_calls = len(llm_app.requests) - asked_before
             alone, alone_cpu = chdb_alone(Path(tmp) / "deterministic")
             print(  # noqa: T201
                 f"judge {rate:,.0f} pairs/s scored and stored, Kafka to chDB, deterministic tiers,"
@@ -269,13 +276,9 @@ def main() -> None:
                 f"({cpu * rate:.0%} of a core), chDB alone {alone_cpu * 1e6:.0f} ms "
                 f"({args.pairs:,} pairs, load {os.getloadavg()[0]:.2f})"
             )
-            if args.demo <= 0:
+            if demo is None:
                 return
-            asked_before = len(llm_app.requests)
-            rate, cpu, counts = asyncio.run(
-                run(broker, llm.url, demo_pairs(args.demo), args.demo, "demo", Path(tmp))
-            )
-            llm_calls = len(llm_app.requests) - asked_before
+            rate, cpu, counts = demo
             decided = counts["tier_exact"] + counts["tier_json"]
             print(  # noqa: T201
                 f"demo mix: {rate:,.0f} pairs/s with the LLM tier (judge CPU {cpu * rate:.0%}, "
