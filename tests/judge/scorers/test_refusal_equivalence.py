@@ -11,6 +11,7 @@ words, JSON and XSTest answers cut and spliced.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -40,18 +41,15 @@ XSTEST = xstest_pairs()
 def now(text: str, request: str | None) -> Fields:
     verdict, reads = detect_refusal_scoped(text, request)
     assert detect_refusal(text, request) == verdict
-    return (
-        verdict.refused,
-        verdict.kind.value,
-        verdict.score,
-        verdict.evidence,
-        verdict.cue,
-        reads,
-    )
+    return fields(verdict, reads)
 
 
 def before(text: str, request: str | None) -> Fields:
-    verdict, reads = frozen.detect_refusal_scoped(text, request)
+    return fields(*frozen.detect_refusal_scoped(text, request))
+
+
+def fields(verdict: Any, reads: bool) -> Fields:
+    """Every field of a verdict (the kind as its value: the frozen copy has its own enum)."""
     return (
         verdict.refused,
         verdict.kind.value,
