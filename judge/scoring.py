@@ -3,8 +3,9 @@
 `Scorer.score` fills every field of `judge.comparison.Comparison`: refusals per side and the
 disagreement finding, format drift, semantic equivalence (through `EquivalenceCascade`),
 latency and time to first token, tokens and cost per side, statuses and errors. Everything but
-the LLM tier is synchronous and cheap (well under 200 µs a pair: the judge worker's budget is
-5,000 pairs/s on one core including the ClickHouse writes), so `score_many` runs the
+the LLM tier is synchronous and cheap (~20 µs a pair on structured traffic, ~40 on the demo
+mix: the judge worker's budget is 10,000 pairs/s per process, parsing and the ClickHouse
+writes included; `docs/benchmarks.md`, issue 17), so `score_many` runs the
 deterministic work inline and only the pairs that need the LLM judge wait, concurrently.
 
 Judge version
