@@ -6,7 +6,8 @@ the judge's Python per pair (issue 17). msgspec decodes the same JSON into slott
 about a third of that. The contract stays `mirror.events`: the twins here are *generated* from
 its pydantic models when this module is imported (same field names, types, defaults and
 default factories, the models' properties such as `ArmResult.ok` and `ShadowPair.key`, unknown
-fields refused), never written by hand, so a field added there is a field here.
+fields refused), never written by hand, so a field added there is a field here. A model with a
+field constraint or a validator, which a twin would not apply, makes the build fail at import.
 
 `parse_shadow_pair_view` decides nothing itself that `mirror.events.parse_shadow_pair` would
 decide otherwise:
@@ -90,6 +91,10 @@ def _twin(
     twins: dict[type[BaseModel], type[msgspec.Struct]],
     overrides: dict[str, Any],
 ) -> type[msgspec.Struct]:
+    decorators = model.__pydantic_decorators__
+    if decorators.field_validators or decorators.model_validators or decorators.validators:
+        # a validator could change or refuse a value the twin would take as it came
+        raise TypeError(f"{model.__name__} has validators: a twin would not run them")
     fields: list[tuple[str, Any, Any]] = []
     for name, info in model.model_fields.items():
         if info.metadata and name not in overrides:

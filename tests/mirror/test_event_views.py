@@ -74,6 +74,28 @@ def test_every_field_and_property_of_the_contract_is_on_its_twin() -> None:
     assert pair.result.ok and pair.arm.kind is ArmKind.CANDIDATE
 
 
+def test_a_model_the_twin_could_not_follow_is_refused_at_build() -> None:
+    """A constraint or a validator would let pydantic refuse or change what a twin takes."""
+    from pydantic import Field, field_validator
+
+    from mirror.event_views import _twin
+
+    class Constrained(BaseModel):
+        n: int = Field(gt=0)
+
+    class Validated(BaseModel):
+        s: str
+
+        @field_validator("s")
+        @classmethod
+        def _upper(cls, value: str) -> str:
+            return value.upper()
+
+    for model in (Constrained, Validated):
+        with pytest.raises(TypeError, match=model.__name__):
+            _twin(model, {}, {})
+
+
 def test_the_demo_traffic_decodes_to_the_values_pydantic_gives() -> None:
     pairs = [*demo_pairs(600), *deterministic_pairs(300)]
     pairs.append(ShadowPair(call=served_call(), migration="m", arm=pydantic_arm(), result=arm()))
