@@ -67,6 +67,14 @@ class ControlReader:
                     await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
                 except Exception as exc:  # noqa: BLE001 - leaving is best effort
                     log.debug("control consumer stopped uncleanly: %r", exc)
+                except asyncio.CancelledError:
+                    # aiokafka's stop can raise the CancelledError of its own fetch task (it
+                    # cancels it, then awaits it): that one must not end the reader, which
+                    # would leave the sidecar's weights frozen; a cancel of this task must
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    log.debug("control consumer stopped uncleanly: its fetch task's cancel")
             try:
                 await asyncio.wait_for(stop.wait(), RETRY_S)
             except TimeoutError:

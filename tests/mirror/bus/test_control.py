@@ -127,3 +127,49 @@ async def test_a_reader_keeps_its_weights_while_the_broker_is_away(
         stop.set()
         await asyncio.wait_for(reading, 30)
         await bus.stop()
+
+
+class _StopCancelled:
+    """A consumer whose stop raises the CancelledError of a task of its own, as aiokafka's
+    can when its fetcher's task was cancelled while the brokers were away."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def start(self) -> None:
+        self.log.append("start")
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> list[object]:
+        from mirror.errors import BusError
+
+        raise BusError("brokers away")
+
+    async def stop(self) -> None:
+        self.log.append("stop")
+        raise asyncio.CancelledError
+
+
+class _Bus:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def consumer(self, topics: list[str], **_: object) -> _StopCancelled:
+        return _StopCancelled(self.log)
+
+
+async def test_a_cancelled_error_from_the_consumers_own_stop_does_not_end_the_reader() -> None:
+    bus, stop = _Bus(), asyncio.Event()
+    reading = asyncio.create_task(ControlReader(bus, "shadow.control", Weights()).run(stop))  # type: ignore[arg-type]
+    await wait_for(lambda: bus.log.count("stop") >= 2, timeout_s=10)  # it went on, and retried
+    assert not reading.done()
+    stop.set()
+    await asyncio.wait_for(reading, 10)  # and stops when told
+
+
+async def test_a_cancel_of_the_reader_itself_still_cancels_it() -> None:
+    bus, stop = _Bus(), asyncio.Event()
+    reading = asyncio.create_task(ControlReader(bus, "shadow.control", Weights()).run(stop))  # type: ignore[arg-type]
+    await wait_for(lambda: "stop" in bus.log, timeout_s=10)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(reading, 10)
