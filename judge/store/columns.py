@@ -67,14 +67,6 @@ def call_row(call: CapturedCall) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def insert_columns(
-    ch: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], token: str
-) -> None:
-    """Insert `rows` (in `columns` order) into `table` as one block deduplicated by `token`,
-    as `rows.insert` does (the module docstring says how, and when it falls back to it)."""
-    send(ch, table, columns, rows, document(columns, rows), token)
-
-
 def document(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes | None:
     """The rows' JSON document, or None when it takes the Native way (or there are none). Pure
     Python: the judge builds it before its turn at the store (`Store.prepare`)."""
@@ -91,7 +83,8 @@ def send(
     body: bytes | None,
     token: str,
 ) -> None:
-    """Insert `rows` as `body` (`document(columns, rows)`), or the Native way if None."""
+    """Insert `rows` (in `columns` order) into `table` as one block deduplicated by `token`, as
+    `rows.insert` does: as `body` (`document(columns, rows)`), or the Native way if None."""
     if not rows:
         return
     if body is None:

@@ -20,7 +20,8 @@ from judge.store.columns import (
     JSON_TEXT_COLUMNS,
     _native,
     call_row,
-    insert_columns,
+    document,
+    send,
 )
 from judge.store.rows import CALL_COLUMNS, COMPARISON_FIELDS, PAIR_COLUMNS, comparison_row, insert
 from judge.store.store import Store
@@ -29,6 +30,14 @@ from mirror.events import ShadowPair, dump_event
 from mirror.pricing import PriceTable
 from tests.chdb import database_url
 from tests.demo_mix import demo_pairs, deterministic_pairs
+
+
+def insert_columns(
+    ch: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], token: str
+) -> None:
+    """The store's two steps in one: the document, then the insert."""
+    send(ch, table, columns, rows, document(columns, rows), token)
+
 
 TABLES = {"calls": CALL_COLUMNS, "pairs": PAIR_COLUMNS, "comparisons": COMPARISON_FIELDS}
 
