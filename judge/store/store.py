@@ -361,32 +361,26 @@ class Store:
         (a replay, two runners sending one text) collapses on merge and readers take one per
         key (FINAL / LIMIT 1 BY). `insert_pairs` writes a pair's rows with the pair itself.
         """
-        if not rows:
-            return 0
-        with self._call("insert embedding reference rows") as ch:
-            insert(
-                ch,
-                "embedding_reference",
-                REFERENCE_COLUMNS,
-                [reference_row(row) for row in rows],
-                uuid.uuid4().hex,
-            )
-        return len(rows)
+        return self._insert_rows(
+            "embedding_reference", REFERENCE_COLUMNS, [reference_row(row) for row in rows]
+        )
 
     def insert_list_verdicts(self, rows: Sequence[ListVerdictRow]) -> int:
         """Write the LLM judge's list verdicts of an embedding migration
         (`embedding_list_verdicts`); returns how many. A verdict asked again is a newer row of
         the same key: the ReplacingMergeTree keeps it, readers take the latest."""
+        return self._insert_rows(
+            "embedding_list_verdicts",
+            LIST_VERDICT_COLUMNS,
+            [list_verdict_row(row) for row in rows],
+        )
+
+    def _insert_rows(self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> int:
+        """One insert of `rows` into `table` with a token of its own; how many rows."""
         if not rows:
             return 0
-        with self._call("insert embedding list verdicts") as ch:
-            insert(
-                ch,
-                "embedding_list_verdicts",
-                LIST_VERDICT_COLUMNS,
-                [list_verdict_row(row) for row in rows],
-                uuid.uuid4().hex,
-            )
+        with self._call(f"insert into {table}") as ch:
+            insert(ch, table, columns, rows, uuid.uuid4().hex)
         return len(rows)
 
     def list_verdicts(
