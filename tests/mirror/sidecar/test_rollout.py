@@ -452,6 +452,10 @@ def test_an_untranslatable_request_is_served_by_the_primary(env: Env) -> None:
 
 
 def test_the_metrics_page_says_why(env: Env) -> None:
+    # Its own calls: under xdist this test may run in a worker that ran no other of this module.
+    with env.openai() as client:
+        for model in ("gpt-fail-529", "gpt-closed", "gpt-4o"):
+            client.chat.completions.create(model=model, messages=QUESTION)  # type: ignore[arg-type]
     text = httpx2.get(f"{env.sidecar.url}/metrics").text
     assert 'shadowjudge_rollout_fallbacks_total{arm="cand",migration="chat-529",' in text
     line = next(
