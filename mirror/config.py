@@ -158,6 +158,9 @@ class CaptureSettings(Section):
     #: The publisher queue: past either bound a new event is dropped and counted.
     queue_max_events: int = Field(default=10_000, gt=0)
     queue_max_bytes: int = Field(default=256 << 20, gt=0)
+    #: How long after a call ended its capture is built and sent: the app reads its answer
+    #: first, without the capture's work competing for the CPU (`mirror.sidecar.publisher`).
+    publish_delay_ms: float = Field(default=3.0, ge=0, le=1000)
     redact: tuple[RedactionRule, ...] = ()
     #: Segment labels read from request headers: label -> header name.
     segment_headers: dict[str, str] = Field(default_factory=dict)

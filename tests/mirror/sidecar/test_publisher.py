@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from mirror.bus.kafka import KafkaBus
 from mirror.bus.memory import MemoryBus
@@ -118,3 +119,54 @@ async def test_captures_are_built_one_per_turn_of_the_loop() -> None:
     assert most <= 1, f"{most} captures built in one turn of the loop"
     assert len(bus.topic("calls").log) == burst
     await publisher.stop()
+
+
+async def test_a_capture_waits_until_the_app_has_read_its_answer() -> None:
+    """A capture is built `publish_delay_ms` after the call ended, not in the loop's next turn,
+    so its work does not compete with the app reading the answer's last bytes."""
+    bus = MemoryBus()
+    await bus.start()
+    loop = asyncio.get_running_loop()
+    sent_at: list[float] = []
+    send = bus.send
+
+    async def timed_send(*args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        sent_at.append(loop.time())
+        return await send(*args, **kwargs)
+
+    bus.send = timed_send  # type: ignore[method-assign]
+    metrics = SidecarMetrics()
+    publisher = Publisher(
+        bus, "calls", CaptureSettings(publish_delay_ms=300), metrics, own_bus=False
+    )
+    await publisher.start()
+    first = loop.time()
+    publisher.submit(make_exchange(0))
+    await asyncio.sleep(0.1)
+    second = loop.time()
+    publisher.submit(make_exchange(1))
+    await asyncio.sleep(0.05)
+    assert not sent_at, "built before its delay"
+    await wait_until(lambda: value(metrics, "shadowjudge_sidecar_captured_total") == 2)
+    assert sent_at[0] - first >= 0.3
+    assert sent_at[1] - second >= 0.3
+    await publisher.stop()
+
+
+async def test_stopping_sends_what_is_queued_without_the_delay() -> None:
+    bus = MemoryBus()
+    await bus.start()
+    metrics = SidecarMetrics()
+    publisher = Publisher(
+        bus, "calls", CaptureSettings(publish_delay_ms=1000), metrics, own_bus=False
+    )
+    await publisher.start()
+    for i in range(3):
+        publisher.submit(make_exchange(i))
+    await asyncio.sleep(0.01)
+    started = asyncio.get_running_loop().time()
+    await publisher.stop(drain_timeout_s=5)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert len(bus.topic("calls").log) == 3
+    assert value(metrics, "shadowjudge_sidecar_captured_total") == 3
+    assert metrics.dropped_total() == 0
