@@ -1,12 +1,14 @@
-"""Sidecar overhead: the same fixed-rate load, direct to a fake provider and through the sidecar.
+"""Sidecar overhead: the same load, direct to a fake provider and through the sidecar.
 
     .venv/bin/python -m tests.benchmarks.sidecar_overhead [--rate 200] [--seconds 30]
     .venv/bin/python -m tests.benchmarks.sidecar_overhead --in-run --backlog 20000 --seconds 10
 
 One run, three processes besides this one: a fake OpenAI provider, the sidecar (`shadowjudge
 mirror`, publishing every capture to a Tansu Kafka broker, which is the fourth). This process
-sends requests at a fixed rate, alternating direct and via-sidecar, so both paths see the same
-machine load; first non-streaming chat completions, then streaming ones. It prints the p50 and
+sends requests at a fixed mean rate, Poisson arrivals, each call's path (direct or via the
+sidecar) drawn at random, so both paths see the same machine load and no phase of it; first
+non-streaming chat completions, then streaming ones. With `--in-run` the dashboards' pages are
+asked without pause from a process of their own. It prints the p50 and
 p99 latency added by the sidecar and the TTFT it adds on streams (time to the first content
 chunk), the errors on each path, and what the sidecar captured and dropped.
 
@@ -24,15 +26,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
+import random
 import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -76,44 +80,58 @@ triggers:
 PAIRS_PER_CALL = 5
 
 
+def read_pages(base: str, stop: Any, times: Any) -> None:
+    """Ask the dashboards' pages one after another until `stop` is set; put the list of
+    answer times (ms) and the error count on `times`."""
+    answered: list[float] = []
+    errors = 0
+    with httpx.Client(base_url=base, timeout=30) as client:
+        while not stop.is_set():
+            for page in PageReader.PAGES:
+                started = time.perf_counter()
+                try:
+                    answer = client.get(page)
+                except httpx.HTTPError:
+                    errors += 1
+                    time.sleep(0.2)
+                    continue
+                if answer.status_code == 200:
+                    answered.append((time.perf_counter() - started) * 1000)
+                else:  # 404 until the first pairs are judged
+                    time.sleep(0.2)
+    times.put((answered, errors))
+
+
 class PageReader:
     """Asks the dashboards' overview, migration page and review queue one after another, in a
-    thread, until stopped: the pages busy while the sidecar is measured."""
+    process of its own, until stopped: the pages busy while the sidecar is measured. Not a
+    thread of this process: its parsing would hold the interpreter lock the measuring loop
+    needs to read each answer, up to the switch interval (5 ms) at a time."""
 
     PAGES = ("/?window=1h", "/migrations/bench?window=1h", "/review?window=1h")
 
-    def __init__(self, base: str, stop: threading.Event) -> None:
-        self.base, self.stop = base, stop
-        self.times: list[float] = []
-        self.errors = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=30) as client:
-            while not self.stop.is_set():
-                for page in self.PAGES:
-                    started = time.perf_counter()
-                    try:
-                        answer = client.get(page)
-                    except httpx.HTTPError:
-                        self.errors += 1
-                        time.sleep(0.2)
-                        continue
-                    if answer.status_code == 200:
-                        self.times.append((time.perf_counter() - started) * 1000)
-                    else:  # 404 until the first pairs are judged
-                        time.sleep(0.2)
+    def __init__(self, base: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._times: Any = context.Queue()
+        self._process = context.Process(
+            target=read_pages, args=(base, self._stop, self._times), daemon=True
+        )
+        self._process.start()
 
     def summary(self) -> str:
-        self.thread.join(30)
-        if not self.times:
-            return f"dashboards: no page answered ({self.errors} errors)"
-        ordered = sorted(self.times)
+        self._stop.set()
+        try:
+            times, errors = self._times.get(timeout=60)
+        finally:
+            self._process.join(30)
+        if not times:
+            return f"dashboards: no page answered ({errors} errors)"
+        ordered = sorted(times)
         p50 = ordered[len(ordered) // 2]
         return (
             f"dashboards asked {len(ordered)} times during the load: p50 {p50:.0f} ms,"
-            f" max {ordered[-1]:.0f} ms, {self.errors} errors"
+            f" max {ordered[-1]:.0f} ms, {errors} errors"
         )
 
 
@@ -159,7 +177,7 @@ async def one(
 
 
 async def load(
-    direct_url: str, sidecar_url: str, rate: float, seconds: float, stream: bool
+    direct_url: str, sidecar_url: str, rate: float, seconds: float, stream: bool, seed: int = 0
 ) -> tuple[PathStats, PathStats]:
     direct, via = PathStats("direct"), PathStats("sidecar")
     body = (
@@ -178,14 +196,18 @@ async def load(
             )
         )
         tasks = []
-        interval = 1.0 / rate
-        start = time.perf_counter()
-        total = int(rate * seconds)
-        for i in range(total):
-            delay = start + i * interval - time.perf_counter()
+        # Poisson arrivals, each call's path drawn at random: a fixed period would lock the
+        # paths to phases of the load (with a fake answering in a fixed time, a replay the
+        # runner sends after a call through the sidecar would end with every second call
+        # after it, always on the same path).
+        rng = random.Random(seed)
+        at = time.perf_counter()
+        for _ in range(int(rate * seconds)):
+            at += rng.expovariate(rate)
+            delay = at - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            target, url = (direct, direct_url) if i % 2 == 0 else (via, sidecar_url)
+            target, url = (direct, direct_url) if rng.random() < 0.5 else (via, sidecar_url)
             tasks.append(
                 asyncio.create_task(
                     one(session, url + "/v1/chat/completions", body, stream, target)
@@ -318,6 +340,7 @@ def measure(
             f"providers:\n  openai: {{kind: openai, base_url: '{fake_url}'}}\n"
             f"sidecar: {{listen: '127.0.0.1:{port}', cpu_slice_us: {args.cpu_slice_us}}}\n"
             f"bus: {'memory://' if command == 'run' else broker_url}\n"
+            f"capture: {{publish_delay_ms: {args.publish_delay_ms}}}\n"
             + (BACKLOG.format(store=Path(tmp) / "store", pages=pages) if command == "run" else "")
         )
         process = subprocess.Popen(
@@ -329,9 +352,8 @@ def measure(
             wait_for_port(port)
             url = f"http://127.0.0.1:{port}"
             wait_ready(url)
-            stop = threading.Event()
             busy_pages = command == "run" and not args.quiet_pages
-            readers = PageReader(f"http://127.0.0.1:{pages}", stop) if busy_pages else None
+            readers = PageReader(f"http://127.0.0.1:{pages}") if busy_pages else None
             for stream in (False, True):
                 kind = "stream" if stream else "non-stream"
                 if backlog:
@@ -351,7 +373,6 @@ def measure(
                         f"{kind}: at the phase's end {calls_left:.0f} calls not yet read by the"
                         f" runner, {left:.0f} pairs not yet judged"
                     )
-            stop.set()
             if readers is not None:
                 row.notes.append(readers.summary())
         finally:
@@ -399,6 +420,13 @@ def main() -> None:
         default=100,
         help="sidecar.cpu_slice_us, the CPU slice the sidecar's process asks for (0: the"
         " kernel's default), to compare",
+    )
+    parser.add_argument(
+        "--publish-delay-ms",
+        type=float,
+        default=3.0,
+        help="capture.publish_delay_ms, how long after a call its capture is built (0: in the"
+        " loop's next turn), to compare",
     )
     parser.add_argument(
         "--in-run",
@@ -449,7 +477,8 @@ def main() -> None:
             f"providers:\n  openai: {{kind: openai, base_url: '{fake.url}'}}\n"
             f"sidecar: {{listen: '127.0.0.1:{port}', cpu_slice_us: {args.cpu_slice_us}}}\n"
             f"bus: {'memory://' if args.memory_bus or args.in_run else broker.url}\n"
-            f"capture: {{enabled: {'false' if args.no_capture else 'true'}}}\n"
+            f"capture: {{enabled: {'false' if args.no_capture else 'true'},"
+            f" publish_delay_ms: {args.publish_delay_ms}}}\n"
             + (IN_RUN.format(store=Path(tmp) / "store", pages=pages) if args.in_run else "")
         )
         sidecar = subprocess.Popen(
@@ -468,15 +497,13 @@ def main() -> None:
         try:
             wait_for_port(port)
             sidecar_url = f"http://127.0.0.1:{port}"
-            stop = threading.Event()
             busy_pages = args.in_run and not args.quiet_pages
-            readers = PageReader(f"http://127.0.0.1:{pages}", stop) if busy_pages else None
+            readers = PageReader(f"http://127.0.0.1:{pages}") if busy_pages else None
             for stream in (False, True):
                 direct, via = asyncio.run(
                     load(fake.url, sidecar_url, args.rate, args.seconds, stream)
                 )
                 report("stream" if stream else "non-stream", direct, via)
-            stop.set()
             if readers is not None:
                 print(readers.summary())  # noqa: T201
             time.sleep(1)
