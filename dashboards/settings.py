@@ -14,7 +14,7 @@ import os
 import re
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -108,6 +108,11 @@ class RunSettings(BaseModel):
     #: sidecar stopped, so the calls it captured are replayed, judged and stored; what is still
     #: on the in-process bus after it is dropped, logged and counted. A second signal: at once.
     drain_timeout_s: float = Field(default=10.0, ge=0)
+    #: The CPU policy of `run`'s own threads (runner, judge, store, pages) once its sidecar's
+    #: process runs: `idle` (Linux's `SCHED_IDLE`: whatever else wakes on the machine, the app
+    #: and the sidecar first, takes a core from them at once; they get the CPU the rest leave)
+    #: or `normal` (they share it as equals). The sidecar's process always runs `normal`.
+    cpu_policy: Literal["idle", "normal"] = "idle"
 
 
 class Settings(BaseModel):

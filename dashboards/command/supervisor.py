@@ -57,7 +57,7 @@ from mirror.runner.caller import ArmCaller
 from mirror.runner.worker import Runner
 from mirror.sidecar.child import ChildConfig, SidecarProcess
 from mirror.sidecar.metrics import SidecarMetrics
-from mirror.sidecar.sched import request_slice
+from mirror.sidecar.sched import idle_threads, request_slice
 from mirror.sidecar.server import SidecarServer, bind, build_sidecar
 
 log = logging.getLogger("shadowjudge")
@@ -550,9 +550,13 @@ async def _run_roles(
             through_parent=shared is not None,
             log_level=logging.getLogger().getEffectiveLevel(),
         )
-        servers.append(
-            SidecarProcess(child, listener, bus=shared, weights=weights, metrics=sidecar_metrics)
+        process = SidecarProcess(
+            child, listener, bus=shared, weights=weights, metrics=sidecar_metrics
         )
+        servers.append(process)
+        if settings.run.cpu_policy == "idle":
+            moved = idle_threads(keep={await process.spawner_thread()})
+            log.debug("%d threads of run's roles moved to the idle CPU policy", moved)
         log.info("sidecar listening on %s", settings.sidecar.listen)
     elif "mirror" in roles:
         if roles == {"mirror"} and settings.sidecar.cpu_slice_us:  # only the live path here

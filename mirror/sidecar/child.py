@@ -34,8 +34,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +113,14 @@ class SidecarProcess:
         self.metrics = metrics
         self.should_exit = False
         self.pid: int | None = None
+        # The child is started from this thread, never from the loop's: the parent's other
+        # threads may be moved to the idle CPU policy, which a child would inherit for good.
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="shadowjudge-sidecar-spawn")
+
+    async def spawner_thread(self) -> int:
+        """The native id of the thread that starts the child (started now if need be)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._spawner, threading.get_native_id)
 
     async def serve(self) -> None:
         try:
@@ -127,25 +137,18 @@ class SidecarProcess:
                 log.error("the sidecar process exited while serving; starting it again")
         finally:
             self.listener.close()
+            self._spawner.shutdown(wait=False)
 
     async def _serve_once(self) -> bool:
         """Run one child until it exits: True when it was asked to (the stop signal)."""
         ours, theirs = socket.socketpair()
+        spawn = asyncio.get_running_loop().run_in_executor(self._spawner, self._start_child, theirs)
         try:
-            process = subprocess.Popen(  # noqa: ASYNC220 - a fork and exec, no wait
-                [
-                    sys.executable,
-                    "-m",
-                    "mirror.sidecar.child",
-                    str(self.listener.fileno()),
-                    str(theirs.fileno()),
-                ],
-                stdin=subprocess.PIPE,
-                pass_fds=(self.listener.fileno(), theirs.fileno()),
-                start_new_session=True,  # a terminal's Ctrl-C reaches the parent only
-            )
-        finally:
-            theirs.close()
+            process = await asyncio.shield(spawn)
+        except BaseException:
+            spawn.add_done_callback(_stop_unwanted)  # started for nobody: stopped
+            ours.close()
+            raise
         self.pid = process.pid
         assert process.stdin is not None
         with contextlib.suppress(BrokenPipeError):  # a child that died is seen below
@@ -187,6 +190,25 @@ class SidecarProcess:
             log.error("the sidecar process exited with status %d", process.returncode)
         return signalled
 
+    def _start_child(self, theirs: socket.socket) -> subprocess.Popen[bytes]:
+        """In the spawner thread: start the child with its end of the channel, then close that
+        end here (not in the loop's thread, which could close it while the fork uses it)."""
+        try:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mirror.sidecar.child",
+                    str(self.listener.fileno()),
+                    str(theirs.fileno()),
+                ],
+                stdin=subprocess.PIPE,
+                pass_fds=(self.listener.fileno(), theirs.fileno()),
+                start_new_session=True,  # a terminal's Ctrl-C reaches the parent only
+            )
+        finally:
+            theirs.close()
+
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
             while (got := await read_frame(reader)) is not None:
@@ -211,6 +233,11 @@ class SidecarProcess:
 
 
 # --- the child ---------------------------------------------------------------------------------
+
+
+def _stop_unwanted(spawn: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    if not spawn.cancelled() and spawn.exception() is None:
+        spawn.result().kill()
 
 
 def _relayed(states: dict[str, dict[str, Any]], name: str) -> Callable[[], dict[str, Any]]:

@@ -341,6 +341,7 @@ def measure(
             f"sidecar: {{listen: '127.0.0.1:{port}', cpu_slice_us: {args.cpu_slice_us}}}\n"
             f"bus: {'memory://' if command == 'run' else broker_url}\n"
             f"capture: {{publish_delay_ms: {args.publish_delay_ms}}}\n"
+            f"run: {{cpu_policy: {args.cpu_policy}}}\n"
             + (BACKLOG.format(store=Path(tmp) / "store", pages=pages) if command == "run" else "")
         )
         process = subprocess.Popen(
@@ -429,6 +430,12 @@ def main() -> None:
         " loop's next turn), to compare",
     )
     parser.add_argument(
+        "--cpu-policy",
+        choices=("idle", "normal"),
+        default="idle",
+        help="with --in-run: run.cpu_policy, the CPU policy of run's own threads, to compare",
+    )
+    parser.add_argument(
         "--in-run",
         action="store_true",
         help="the sidecar inside `shadowjudge run` (memory bus, chDB), with a migration that"
@@ -479,6 +486,7 @@ def main() -> None:
             f"bus: {'memory://' if args.memory_bus or args.in_run else broker.url}\n"
             f"capture: {{enabled: {'false' if args.no_capture else 'true'},"
             f" publish_delay_ms: {args.publish_delay_ms}}}\n"
+            + (f"run: {{cpu_policy: {args.cpu_policy}}}\n" if args.in_run else "")
             + (IN_RUN.format(store=Path(tmp) / "store", pages=pages) if args.in_run else "")
         )
         sidecar = subprocess.Popen(

@@ -9,6 +9,7 @@ to chDB. SIGTERM stops it cleanly; the store then holds the comparisons.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx2
 import openai
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from judge.config import StoreSettings
@@ -322,14 +324,14 @@ async def sidecar_child(parent: int) -> int:
         await asyncio.sleep(0.02)
 
 
-async def start_plain_run(tmp_path: Path) -> tuple[asyncio.subprocess.Process, int]:
+async def start_plain_run(tmp_path: Path, more: str = "") -> tuple[asyncio.subprocess.Process, int]:
     port, pages = free_port(), free_port()
     config = tmp_path / "shadowjudge.yaml"
     config.write_text(
         f'providers:\n  openai: {{kind: openai, base_url: "http://127.0.0.1:9"}}\n'
         f'sidecar: {{listen: "127.0.0.1:{port}"}}\n'
         f'dashboards: {{listen: "127.0.0.1:{pages}"}}\n'
-        f'store: {{url: "chdb://{tmp_path / "store"}"}}\n'
+        f'store: {{url: "chdb://{tmp_path / "store"}"}}\n' + more
     )
     process = await shadowjudge(config, "--log-level", "WARNING", "run", stderr=PIPE)
     return process, port
@@ -374,6 +376,49 @@ async def test_the_sidecar_process_asks_for_a_short_cpu_slice(tmp_path: Path) ->
         assert threads
         assert {thread_slice_ns(tid) for tid in threads} == {100_000}
         assert thread_slice_ns(process.pid) != 100_000
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+
+
+def policies(pid: int) -> dict[int, int]:
+    """Each thread of `pid` and its CPU policy."""
+    found = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            found[int(tid)] = os.sched_getscheduler(int(tid))
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="no SCHED_IDLE here")
+@pytest.mark.parametrize("policy", ["idle", "normal"])
+async def test_runs_roles_give_way_to_the_live_path(tmp_path: Path, policy: str) -> None:
+    """With `run.cpu_policy: idle` (the default) every thread of `run`'s own process but the
+    one that starts the sidecar's runs `SCHED_IDLE`, threads started later included; the
+    sidecar's process runs the normal policy, and so does one started again after it died.
+    With `normal`, nothing is moved."""
+    process, port = await start_plain_run(
+        tmp_path, "" if policy == "idle" else "run: {cpu_policy: normal}\n"
+    )
+    try:
+        await asyncio.to_thread(wait_for_port, port, 30)
+        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            first = await sidecar_child(process.pid)
+            assert set(policies(first).values()) == {os.SCHED_OTHER}
+            parent = policies(process.pid)
+            if policy == "normal":
+                assert set(parent.values()) == {os.SCHED_OTHER}
+                return
+            assert parent[process.pid] == os.SCHED_IDLE  # the event loop's thread
+            assert list(parent.values()).count(os.SCHED_OTHER) == 1, parent  # the spawner
+            await asyncio.sleep(5.5)  # past RESTART_AFTER_S: it was serving
+            os.kill(first, signal.SIGKILL)
+            await asyncio.sleep(0.2)
+            assert (await client.get("/healthz")).status_code == 200  # the next child's
+            second = await sidecar_child(process.pid)
+            assert second != first
+            assert set(policies(second).values()) == {os.SCHED_OTHER}
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 60) == 0
