@@ -109,8 +109,8 @@ class Forward:
             self.exchange = None
             self.sidecar.capture_failed()
 
-    def response_done(self, keep_alive: bool) -> None:
-        self.end(None)
+    def response_done(self, keep_alive: bool, ended: float) -> None:
+        self.end(None, ended)
         self.app.done(self.keep_alive and keep_alive)
 
     def response_failed(self, reason: str, answered: bool, *, stale: bool = False) -> None:
@@ -144,14 +144,16 @@ class Forward:
         self.sidecar.bad_gateway(self.app, self.upstream.kind, message, self.keep_alive)
         self.end(ErrorInfo(kind=ErrorKind.UNREACHABLE, message=message))
 
-    def end(self, error: ErrorInfo | None) -> None:
+    def end(self, error: ErrorInfo | None, ended: float | None = None) -> None:
+        """The call is over: counted, and its capture queued. `ended`: when its answer's last
+        bytes arrived (the latency excludes the sidecar's own work after); else now."""
         sidecar = self.sidecar
         sidecar.observe(self.api, self.status, self.started)
         exchange = self.exchange
         if exchange is None:
             return
         self.exchange = None
-        exchange.ended = time.perf_counter()
+        exchange.ended = time.perf_counter() if ended is None else ended
         exchange.error = error
         if sidecar.publisher is not None:
             sidecar.publisher.submit(exchange)

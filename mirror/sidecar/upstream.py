@@ -54,7 +54,9 @@ class Listener(Protocol):
 
     def response_body(self, data: bytes, arrived: float) -> None: ...
 
-    def response_done(self, keep_alive: bool) -> None: ...
+    def response_done(self, keep_alive: bool, ended: float) -> None:
+        """The answer ended; `ended`: `perf_counter()` when its last bytes arrived (or the
+        connection that delimited it closed), before the sidecar's own work on them."""
 
     def response_failed(self, reason: str, answered: bool, *, stale: bool = False) -> None:
         """The connection ended before the answer did. `answered`: bytes reached the app.
@@ -202,7 +204,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._pool.lost(self)
         if self._listener is not None:
             if self._status and self._head is None and self._left < 0 and self._chunked is None:
-                self._finish(keep_alive=False, reuse=False)  # an answer without length ends here
+                # An answer without length ends here.
+                self._arrived = time.perf_counter()
+                self._finish(keep_alive=False, reuse=False)
             else:
                 head = self._head
                 # A reused connection with nothing of this answer read: closed while idle.
@@ -355,7 +359,7 @@ class UpstreamConnection(asyncio.Protocol):
         # that connection is not reused (the app's connection goes on).
         self._pool.release(self, keep_alive and reuse and not self._head_only)
         if listener is not None:
-            listener.response_done(keep_alive)
+            listener.response_done(keep_alive, self._arrived)
 
     def _fail(self, reason: str, *, stale: bool = False) -> None:
         listener = self._release_request()
