@@ -57,10 +57,15 @@ class RunningSidecar:
         return self.metrics.registry.get_sample_value(name, labels or None) or 0.0
 
     def calls(self, expected: int | None = None, timeout_s: float = 10.0) -> list[CapturedCall]:
-        """The calls published so far (waiting until `expected` arrived, if given)."""
+        """The calls published so far (waiting until `expected` arrived, if given). A call the
+        app has its answer to is published: its capture was queued before the answer's last
+        bytes were read, so this first waits for the publisher's queue to be empty (a capture
+        waits there `capture.publish_delay_ms`)."""
         assert isinstance(self.bus, MemoryBus)
         bus = self.bus
         deadline = time.monotonic() + timeout_s
+        while self.metric("shadowjudge_sidecar_queue_depth") and time.monotonic() < deadline:
+            time.sleep(0.005)
         while True:
             records = asyncio.run_coroutine_threadsafe(
                 _snapshot(bus, self.topic), self.loop
