@@ -12,9 +12,11 @@ A capture waits `capture.publish_delay_ms` (3 ms by default) after its call ende
 built: the app has its answer's last bytes by then, and the work the capture sets going (its
 building here, the channel write that wakes `run`'s parent, the runner's replays) no longer
 competes for the CPU with the app reading that answer. Measured in `run` on 2 cores with the
-dashboards busy (`tests.benchmarks.sidecar_overhead --in-run`): without the wait the sidecar
-added 0.83-1.13 ms p50 to non-streaming calls and 1.50-1.60 ms to streams, with it 0.50-0.65
-and 1.00-1.17. When the publisher is stopped, what is queued is sent without waiting.
+dashboards busy (`tests.benchmarks.sidecar_overhead --in-run --backlog 20000`, three rounds):
+without the wait the sidecar added 1.06-1.28 ms p50 to non-streaming calls and 1.60-1.89 ms to
+streams, with it 0.59-0.78 and 1.16-1.43; with the judge working through the backlog,
+1.04-1.29 and 1.56-1.79 against 0.43-0.65 and 1.24-1.73. When the publisher is stopped, what
+is queued is sent without waiting.
 
 Every submitted exchange ends in exactly one counter: `captured` when the bus acknowledged it,
 or `dropped{reason}`. A call larger than the bus's message limit is cut to fit and flagged
