@@ -122,6 +122,16 @@ def idle_threads(keep: Collection[int] = ()) -> int:
     nothing is done; a failure is logged at debug level and leaves that thread as it was."""
     if not hasattr(os, "SCHED_IDLE"):
         return 0
+    moved = 0
+    for _ in range(3):  # again while some moved: a thread not yet moved may have started one
+        moved_now = _idle_pass(keep)
+        moved += moved_now
+        if not moved_now:
+            break
+    return moved
+
+
+def _idle_pass(keep: Collection[int]) -> int:
     try:
         threads = [int(tid) for tid in os.listdir("/proc/self/task")]
     except OSError:

@@ -1,4 +1,5 @@
-"""`mirror.sidecar.sched`: the sidecar's process asks the kernel for a short CPU slice.
+"""`mirror.sidecar.sched`: the sidecar's process asks the kernel for a short CPU slice, and
+`run`'s own threads move to the idle policy.
 
 Each case runs in a subprocess, so the test process keeps the kernel's default slice.
 """
@@ -73,3 +74,30 @@ def test_a_thread_someone_gave_another_policy_keeps_it() -> None:
         " os.sched_getscheduler(0) == os.SCHED_IDLE)\n"
     )
     assert said == "0 True True"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+def test_idle_threads_moves_all_but_the_kept_and_later_threads_follow() -> None:
+    """`run`'s parent: every thread but the one kept (it starts the sidecar's process) runs
+    `SCHED_IDLE`, a thread started afterwards by a moved one too, and a process started from
+    the kept thread runs the normal policy."""
+    said = in_subprocess(
+        "import os, subprocess, sys, threading\n"
+        "from mirror.sidecar.sched import idle_threads\n"
+        "ready, stop = threading.Event(), threading.Event()\n"
+        "ids, child = [], []\n"
+        "def kept():\n"
+        "    ids.append(threading.get_native_id()); ready.set(); stop.wait()\n"
+        "    child.append(os.sched_getscheduler(0) == os.SCHED_OTHER)\n"
+        "    child.append(subprocess.run([sys.executable, '-c', 'import os;"
+        " print(os.sched_getscheduler(0))'], capture_output=True, text=True).stdout.strip())\n"
+        "first = threading.Thread(target=kept); first.start(); ready.wait()\n"
+        "moved = idle_threads(keep={ids[0]})\n"
+        "later = []\n"
+        "t = threading.Thread(target=lambda: later.append(os.sched_getscheduler(0)))\n"
+        "t.start(); t.join()\n"
+        "stop.set(); first.join()\n"
+        "print(moved, os.sched_getscheduler(0) == os.SCHED_IDLE, later[0] == os.SCHED_IDLE,"
+        " child[0], child[1] == str(os.SCHED_OTHER))\n"
+    )
+    assert said.split() == ["1", "True", "True", "True", "True"]
