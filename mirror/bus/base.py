@@ -9,10 +9,29 @@ written once for `memory://` (one process) and Kafka (between processes):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, Self
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def foreign_cancel_ignored(what: str) -> Iterator[None]:
+    """Around a client's stop: a `CancelledError` that is not a cancel of the current task is
+    logged at debug level and dropped. aiokafka's stop cancels its own fetch task and then
+    awaits it, and with the brokers away that task's `CancelledError` can come out of `stop()`
+    (seen in CI: it ended the rollout control reader); a cancel of the current task goes on."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.debug("%s stopped uncleanly: its own task's cancel came out of it", what)
 
 
 class TopicPartition(NamedTuple):

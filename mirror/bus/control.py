@@ -17,7 +17,7 @@ import asyncio
 import logging
 import uuid
 
-from mirror.bus.base import Bus
+from mirror.bus.base import Bus, foreign_cancel_ignored
 from mirror.errors import BusError
 from mirror.rollout import WeightChange, Weights
 
@@ -63,18 +63,14 @@ class ControlReader:
                     exc,
                 )
             finally:
-                try:  # with the brokers away, aiokafka's stop may raise or wait: bound it
-                    await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
+                # With the brokers away, aiokafka's stop may raise, wait, or let out its fetch
+                # task's cancel, which must not end the reader: the sidecar's weights would
+                # freeze. A cancel of this task still ends it.
+                try:
+                    with foreign_cancel_ignored("the control consumer"):
+                        await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
                 except Exception as exc:  # noqa: BLE001 - leaving is best effort
                     log.debug("control consumer stopped uncleanly: %r", exc)
-                except asyncio.CancelledError:
-                    # aiokafka's stop can raise the CancelledError of its own fetch task (it
-                    # cancels it, then awaits it): that one must not end the reader, which
-                    # would leave the sidecar's weights frozen; a cancel of this task must
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise
-                    log.debug("control consumer stopped uncleanly: its fetch task's cancel")
             try:
                 await asyncio.wait_for(stop.wait(), RETRY_S)
             except TimeoutError:

@@ -44,6 +44,7 @@ from mirror.bus.base import (
     Record,
     SkipObserver,
     TopicPartition,
+    foreign_cancel_ignored,
 )
 from mirror.bus.partition import DefaultPartitioner
 from mirror.config import BusSettings, KafkaConsumerSettings
@@ -320,11 +321,13 @@ class KafkaConsumer(BusContext):
                 listener=_Listener(self._listener) if self._listener is not None else None,
             )
         except (KafkaError, OSError) as exc:
-            await self._consumer.stop()
+            with foreign_cancel_ignored("a Kafka consumer"):
+                await self._consumer.stop()
             raise bus_error(exc, "consumer start") from exc
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        with foreign_cancel_ignored("a Kafka consumer"):
+            await self._consumer.stop()
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
