@@ -351,6 +351,7 @@ _CLARIFY_NEEDS = _needs(
     _CLARIFY, ("understand", "unclear", "clarify", "more context", "rephrase", "provide more")
 )
 _PROCEEDS_NEEDS = _needs(_PROCEEDS, ("however", "that said", "that being said", "with that in"))
+(_INSTEAD_WORD,) = _needs(_INSTEAD, ("instead",))
 
 
 def _normalise(text: str) -> str:
@@ -499,7 +500,7 @@ def _structured(window: str) -> bool:
 
 def _compliant_shape(window: str, head_end: int) -> bool:
     """An answer that goes on to help: compliant opening, "however, I'll answer", long lists."""
-    if window.find("instead", 0, head_end) >= 0:  # what `_INSTEAD` matches starts with it
+    if window.find(_INSTEAD_WORD, 0, head_end) >= 0:  # every match holds it (`_needs`)
         for match in _INSTEAD.finditer(window, 0, head_end):
             start = match.start()
             if window[:start].rstrip().endswith((".", "!", "?", ":")) or not start:

@@ -84,12 +84,8 @@ def request_slice(microseconds: int) -> int:
     if calls is None:
         return 0
     libc, setattr_, getattr_ = calls
-    try:
-        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        threads = [0]
     changed = 0
-    for tid in threads:
+    for tid in _thread_ids() or [0]:
         attr = _SchedAttr()
         if libc.syscall(getattr_, tid, ctypes.byref(attr), ctypes.sizeof(attr), 0) != 0:
             continue  # a thread that ended meanwhile
@@ -132,12 +128,8 @@ def idle_threads(keep: Collection[int] = ()) -> int:
 
 
 def _idle_pass(keep: Collection[int]) -> int:
-    try:
-        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        return 0
     moved = 0
-    for tid in threads:
+    for tid in _thread_ids():
         if tid in keep:
             continue
         try:
@@ -149,3 +141,11 @@ def _idle_pass(keep: Collection[int]) -> int:
             continue
         moved += 1
     return moved
+
+
+def _thread_ids() -> list[int]:
+    """The native ids of this process's threads (none where /proc cannot tell)."""
+    try:
+        return [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return []
